@@ -1,0 +1,29 @@
+"""The corpus registry: one decorator, one dict, one error that lists the valid names.
+
+Modelled on lm-evaluation-harness's early model registry (STYLE.md): a loader registers
+under its name once; loading an unknown name raises and lists what exists.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+Loader = Callable[..., pd.DataFrame]
+LOADERS: dict[str, Loader] = {}
+
+
+def register_corpus(name: str) -> Callable[[Loader], Loader]:
+    def decorate(fn: Loader) -> Loader:
+        if name in LOADERS:
+            raise ValueError(f"corpus {name!r} is registered twice")
+        LOADERS[name] = fn
+        return fn
+    return decorate
+
+
+def get_loader(name: str) -> Loader:
+    try:
+        return LOADERS[name]
+    except KeyError:
+        raise KeyError(f"unknown corpus {name!r}; valid: {sorted(LOADERS)}") from None
