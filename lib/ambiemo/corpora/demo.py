@@ -45,16 +45,8 @@ def load_demo(root: Path, label_space: str | None = None) -> pd.DataFrame:
     no_votes = counts.sum(axis=1) == 0
     records = table.loc[~no_votes].assign(
         audio_path=[str(Path(root) / "wav" / f"{u}.wav") for u in table.loc[~no_votes, "utt_id"]])
-    records["duration_s"] = [_duration(p) for p in records["audio_path"]]
     return build_manifest(records, counts[~no_votes], classes, corpus="demo",
                           label_space=label_space or "4class",
                           dropped={"no_votes": int(no_votes.sum())},
                           extras=["sentence", "intended", "intensity"])
 
-
-def _duration(path: str) -> float:
-    import soundfile as sf
-    try:
-        return sf.info(path).duration
-    except (RuntimeError, OSError):  # missing or unreadable: the Manifest records NaN
-        return float("nan")

@@ -172,19 +172,37 @@ def add_ambiguity_bin(manifest: pd.DataFrame, edges: Sequence[float] | None = No
     return out
 
 
-def require_audio(manifest: pd.DataFrame) -> None:
-    """Raise FileNotFoundError listing every utterance whose audio file is absent *now*.
+class AudioUnavailableError(FileNotFoundError):
+    """Clips that cannot be sent to a model; the message lists each one and why."""
+
+
+def require_audio(manifest: pd.DataFrame, shown: int = 20) -> None:
+    """Raise AudioUnavailableError listing every utterance whose audio is absent, unreadable
+    or empty *now* (read from the file header, not decoded).
 
     Checked against the file system at call time, not the stored `has_audio`, because a
     Manifest built on one machine may be used for generation on another.
     """
-    missing = [u for u, p in zip(manifest["utt_id"], manifest["audio_path"])
-               if not Path(p).is_file()]
-    if missing:
+    import soundfile as sf
+
+    problems = []
+    for u, p in zip(manifest["utt_id"], manifest["audio_path"]):
+        if not Path(p).is_file():
+            problems.append(f"{u}: no audio file at {p}")
+            continue
+        try:
+            frames = sf.info(p).frames
+        except (RuntimeError, OSError) as e:
+            problems.append(f"{u}: {p} is not a readable audio file ({e})")
+            continue
+        if frames == 0:
+            problems.append(f"{u}: {p} is empty (0 samples)")
+    if problems:
         corpus = manifest.attrs.get("corpus", "corpus")
-        raise FileNotFoundError(
-            f"{corpus}: {len(missing)} of {len(manifest)} clips have no audio file, so they "
-            f"cannot be sent to a model: {', '.join(map(str, missing))}")
+        more = f"\n  ... and {len(problems) - shown} more" if len(problems) > shown else ""
+        raise AudioUnavailableError(
+            f"{corpus}: {len(problems)} of {len(manifest)} clips cannot be sent to a model:\n  "
+            + "\n  ".join(problems[:shown]) + more)
 
 
 def probabilities(manifest: pd.DataFrame) -> np.ndarray:

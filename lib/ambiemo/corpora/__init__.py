@@ -1,0 +1,46 @@
+"""Corpora as Manifests: human emotion-vote distributions per utterance.
+
+`load(name, root, label_space=None, **options)` is the public entry point (DESIGN.md); each
+corpus module registers its loader with `@register_corpus`. Jia et al. (2026) evaluate on
+IEMOCAP, MSP-Podcast and CREMA-D; `demo` is the synthetic corpus shipped in `data/demo/`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ambiemo.corpora.manifest import add_ambiguity_bin, require_audio
+from ambiemo.corpora.registry import LOADERS, get_loader, register_corpus
+from ambiemo.corpora import demo  # noqa: F401  (registers the loader)
+from ambiemo.corpora import crema_d, iemocap, msp_podcast  # noqa: F401  (register loaders)
+
+__all__ = ["load", "LOADERS", "register_corpus", "require_audio"]
+
+log = logging.getLogger("ambiemo.corpora")
+
+
+def load(name: str, root: str | Path, label_space: str | None = None, *,
+         ambiguity_edges: Sequence[float] | None = None, **options) -> pd.DataFrame:
+    """Load corpus `name` from `root` as a Manifest (see corpora/manifest.py).
+
+    `label_space=None` picks the corpus default; `attrs["classes"]` gives the class order and
+    `attrs["dropped"]` what was left out and why. `ambiguity_bin` holds entropy tertiles
+    (`ambiguity_edges=None`) or bins at fixed edges in bits; other `options` go to the
+    corpus's loader, which raises TypeError on one it does not know. Audio is not needed:
+    missing files are counted in `attrs["missing_audio"]` and reported in one log line.
+    """
+    loader = get_loader(name)
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"corpus {name!r}: root {root} does not exist")
+    manifest = add_ambiguity_bin(loader(root, label_space=label_space, **options),
+                                 ambiguity_edges)
+    missing = int((~manifest["has_audio"]).sum())
+    manifest.attrs["missing_audio"] = missing
+    if missing:
+        log.warning("%s: %d of %d clips have no audio file under %s (annotation-only analyses "
+                    "work; generation refuses these clips)", name, missing, len(manifest), root)
+    return manifest
