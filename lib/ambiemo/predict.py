@@ -1,0 +1,132 @@
+"""Samples -> Predictions: apply the test-time-scaling strategies of tts.py to a sample store.
+
+This is the `tts` arrow of DESIGN.md for whole runs (Jia et al., 2026, compare every strategy
+on the same generated candidates). It maps each strategy to the kind of sample it reads,
+pads each utterance's candidates into one batch, and records with every prediction the
+counts and every parameter that shaped it. Re-exported as `ambiemo.tts.predict`.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ambiemo import tts
+from ambiemo.labels import columns
+
+KEY_COLUMNS = ["utt_id", "model", "strategy", "n", "replicate"]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Padded candidates of one kind: row u holds utterance `utt_ids[u]`, `counts[u]` real slots."""
+    utt_ids: np.ndarray
+    dists: np.ndarray     # (U, N, K)
+    logprob: np.ndarray   # (U, N)
+    n_tokens: np.ndarray  # (U, N)
+    verifier: np.ndarray  # (U, N)
+    counts: np.ndarray    # (U,)
+
+
+def strategy_specs(strategies) -> dict[str, dict]:
+    """A list of names or {name: params} -> {name: fully resolved params}."""
+    if isinstance(strategies, str):
+        strategies = [strategies]
+    if not isinstance(strategies, Mapping):
+        strategies = {name: {} for name in strategies}
+    return {name: tts.resolve_params(name, **(params or {})) for name, params in strategies.items()}
+
+
+def params_json(params: Mapping) -> str:
+    """Parameters as JSON with sorted keys (numpy scalars become plain numbers)."""
+    def plain(x):
+        return x.item() if isinstance(x, np.generic) else str(x)
+    return json.dumps(dict(params), sort_keys=True, default=plain)
+
+
+def gather(samples: pd.DataFrame, classes: Sequence[str], strategy: str, *,
+           verifier: pd.DataFrame | None = None, utt_ids: np.ndarray | None = None) -> Candidates:
+    """The candidates `strategy` reads, for every utterance in `samples` (or `utt_ids`)."""
+    kind = tts.KIND[strategy]
+    st = tts.get_strategy(strategy)
+    utt_ids = pd.unique(samples["utt_id"]) if utt_ids is None else np.asarray(utt_ids)
+    rows = samples[samples["kind"] == kind]
+    if rows.empty:
+        raise ValueError(f"strategy {strategy!r} needs samples of kind {kind!r}, "
+                         "and the sample store has none")
+    absent = pd.Index(utt_ids).difference(pd.Index(rows["utt_id"].unique()))
+    if len(absent):
+        raise ValueError(f"{len(absent)} utterances have no samples of kind {kind!r} "
+                         f"(needed by {strategy!r}): {list(absent[:5])}")
+    rows = rows[rows["utt_id"].isin(utt_ids)].sort_values(["utt_id", "idx"], kind="stable")
+    if st.single:
+        # greedy / cot / label_score: the first (idx 0) answer is the one the strategy means.
+        rows = rows.groupby("utt_id", sort=False).head(1)
+    if "verifier" in st.needs:
+        if verifier is None:
+            raise ValueError(f"strategy {strategy!r} needs verifier scores: pass "
+                             "verifier=<frame with utt_id, idx, score>")
+        rows = rows.merge(verifier[["utt_id", "idx", "score"]], on=["utt_id", "idx"],
+                          how="left", validate="one_to_one")
+    else:
+        rows = rows.assign(score=np.nan)
+    p = rows[columns("p", classes)].to_numpy(dtype=float, copy=True)
+    if "parse_ok" in rows:
+        p[~rows["parse_ok"].fillna(False).to_numpy(dtype=bool)] = np.nan
+    order = {u: i for i, u in enumerate(utt_ids)}
+    u_pos = rows["utt_id"].map(order).to_numpy()
+    slot = rows.groupby("utt_id", sort=False).cumcount().to_numpy()
+    counts = np.bincount(u_pos, minlength=len(utt_ids))
+    U, N, K = len(utt_ids), int(counts.max()), len(classes)
+    dists = np.full((U, N, K), np.nan)
+    dists[u_pos, slot] = p
+    extra = {}
+    for col, name in (("logprob", "logprob"), ("n_tokens", "n_tokens"), ("score", "verifier")):
+        arr = np.full((U, N), np.nan)
+        if col in rows:
+            arr[u_pos, slot] = rows[col].to_numpy(dtype=float)
+        extra[name] = arr
+    return Candidates(np.asarray(utt_ids), dists, counts=counts, **extra)
+
+
+def apply(strategy: str, params: Mapping, cand: Candidates, *, model: str, n: int,
+          replicate: int = 0, classes: Sequence[str], extra_params: Mapping | None = None
+          ) -> pd.DataFrame:
+    """Run one strategy over padded candidates and lay the result out as Predictions rows."""
+    out, n_usable, full = tts.run_batch(strategy, cand.dists, logprob=cand.logprob,
+                                        n_tokens=cand.n_tokens, verifier=cand.verifier,
+                                        **params)
+    frame = pd.DataFrame({
+        "utt_id": cand.utt_ids, "model": model, "strategy": strategy, "n": n,
+        "replicate": replicate, "n_usable": n_usable.astype(int),
+        # Absent candidates (a run that stored fewer than n) count as failed too.
+        "n_failed": (n - n_usable).astype(int), "missing": n_usable == 0,
+        "params": params_json({**full, **(extra_params or {})}),
+    })
+    frame[columns("p", classes)] = out
+    return frame
+
+
+def predict(samples: pd.DataFrame, classes: Sequence[str], strategies, *, model: str,
+            verifier: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Predictions of every strategy for every utterance of `samples`.
+
+    `strategies` is a list of names or {name: params}. `greedy` reads the kind=="greedy" row,
+    `cot` the kind=="cot" row (idx 0 if several), `label_logits` the kind=="label_score" row,
+    and the others every kind=="sample" candidate; `verifier` (utt_id, idx, score) scores the
+    sample candidates for `alm_v` / `w_alm_v`. `n` is the number of candidates the strategy
+    was given (the most any utterance has), `replicate` is 0, and `params` holds every
+    parameter as JSON. Output columns: utt_id, model, strategy, n, replicate, n_usable,
+    n_failed, missing, params, p_<class>...
+    """
+    classes = list(classes)
+    utt_ids = pd.unique(samples["utt_id"])
+    frames = []
+    for name, params in strategy_specs(strategies).items():
+        cand = gather(samples, classes, name, verifier=verifier, utt_ids=utt_ids)
+        frames.append(apply(name, params, cand, model=model, n=cand.dists.shape[1],
+                            classes=classes))
+    return pd.concat(frames, ignore_index=True)

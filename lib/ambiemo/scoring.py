@@ -1,0 +1,77 @@
+"""Predictions + Manifest -> Scores: every per-utterance metric of metrics.py for every row.
+
+The `metrics` arrow of DESIGN.md (Jia et al., 2026). Missing predictions are scored by the
+one rule stated in metrics.py (bounded metrics get their worst value, unbounded ones NaN),
+so no table can silently drop them. Re-exported as `ambiemo.metrics.score`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ambiemo import metrics as M
+from ambiemo.labels import columns
+
+SCORE_KEYS = ["utt_id", "model", "strategy", "n", "replicate"]
+
+
+def manifest_classes(manifest: pd.DataFrame, classes: Sequence[str] | None = None) -> list[str]:
+    """Class order: explicit `classes`, else `attrs["classes"]`, else the p_ columns (Parquet
+    round trips can drop attrs)."""
+    if classes is not None:
+        return list(classes)
+    if manifest.attrs.get("classes"):
+        return list(manifest.attrs["classes"])
+    found = [c[2:] for c in manifest.columns if c.startswith("p_")]
+    if not found:
+        raise ValueError("cannot tell the classes: pass classes=, or a Manifest with p_ columns")
+    return found
+
+
+def _reference_label(x):
+    return x if isinstance(x, str) and x != "" else None
+
+
+def score(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
+          classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per-utterance Scores of `predictions` against the human distributions in `manifest`.
+
+    Columns: the prediction keys (utt_id, model, strategy, n, replicate), `missing`, every
+    metric of `metrics.METRICS`, `correct` (credit against the majority label; NaN on a
+    tied majority), `pred_label` (top class, ties joined by '|', None when missing),
+    `majority`, `entropy_pred`, `entropy_human`, `top_prob`.
+    """
+    classes = manifest_classes(manifest, classes)
+    pcols = columns("p", classes)
+    lacking = [c for c in pcols if c not in predictions]
+    if lacking:
+        raise ValueError(f"predictions lack columns {lacking} for classes {classes}")
+    unknown = pd.Index(predictions["utt_id"].unique()).difference(manifest["utt_id"])
+    if len(unknown):
+        raise ValueError(f"{len(unknown)} predicted utterances are not in the Manifest: "
+                         f"{list(unknown[:5])}")
+    human = manifest.set_index("utt_id").loc[predictions["utt_id"]]
+    p = human[pcols].to_numpy(dtype=float)
+    q = predictions[pcols].to_numpy(dtype=float)
+    missing = ~np.isfinite(q).all(axis=1)
+    keys = [k for k in SCORE_KEYS if k in predictions]
+    out = predictions[keys].reset_index(drop=True).copy()
+    if "replicate" not in out:
+        out["replicate"] = 0
+    out["missing"] = missing
+    for name, metric in M.METRICS.items():
+        values = np.asarray(metric.fn(p, q), dtype=float)
+        values[missing] = np.nan if metric.worst is None else metric.worst
+        out[name] = values
+    majority = [_reference_label(x) for x in human["majority"]]
+    pred = M.top_labels(q, classes)
+    out["correct"] = M.credit(majority, pred)
+    out["pred_label"] = pd.Series(pred, dtype=object)
+    out["majority"] = pd.Series(majority, dtype=object)
+    out["entropy_pred"] = M.entropy(q)
+    out["entropy_human"] = human["entropy_bits"].to_numpy(dtype=float) \
+        if "entropy_bits" in human else M.entropy(p)
+    out["top_prob"] = np.where(missing, np.nan, np.nanmax(np.where(missing[:, None], 0, q), axis=1))
+    return out

@@ -1,0 +1,152 @@
+"""Tests of the statistics (ambiemo.analysis): bootstrap, paired tests, Holm, summary, capacity."""
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+from ambiemo import analysis, metrics, tts
+from ambiemo.corpora.manifest import build_manifest
+from ambiemo.references import reference_predictions
+
+CLASSES = ["neutral", "happy", "sad", "angry"]
+PCOLS = [f"p_{c}" for c in CLASSES]
+
+
+def make_manifest(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    votes = rng.multinomial(5, [0.4, 0.3, 0.2, 0.1], size=n).astype(float)
+    records = pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "split": "test",
+                            "speaker": "s", "audio_path": "none.wav", "n_raters": 5})
+    return build_manifest(records, votes, CLASSES, corpus="demo", label_space="4class")
+
+
+def make_scores(man, models=("small", "large"), seed=0):
+    """Two fake models: 'large' predicts closer to the humans; a few predictions missing."""
+    rng = np.random.default_rng(seed)
+    human = man[PCOLS].to_numpy()
+    frames = []
+    for m, noise in zip(models, (3.0, 0.5)):
+        for strategy in ("greedy", "majority"):
+            q = human + rng.random(human.shape) * noise
+            if strategy == "greedy":
+                q = np.eye(4)[q.argmax(1)]
+            q = q / q.sum(1, keepdims=True)
+            q[:2] = np.nan
+            f = pd.DataFrame({"utt_id": man.utt_id, "model": m, "strategy": strategy, "n": 1})
+            f[PCOLS] = q
+            frames.append(f)
+    frames.append(reference_predictions(man, n_draws=3))
+    return metrics.score(pd.concat(frames, ignore_index=True), man)
+
+
+def test_bootstrap_ci_agrees_with_scipy_percentile():
+    x = np.random.default_rng(3).normal(size=200)
+    est, lo, hi = analysis.bootstrap_ci(x, n_boot=2000, seed=0)
+    ref = sps.bootstrap((x,), np.mean, n_resamples=2000, method="percentile",
+                        random_state=0).confidence_interval
+    assert np.isclose(est, x.mean()) and lo < est < hi
+    assert abs(lo - ref.low) < 0.03 and abs(hi - ref.high) < 0.03
+    assert analysis.bootstrap_ci(x, seed=5) == analysis.bootstrap_ci(x, seed=5)
+
+
+def test_holm_matches_statsmodels():
+    p = np.array([0.01, 0.04, 0.03, 0.5, 0.002, np.nan])
+    ok = np.isfinite(p)
+    assert np.allclose(analysis.holm(p)[ok], multipletests(p[ok], method="holm")[1])
+    assert np.isnan(analysis.holm(p)[-1])
+
+
+def test_paired_comparison_agrees_with_scipy_permutation_test():
+    man = make_manifest()
+    sc = make_scores(man)
+    a = {"model": "large", "strategy": "majority", "n": 1}
+    b = {"model": "small", "strategy": "majority", "n": 1}
+    res = analysis.paired_comparison(sc, a, b, "js_divergence", n_perm=4000)
+    da = sc[(sc.model == "large") & (sc.strategy == "majority")].set_index("utt_id").js_divergence
+    db = sc[(sc.model == "small") & (sc.strategy == "majority")].set_index("utt_id").js_divergence
+    d = (da - db).to_numpy()
+    assert res.n_utts == len(d) and np.isclose(res.diff, d.mean())
+    assert res.a_better and res.diff_lo < res.diff < res.diff_hi
+    ref = sps.permutation_test((da.to_numpy(), db.to_numpy()), lambda x, y: np.mean(x - y),
+                               permutation_type="samples", n_resamples=4000, random_state=0)
+    assert abs(res.p_value - ref.pvalue) < 0.01
+    # a comparison with itself: zero difference, p-value 1
+    self_vs_self = analysis.paired_comparison(sc, a, a, "js_divergence", n_perm=200)
+    assert self_vs_self.diff == 0 and self_vs_self.p_value == 1 and not self_vs_self.a_better
+    table = analysis.paired_table(sc[sc.strategy != "reference"],
+                                  {"model": "small", "strategy": "greedy", "n": 1})
+    assert len(table) == 3 and np.allclose(table.p_holm, analysis.holm(table.p_value))
+    with pytest.raises(ValueError, match="exactly one"):
+        analysis.paired_comparison(sc, "majority", "greedy")
+
+
+def test_summary_table_estimates_match_direct_computation():
+    man = make_manifest()
+    man.loc[man.index[5], "majority"] = None  # a tie (five raters give many): excluded, counted
+    sc = make_scores(man)
+    table = analysis.summary_table(sc, metrics=("js_divergence", "bhattacharyya_coefficient",
+                                                "r2", "accuracy", "macro_f1", "ece"),
+                                   n_boot=200)
+    assert len(table) == 4 + 3
+    row = table.set_index(["model", "strategy"]).loc[("small", "greedy")]
+    g = sc[(sc.model == "small") & (sc.strategy == "greedy")]
+    assert row.n_utts == 60 and row.n_missing == 2 and row.n_ties == man.majority.isna().sum() > 0
+    assert np.isclose(row.js_divergence, g.js_divergence.mean())  # missing -> worst value 1
+    assert np.isclose(row.r2, g.r2.mean())                         # missing excluded (NaN)
+    assert np.isclose(row.accuracy, metrics.accuracy(g.majority, g.pred_label))
+    assert np.isclose(row.macro_f1, metrics.macro_f1(g.majority, g.pred_label))
+    assert np.isclose(row.ece, metrics.ece(g.top_prob, g.correct))
+    for m in ("js_divergence", "accuracy", "macro_f1"):
+        assert row[f"{m}_lo"] <= row[m] <= row[f"{m}_hi"]
+    # replicates (rater-ceiling draws) are averaged per utterance, not blended
+    ceil = table.set_index("model").loc["rater_ceiling"]
+    c = sc[sc.model == "rater_ceiling"]
+    assert np.isclose(ceil.js_divergence, c.groupby("utt_id").js_divergence.mean().mean())
+    assert np.isclose(ceil.macro_f1, np.mean([metrics.macro_f1(r.majority, r.pred_label)
+                                              for _, r in c.groupby("replicate")]))
+    with pytest.raises(KeyError, match="js_divergence"):
+        analysis.summary_table(sc, metrics=("nope",))
+
+
+def test_summary_of_a_scaling_curve():
+    rng = np.random.default_rng(0)
+    man = make_manifest(n=10)
+    rows = []
+    for u in man.utt_id:
+        for j in range(4):
+            rows.append(dict(utt_id=u, kind="sample", idx=j, text="", logprob=-rng.random(),
+                             n_tokens=1, parse_ok=True, **dict(zip(PCOLS, np.eye(4)[rng.integers(4)]))))
+    curve = tts.scaling_curve(pd.DataFrame(rows), CLASSES, ["majority", "bon"], model="m",
+                              n_subsets=4)
+    table = analysis.summary_table(metrics.score(curve, man), n_boot=50)
+    assert sorted(table.n.unique()) == [1, 2, 4] and (table.n_utts == 10).all()
+
+
+def test_capacity_model_matches_statsmodels_and_drops_single_model():
+    man = make_manifest()
+    sc = make_scores(man)
+    out = analysis.capacity_model(sc, man, {"small": 1e9, "large": 7e9})
+    assert {"term", "estimate", "std_error", "statistic", "p_value", "ci_lo", "ci_hi"} <= set(out)
+    assert "log_params" in set(out.term) and "left out" in out.attrs["notes"][0]
+    assert out.attrs["n_clusters"] == 60
+    # the same fit by hand
+    d = sc[sc.strategy != "reference"].dropna(subset=["js_divergence"]).copy()
+    bins = analysis.ambiguity_bins(man)
+    d["ambiguity_bin"] = pd.Categorical(bins.reindex(d.utt_id).to_numpy(),
+                                        categories=bins.cat.categories).remove_unused_categories()
+    d["log_params"] = np.log10(d.model.map({"small": 1e9, "large": 7e9}))
+    fit = smf.ols("js_divergence ~ C(strategy, Treatment('greedy')) * C(ambiguity_bin) + "
+                  "log_params", d).fit(cov_type="cluster",
+                                       cov_kwds={"groups": d.utt_id.astype("category").cat.codes})
+    est = out.set_index("term").estimate
+    assert np.allclose(est["log_params"], fit.params["log_params"])
+    assert np.allclose(out.set_index("term").std_error["log_params"], fit.bse["log_params"])
+    one = analysis.capacity_model(sc[sc.model != "large"], man, {"small": 1e9})
+    assert "log_params" not in set(one.term)
+    assert any("capacity term dropped" in n for n in one.attrs["notes"])
+    with pytest.raises(KeyError, match="large"):
+        analysis.capacity_model(sc, man, {"small": 1e9})
+    mixed = analysis.capacity_model(sc, man, {"small": 1e9, "large": 7e9}, method="mixedlm")
+    assert "log_params" in set(mixed.term)
