@@ -1,0 +1,88 @@
+"""Audio-language models: the registry, `load_model`, and the sample store.
+
+`load_model(name_or_checkpoint, **options)` returns an adapter (alm/base.py) for a
+registered name (`MODELS`) or a local checkpoint directory. Jia et al. (2026) evaluate
+Qwen2-Audio-7B-Instruct among eight ALMs; `tiny-qwen2-audio` is the same architecture at
+toy size, built offline, so the pipeline runs on a CPU with nothing downloaded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ambiemo.alm.base import ALMAdapter, Clip, Decoding, Generation
+from ambiemo.alm.registry import ADAPTERS, MODELS, ModelSpec, get_spec, register_model
+from ambiemo.alm import qwen2_audio  # noqa: F401  (registers the adapter)
+
+__all__ = ["ALMAdapter", "Clip", "Decoding", "Generation", "MODELS", "ModelSpec",
+           "load_model", "register_model"]
+
+register_model(ModelSpec(
+    name="qwen2-audio-7b-instruct", checkpoint="Qwen/Qwen2-Audio-7B-Instruct",
+    hf_class="Qwen2AudioForConditionalGeneration", n_params=8.4e9,
+    adapter="Qwen2AudioAdapter"))
+register_model(ModelSpec(
+    name="tiny-qwen2-audio", checkpoint="tiny:qwen2_audio",
+    hf_class="Qwen2AudioForConditionalGeneration", n_params=168_128,
+    adapter="Qwen2AudioAdapter"))
+
+# Bump when alm/tiny.py changes what it builds, so a stale cached tiny model is not reused.
+TINY_BUILD_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("AMBIEMO_CACHE", Path.home() / ".cache" / "ambiemo"))
+
+
+def ensure_tiny(arch: str, root: Path | None = None) -> Path:
+    """The tiny checkpoint of `arch`, built once into the cache. The build goes to a
+    temporary folder renamed into place, so a killed build never leaves half a model."""
+    from ambiemo.alm import tiny
+
+    builders = {"qwen2_audio": tiny.build_tiny_qwen2_audio}
+    if arch not in builders:
+        raise KeyError(f"no tiny builder for {arch!r}; valid: {sorted(builders)}")
+    target = (root or cache_dir()) / "tiny" / f"{arch}-v{TINY_BUILD_VERSION}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{arch}-"))
+    try:
+        builders[arch](tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first; theirs is identical (seeded)
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load_model(name_or_checkpoint: str, **options) -> ALMAdapter:
+    """An adapter for a registered model name or a local checkpoint directory.
+
+    Options go to the adapter (`device`, `dtype`, `revision`); `cache_dir` says where tiny
+    checkpoints are built.
+    """
+    cache = options.pop("cache_dir", None)
+    if name_or_checkpoint in MODELS:
+        spec = get_spec(name_or_checkpoint)
+        checkpoint: str | Path = spec.checkpoint
+        if spec.checkpoint.startswith("tiny:"):
+            checkpoint = ensure_tiny(spec.checkpoint.removeprefix("tiny:"),
+                                     Path(cache) if cache else None)
+        options.setdefault("revision", spec.revision)
+        return ADAPTERS[spec.adapter](checkpoint, name=spec.name, **options)
+    path = Path(name_or_checkpoint)
+    if (path / "config.json").is_file():
+        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+        if model_type not in ADAPTERS:
+            raise KeyError(f"{path}: no adapter for model_type {model_type!r}; supported: "
+                           f"{sorted(t for t in ADAPTERS if t.islower())}")
+        return ADAPTERS[model_type](path, name=path.name, **options)
+    get_spec(name_or_checkpoint)  # raises with the list of valid names
+    raise AssertionError("unreachable")

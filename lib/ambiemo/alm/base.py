@@ -1,0 +1,72 @@
+"""The adapter interface every ALM implements, and the records it exchanges.
+
+Jia et al. (2026) compare many ALMs under the same test-time-scaling strategies; the
+strategies only need, per clip, N candidate responses with their sequence log-likelihoods
+and token counts. Everything a caller uses is declared here, so a new model is one
+subclass and nothing else changes.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Settings that change what a model generates; all enter the run key."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0               # 0: no top-k filtering
+    max_new_tokens: int = 16
+    constrained: bool = False    # restrict tokens to spell one class name (see constrained.py)
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0 or self.max_new_tokens < 1:
+            raise ValueError("top_k must be >= 0 and max_new_tokens >= 1")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Clip:
+    utt_id: str
+    audio: np.ndarray            # 16 kHz mono float32
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One response: text, log-likelihood under the model (temperature 1, unconstrained
+    logits), and the number of generated tokens including the end-of-turn token."""
+    utt_id: str
+    idx: int
+    text: str
+    logprob: float
+    n_tokens: int
+
+
+class ALMAdapter(ABC):
+    """What the pipeline calls on a model. `identity()` enters every run key."""
+
+    name: str
+    max_audio_s: float | None = None   # longer clips are truncated by the model's processor
+
+    @abstractmethod
+    def identity(self) -> dict:
+        """Model name, checkpoint and revision: what makes two runs' samples comparable."""
+
+    @abstractmethod
+    def build_prompt(self, user_text: str) -> str:
+        """The model's chat-formatted prompt for one clip and one instruction."""
+
+    @abstractmethod
+    def generate(self, clips: Sequence[Clip], user_text: str, *, n: int, greedy: bool,
+                 decoding: Decoding, classes: Sequence[str], seed: int) -> list[Generation]:
+        """`n` responses per clip (greedy: n must be 1), in clip order then idx order."""

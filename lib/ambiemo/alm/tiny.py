@@ -1,0 +1,118 @@
+"""Tiny random-weight checkpoints of real ALM architectures, built offline.
+
+No checkpoint can be downloaded on the machines this project is built and tested on, yet
+the study of Jia et al. (2026) runs real ALMs through transformers. A tiny checkpoint keeps
+every code path real: a small config of the real architecture, a BPE tokenizer trained here
+with `tokenizers` (carrying the model's special tokens), the real processor class and chat
+template, saved with `save_pretrained` and loaded back with `from_pretrained` exactly as
+`Qwen/Qwen2-Audio-7B-Instruct` would be. The build is seeded, so the same files come out
+on every machine; the weights are random, so the model's answers are noise.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# Qwen2-Audio-7B-Instruct's chat template (the same Jinja its processor ships), so prompts
+# built for the tiny model have the real model's layout.
+QWEN2_AUDIO_CHAT_TEMPLATE = (
+    "{% set audio_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n"
+    "{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'audio' %}"
+    "{% set audio_count.value = audio_count.value + 1 %}"
+    "Audio {{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n"
+    "{% elif 'text' in content %}"
+    "{{ content['text'] }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}"
+    "<|im_start|>assistant\n"
+    "{% endif %}"
+)
+QWEN2_AUDIO_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>",
+                       "<|audio_bos|>", "<|audio_eos|>"]
+
+# Text the tokenizer is trained on: the prompts' vocabulary and every class name of every
+# label space, so prompts tokenize into a few hundred ids rather than raw bytes.
+_CORPUS = [
+    "You are a helpful assistant.",
+    "Listen to the speech and answer with one emotion from this list: neutral, happy, sad, "
+    "angry, excited, frustrated, surprised, fearful, disgusted, contempt, other.",
+    "Give the probability of each emotion as label: probability, one per line.",
+    "What emotion does the speaker express? Think step by step, then answer.",
+    "Is this answer correct for the audio? Answer Yes or No.",
+    "Neutral Happy Sad Angry Excited Frustrated Surprised Fearful Disgusted Contempt Other",
+    "Audio 1: 0 1 2 3 4 5 6 7 8 9 0.5 0.25 { } \" : , . ; yes no Yes No",
+]
+
+
+def train_bpe(special_tokens: list[str], vocab_size: int = 400) -> tuple[dict[str, int], list]:
+    """Train a byte-level BPE on `_CORPUS`; returns (vocab, merges) with specials first."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    model = json.loads(tok.to_str())["model"]
+    # Specials are added to the transformers tokenizer separately, as the real one does.
+    vocab = {t: i for t, i in model["vocab"].items() if t not in special_tokens}
+    vocab = {t: n for n, t in enumerate(sorted(vocab, key=vocab.get))}
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+    return vocab, merges
+
+
+def build_tiny_qwen2_audio(path: str | Path, *, seed: int = 0, chunk_length_s: int = 5) -> Path:
+    """Write a tiny random-weight Qwen2-Audio checkpoint (model, tokenizer, processor) to `path`.
+
+    `chunk_length_s` sets the feature extractor's window: the real model uses 30 s; 5 s keeps
+    the tiny encoder cheap on a CPU (longer clips are truncated by the feature extractor).
+    """
+    import torch
+    from transformers import (Qwen2AudioConfig, Qwen2AudioForConditionalGeneration,
+                              Qwen2AudioProcessor, Qwen2Tokenizer, WhisperFeatureExtractor)
+
+    path = Path(path)
+    vocab, merges = train_bpe(QWEN2_AUDIO_SPECIAL)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, errors="replace",
+                               unk_token=None, eos_token="<|im_end|>",
+                               pad_token="<|endoftext|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN2_AUDIO_SPECIAL})
+    tokenizer.padding_side = "left"
+    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16_000,
+                                 chunk_length=chunk_length_s, hop_length=160)
+    processor = Qwen2AudioProcessor(feature_extractor=fe, tokenizer=tokenizer,
+                                    chat_template=QWEN2_AUDIO_CHAT_TEMPLATE)
+    frames = chunk_length_s * 100  # 10 ms hop
+    config = Qwen2AudioConfig(
+        audio_config={"model_type": "qwen2_audio_encoder", "d_model": 32,
+                      "encoder_layers": 2, "encoder_attention_heads": 2,
+                      "encoder_ffn_dim": 64, "num_mel_bins": 128,
+                      "max_source_positions": frames // 2},
+        text_config={"model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": 64,
+                     "intermediate_size": 128, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "num_key_value_heads": 2,
+                     "max_position_embeddings": 2048, "tie_word_embeddings": False},
+        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    torch.manual_seed(seed)
+    model = Qwen2AudioForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -1,0 +1,32 @@
+"""Shared fixtures: the repository root, the demo Manifest, and tiny checkpoints built once
+per test session (offline, through save_pretrained/from_pretrained)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A cache folder for tiny checkpoints, private to this test session."""
+    return tmp_path_factory.mktemp("ambiemo-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_audio(tiny_cache):
+    from ambiemo.alm import load_model
+    return load_model("tiny-qwen2-audio", cache_dir=tiny_cache, device="cpu")
+
+
+@pytest.fixture()
+def demo_manifest():
+    from ambiemo import corpora
+    return corpora.load("demo", REPO / "data" / "demo")
