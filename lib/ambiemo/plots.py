@@ -52,7 +52,12 @@ def human_entropy(manifest: pd.DataFrame) -> plt.Figure:
         ax.text(np.log2(k), ax.get_ylim()[1] * 0.95, " uniform", color="grey", va="top", fontsize=8)
     ax.set_xlabel("entropy of human votes (bits)")
     ax.set_ylabel("clips")
-    ax.set_title("Human ambiguity")
+    corpora = manifest["corpus"].unique()
+    if len(corpora) == 1:  # the title names the corpus; a one-entry legend only hides bars
+        ax.get_legend().remove()
+        ax.set_title(f"Human ambiguity: {corpora[0]} ({len(manifest)} clips)")
+    else:
+        ax.set_title("Human ambiguity")
     fig.tight_layout()
     return fig
 
