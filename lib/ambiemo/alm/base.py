@@ -70,3 +70,10 @@ class ALMAdapter(ABC):
     def generate(self, clips: Sequence[Clip], user_text: str, *, n: int, greedy: bool,
                  decoding: Decoding, classes: Sequence[str], seed: int) -> list[Generation]:
         """`n` responses per clip (greedy: n must be 1), in clip order then idx order."""
+
+    def label_scores(self, clips: Sequence[Clip], user_text: str,
+                     classes: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+        """Per clip, the model's probability of answering each class name (the name's tokens
+        followed by the end-of-turn token, so "sad" is not credited with "sadness"),
+        normalised over `classes`: the `label_logits` strategy's exact distribution."""
+        raise NotImplementedError(f"{type(self).__name__} does not score class names")

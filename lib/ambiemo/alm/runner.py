@@ -34,12 +34,13 @@ class GenerationSettings:
     decoding: Decoding = field(default_factory=Decoding)
     seed: int = 0
     batch_size: int = 8         # clips per generate() call
+    label_scores: bool = False  # also one `label_score` row per clip (adapter.label_scores)
 
     def __post_init__(self):
         if self.n_samples < 0 or self.batch_size < 1:
             raise ValueError("n_samples must be >= 0 and batch_size >= 1")
-        if self.n_samples == 0 and not self.greedy:
-            raise ValueError("nothing to generate: n_samples is 0 and greedy is off")
+        if self.n_samples == 0 and not self.greedy and not self.label_scores:
+            raise ValueError("nothing to generate: n_samples is 0, greedy and label_scores are off")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSet
                "decoding": settings.decoding.as_dict(), "seed": settings.seed,
                "n_samples": settings.n_samples, "greedy": settings.greedy,
                "classes": list(classes)}
+    if settings.label_scores:  # only when on, so keys of runs without it do not change
+        content["label_scores"] = True
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
     return digest, content
 
@@ -82,7 +85,8 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     ids = list(order["utt_id"])
     batches = [ids[i:i + settings.batch_size] for i in range(0, len(ids), settings.batch_size)]
     jobs = ([("greedy", 1, True)] if settings.greedy else []) + \
-           ([("sample", settings.n_samples, False)] if settings.n_samples else [])
+           ([("sample", settings.n_samples, False)] if settings.n_samples else []) + \
+           ([("label_score", 1, False)] if settings.label_scores else [])
     window = getattr(adapter, "max_audio_s", None)
     written = cached = ran = failures = 0
     silent, truncated = set(), set()
@@ -103,17 +107,20 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
                 if window and len(c.audio) > window * TARGET_SR:
                     truncated.add(c.utt_id)
             t0 = time.perf_counter()
-            gens = adapter.generate(clips, user_text, n=n, greedy=greedy,
-                                    decoding=settings.decoding, classes=classes,
-                                    seed=_batch_seed(settings.seed, kind, batch[0]))
-            per_row = (time.perf_counter() - t0) / max(len(gens), 1)
-            rows = []
-            for g in gens:
-                parsed = parse_response(g.text, classes)
-                failures += not parsed.ok
-                rows.append({**asdict(g), "kind": kind, "seconds": per_row,
-                             "dist": parsed.dist if parsed.ok else None,
-                             "parse_ok": parsed.ok, "parse_error": parsed.reason})
+            if kind == "label_score":
+                rows = _label_score_rows(adapter, clips, user_text, classes, t0)
+            else:
+                gens = adapter.generate(clips, user_text, n=n, greedy=greedy,
+                                        decoding=settings.decoding, classes=classes,
+                                        seed=_batch_seed(settings.seed, kind, batch[0]))
+                per_row = (time.perf_counter() - t0) / max(len(gens), 1)
+                rows = []
+                for g in gens:
+                    parsed = parse_response(g.text, classes)
+                    failures += not parsed.ok
+                    rows.append({**asdict(g), "kind": kind, "seconds": per_row,
+                                 "dist": parsed.dist if parsed.ok else None,
+                                 "parse_ok": parsed.ok, "parse_error": parsed.reason})
             written += store.write(key, rows)
             ran += 1
             bar.update(len(batch))
@@ -125,6 +132,15 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
                     len(truncated), window)
     return GenerationReport(key, len(ids), written, cached, ran, failures, len(silent),
                             len(truncated), time.perf_counter() - start)
+
+
+def _label_score_rows(adapter, clips, user_text, classes, t0) -> list[dict]:
+    """One row per clip: no text, the class-name probabilities as the distribution."""
+    scores = adapter.label_scores(clips, user_text, classes)
+    per_row = (time.perf_counter() - t0) / max(len(scores), 1)
+    return [{"utt_id": u, "kind": "label_score", "idx": 0, "text": "", "logprob": None,
+             "n_tokens": 0, "seconds": per_row, "dist": p, "parse_ok": True,
+             "parse_error": ""} for u, p in scores]
 
 
 def _batch_seed(seed: int, kind: str, first_utt: str) -> int:
