@@ -65,7 +65,8 @@ def test_run_all_regenerates_the_smoke_study(repo):
     assert (repo / "tables" / "smoke" / "demo_main.md").read_text().startswith("| model |")
     rows = set(zip(table["model"], table["strategy"]))
     assert rows == {("prior", "reference"), ("uniform", "reference"), ("rater_ceiling", "reference"),
-                    ("tiny-qwen2-audio", "greedy"), ("tiny-qwen2-audio", "majority")}
+                    ("tiny-qwen2-audio", "greedy"), ("tiny-qwen2-audio", "majority"),
+                    ("tiny-qwen2-audio", "label_logits")}
     t = table.set_index("model")
     assert (table["js_divergence"].between(0, 1)).all()
     assert (table["js_divergence_lo"] <= table["js_divergence"]).all()

@@ -31,6 +31,7 @@ class GenerationConfig:
     prompt: str = "direct_label"
     n_samples: int = 8
     greedy: bool = True
+    label_scores: bool = False       # also the model's probability of each class name
     batch_size: int = 8
     device: str = "auto"
     decoding: Decoding = field(default_factory=Decoding)
