@@ -4,6 +4,7 @@ and class-name scores recomputed here with plain teacher-forced forwards."""
 import numpy as np
 import pytest
 import torch
+from _reference import teacher_forced_logp
 from scipy.stats import chi2_contingency
 
 from ambiemo.alm import Clip, Decoding
@@ -90,20 +91,6 @@ def test_same_seed_gives_the_same_samples_as_generate(adapter, clips):
     assert [g.text for g in a] == [g.text for g in b]
 
 
-def _teacher_forced_logp(adapter, clip, continuation):
-    inputs = adapter.processor(text=[adapter.build_prompt(Q)], audio=[clip.audio],
-                               sampling_rate=16000, return_tensors="pt")
-    ids = torch.tensor([continuation])
-    full = torch.cat([inputs["input_ids"], ids], dim=1)
-    with torch.no_grad():
-        logits = adapter.model(input_ids=full, attention_mask=torch.ones_like(full),
-                               input_features=inputs["input_features"],
-                               feature_attention_mask=inputs["feature_attention_mask"]).logits
-    p0 = inputs["input_ids"].shape[1]
-    logp = torch.log_softmax(logits[0, p0 - 1:-1].float(), -1)
-    return logp.gather(-1, ids[0, :, None]).sum().item()
-
-
 def test_engine_logprob_is_the_teacher_forced_likelihood(adapter, clips):
     gens = _run(adapter, "prefix", clips, n=2, greedy=False,
                 decoding=Decoding(constrained=True, temperature=1.5), seed=3)
@@ -112,7 +99,7 @@ def test_engine_logprob_is_the_teacher_forced_likelihood(adapter, clips):
         clip = next(c for c in clips if c.utt_id == g.utt_id)
         ids = tok.encode(g.text, add_special_tokens=False) + [adapter.eos_id]
         assert len(ids) == g.n_tokens
-        assert g.logprob == pytest.approx(_teacher_forced_logp(adapter, clip, ids), abs=1e-3)
+        assert g.logprob == pytest.approx(teacher_forced_logp(adapter, clip, Q, ids), abs=1e-3)
 
 
 def test_exact_length_option_matches_generate(adapter, clips):
@@ -130,7 +117,7 @@ def test_label_scores_are_normalised_class_name_likelihoods(adapter, clips):
     assert [u for u, _ in scores] == [c.utt_id for c in clips]
     for clip, (_, p) in zip(clips, scores):
         assert p.shape == (len(C),) and p.sum() == pytest.approx(1.0)
-        lp = np.array([_teacher_forced_logp(adapter, clip, tok.encode(c, add_special_tokens=False)
+        lp = np.array([teacher_forced_logp(adapter, clip, Q, tok.encode(c, add_special_tokens=False)
                                             + [adapter.eos_id]) for c in C])
         expected = np.exp(lp - lp.max())
         np.testing.assert_allclose(p, expected / expected.sum(), atol=1e-4)
