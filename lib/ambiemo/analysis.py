@@ -7,7 +7,7 @@ with utterances as clusters). Everything is seeded; every p-value can be recompu
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
