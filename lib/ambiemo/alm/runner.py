@@ -92,20 +92,24 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     silent, truncated = set(), set()
     bar = tqdm(total=len(ids) * len(jobs), desc=f"{adapter.name} clips", unit="clip",
                disable=not progress)
-    for kind, n, greedy in jobs:
-        done = store.done_clips(key, kind, n)
-        for batch in batches:
-            todo = [u for u in batch if u not in done]
-            if not todo:
+    done = {kind: store.done_clips(key, kind, n) for kind, n, _ in jobs}
+    # Batches outside, kinds inside: each clip's audio is read once for all kinds. Seeds
+    # depend on (kind, first clip of the batch) only, so the order changes no sample.
+    for batch in batches:
+        todo = {kind: [u for u in batch if u not in done[kind]] for kind, _, _ in jobs}
+        needed = sorted({u for us in todo.values() for u in us}, key=batch.index)
+        audio = {u: load_audio(paths[u]) for u in needed}
+        for u, a in audio.items():
+            if is_silent(a):
+                silent.add(u)
+            if window and len(a) > window * TARGET_SR:
+                truncated.add(u)
+        for kind, n, greedy in jobs:
+            if not todo[kind]:
                 cached += 1
                 bar.update(len(batch))
                 continue
-            clips = [Clip(u, load_audio(paths[u])) for u in todo]
-            for c in clips:
-                if is_silent(c.audio):
-                    silent.add(c.utt_id)
-                if window and len(c.audio) > window * TARGET_SR:
-                    truncated.add(c.utt_id)
+            clips = [Clip(u, audio[u]) for u in todo[kind]]
             t0 = time.perf_counter()
             if kind == "label_score":
                 rows = _label_score_rows(adapter, clips, user_text, classes, t0)
