@@ -2,17 +2,25 @@
 import torch
 
 
-def teacher_forced_logp(adapter, clip, user_text: str, continuation: list[int]) -> float:
-    """Log-likelihood of `continuation` after the clip's prompt, from one plain forward pass
-    of the whole sequence (no cache, no batching, no padding)."""
-    inputs = adapter.processor(text=[adapter.build_prompt(user_text)], audio=[clip.audio],
-                               sampling_rate=16000, return_tensors="pt")
-    ids = torch.tensor([continuation])
+def full_forward_logits(adapter, clip, prompt: str, continuation: list[int]) -> tuple[torch.Tensor, int]:
+    """Logits of one plain forward pass over `prompt` (already chat-formatted, with the
+    clip's audio) followed by `continuation`: no cache, no batching, no padding. Returns
+    (logits (T, V), prompt length)."""
+    inputs = adapter.processor_inputs([prompt], [clip.audio])
+    ids = torch.tensor([continuation], dtype=inputs["input_ids"].dtype)
     full = torch.cat([inputs["input_ids"], ids], dim=1)
+    extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+    for k, v in list(extra.items()):
+        # Per-token side inputs (e.g. token type ids) extend over the continuation as text.
+        if torch.is_tensor(v) and v.shape[:2] == inputs["input_ids"].shape:
+            extra[k] = torch.cat([v, torch.zeros_like(ids, dtype=v.dtype)], dim=1)
     with torch.no_grad():
-        logits = adapter.model(input_ids=full, attention_mask=torch.ones_like(full),
-                               input_features=inputs["input_features"],
-                               feature_attention_mask=inputs["feature_attention_mask"]).logits
-    p0 = inputs["input_ids"].shape[1]
-    logp = torch.log_softmax(logits[0, p0 - 1:-1].float(), -1)
-    return logp.gather(-1, ids[0, :, None]).sum().item()
+        logits = adapter.model(input_ids=full, attention_mask=torch.ones_like(full), **extra).logits
+    return logits[0].float(), inputs["input_ids"].shape[1]
+
+
+def teacher_forced_logp(adapter, clip, user_text: str, continuation: list[int]) -> float:
+    """Log-likelihood of `continuation` after the clip's prompt, from one full forward."""
+    logits, p0 = full_forward_logits(adapter, clip, adapter.build_prompt(user_text), continuation)
+    logp = torch.log_softmax(logits[p0 - 1:-1], -1)
+    return logp.gather(-1, torch.tensor(continuation)[:, None]).sum().item()

@@ -45,3 +45,26 @@ def test_failures_are_reported_not_guessed(text, reason):
 def test_class_order_follows_label_space():
     r = parse_response("sad: 0.25, neutral: 0.75", ["sad", "neutral"])
     np.testing.assert_allclose(r.dist, [0.25, 0.75])
+
+
+def test_chain_of_thought_reads_only_the_final_answer():
+    classes = ["neutral", "happy", "sad", "angry"]
+    text = "The pitch is low, maybe sad, maybe angry... but the pace is calm.\nAnswer: sad"
+    r = parse_response(text, classes, answer="cot")
+    assert r.ok and r.dist.tolist() == [0, 0, 1, 0]
+    # Without the final line the reasoning names several classes: a failure, not a guess.
+    r = parse_response("maybe sad, maybe angry", classes, answer="cot")
+    assert not r.ok and "Answer:" in r.reason
+
+
+def test_every_shipped_prompt_loads_and_verifier_prompts_need_an_answer_slot(repo):
+    from ambiemo.alm.prompts import PromptTemplate, load_prompt
+    prompts = {p.stem: load_prompt(p.stem, repo / "configs" / "prompts")
+               for p in (repo / "configs" / "prompts").glob("*.yaml")}
+    assert {"direct_label", "distribution", "cot", "verifier", "verifier_score"} <= set(prompts)
+    assert prompts["verifier"].is_verifier and not prompts["cot"].is_verifier
+    assert "{answer}" in prompts["verifier"].render(["sad", "happy"])
+    with pytest.raises(ValueError, match="answer"):
+        PromptTemplate("v", 1, "verify", "Is {classes} right?")
+    with pytest.raises(ValueError, match="answer"):
+        PromptTemplate("l", 1, "label", "Pick one of {classes}; candidate {answer}")

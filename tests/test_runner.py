@@ -77,3 +77,139 @@ def test_parse_failures_are_stored_not_answered(demo_copy, tmp_path, tiny_qwen2_
                         model="tiny")
     assert (preds["n_failed"] >= 0).all()
     assert preds.loc[preds["missing"], ["p_neutral", "p_sad"]].isna().all().all()
+
+
+# -- every kind, capabilities, bad input and out-of-memory ---------------------------------
+
+def _small(manifest, k=6):
+    out = manifest.head(k).copy()
+    out.attrs.update(manifest.attrs)
+    return out
+
+
+def test_every_kind_is_stored_and_a_rerun_costs_nothing(demo_copy, tmp_path, tiny_qwen2_audio, repo):
+    manifest = _small(corpora.load("demo", demo_copy))
+    prompts = repo / "configs" / "prompts"
+    settings = GenerationSettings(n_samples=3, beams=2, label_scores=True, batch_size=4,
+                                  cot_prompt=load_prompt("cot", prompts), cot_max_new_tokens=6,
+                                  decoding=Decoding(constrained=True, max_new_tokens=8))
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        report = generate_samples(tiny_qwen2_audio, manifest, store,
+                                  load_prompt("direct_label", prompts), settings, progress=False)
+        df = store.read(report.run_key)
+        again = generate_samples(tiny_qwen2_audio, manifest, store,
+                                 load_prompt("direct_label", prompts), settings, progress=False)
+    counts = df.groupby("kind").size().to_dict()
+    assert counts == {"greedy": 6, "sample": 18, "beam": 12, "cot": 6, "label_score": 6}
+    assert report.rows_written == 48 and again.rows_written == 0 and again.batches_run == 0
+    beams = df[df["kind"] == "beam"]
+    assert beams["parse_ok"].all()                      # constrained beams spell class names
+    # CoT is unconstrained: the random model never writes "Answer:", and says why.
+    cot = df[df["kind"] == "cot"]
+    assert (~cot["parse_ok"]).all() and cot["parse_error"].str.contains("Answer:").all()
+
+
+class _NoBeamAdapter:
+    """Delegates to the tiny model but declares no beam search and no label scores, as a
+    hosted API adapter does."""
+
+    def __init__(self, inner):
+        self.inner, self.name = inner, inner.name
+        self.capabilities = frozenset({"sample", "greedy", "logprob", "verify"})
+
+    def __getattr__(self, item):
+        return getattr(self.inner, item)
+
+
+def test_kinds_a_model_cannot_produce_are_reported_unavailable(demo_copy, tmp_path, tiny_qwen2_audio, repo):
+    manifest = _small(corpora.load("demo", demo_copy), 2)
+    settings = GenerationSettings(n_samples=2, beams=2, label_scores=True,
+                                  decoding=Decoding(constrained=True))
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        report = generate_samples(_NoBeamAdapter(tiny_qwen2_audio), manifest, store,
+                                  load_prompt("direct_label", repo / "configs" / "prompts"),
+                                  settings, progress=False)
+        kinds = set(store.read(report.run_key)["kind"])
+    assert kinds == {"greedy", "sample"}
+    assert any(u.startswith("beam:") for u in report.unavailable)
+    assert any(u.startswith("label_score:") for u in report.unavailable)
+
+
+def test_empty_audio_file_is_a_counted_failure_not_a_crash(demo_copy, tmp_path, tiny_qwen2_audio, repo):
+    import numpy as np
+    import soundfile as sf
+    manifest = _small(corpora.load("demo", demo_copy), 4)
+    victim = manifest["utt_id"].iloc[0]
+    sf.write(manifest["audio_path"].iloc[0], np.zeros(0, dtype="float32"), 16000)
+    settings = GenerationSettings(n_samples=2, decoding=Decoding(constrained=True))
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        report = generate_samples(tiny_qwen2_audio, manifest, store,
+                                  load_prompt("direct_label", repo / "configs" / "prompts"),
+                                  settings, progress=False)
+        df = store.read(report.run_key)
+    bad = df[df["utt_id"] == victim]
+    assert report.unreadable_clips == 1 and len(bad) == 3           # greedy + 2 samples
+    assert (~bad["parse_ok"]).all() and bad["parse_error"].str.contains("empty").all()
+    assert bad[[c for c in df if c.startswith("p_")]].isna().all().all()
+    assert df[df["utt_id"] != victim]["parse_ok"].all()
+
+
+class _SmallMemoryAdapter:
+    """The tiny model behind a fake memory limit: more than 2 clips per call is an OOM."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.calls = inner, inner.name, []
+
+    def __getattr__(self, item):
+        return getattr(self.inner, item)
+
+    def generate(self, clips, *a, **kw):
+        import torch
+        self.calls.append(len(clips))
+        if len(clips) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.inner.generate(clips, *a, **kw)
+
+
+def test_out_of_memory_halves_the_batch_and_loses_nothing(demo_copy, tmp_path, tiny_qwen2_audio, repo):
+    manifest = _small(corpora.load("demo", demo_copy), 8)
+    adapter = _SmallMemoryAdapter(tiny_qwen2_audio)
+    settings = GenerationSettings(n_samples=2, greedy=False, batch_size=8,
+                                  decoding=Decoding(constrained=True))
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        report = generate_samples(adapter, manifest, store,
+                                  load_prompt("direct_label", repo / "configs" / "prompts"),
+                                  settings, progress=False)
+        df = store.read(report.run_key)
+    assert adapter.calls == [8, 4, 2, 2, 4, 2, 2]
+    assert report.oom_splits == 3 and len(df) == 16 and df["parse_ok"].all()
+
+
+def test_verifier_scores_every_parsed_candidate_once(demo_copy, tmp_path, tiny_qwen2_audio, repo):
+    from ambiemo.alm.runner import verify_samples
+    manifest = _small(corpora.load("demo", demo_copy), 4)
+    prompts = repo / "configs" / "prompts"
+    settings = GenerationSettings(n_samples=3, decoding=Decoding(constrained=True))
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        gen = generate_samples(tiny_qwen2_audio, manifest, store,
+                               load_prompt("direct_label", prompts), settings, progress=False)
+        # One candidate made unparseable: it is not judged.
+        store.conn.execute("UPDATE samples SET parse_ok=0 WHERE kind='sample' AND idx=2")
+        store.conn.commit()
+        kw = dict(candidates="sample", batch_size=3, progress=False)
+        first = verify_samples(tiny_qwen2_audio, manifest, store, gen.run_key,
+                               load_prompt("verifier", prompts), **kw)
+        again = verify_samples(tiny_qwen2_audio, manifest, store, gen.run_key,
+                               load_prompt("verifier", prompts), **kw)
+        ver = store.read(first.run_key)
+        samples = store.read(gen.run_key)
+    assert first.rows_written == 8 and again.rows_written == 0 and again.clips_cached == 4
+    assert set(ver["kind"]) == {"verify"} and sorted(set(ver["idx"])) == [0, 1]
+    assert ver["score"].between(0, 1).all() and ver["parse_ok"].all()
+    # Same answer text, same audio -> same score.
+    merged = ver.merge(samples[samples["kind"] == "sample"][["utt_id", "idx", "text"]],
+                       on=["utt_id", "idx"], suffixes=("_v", ""))
+    assert (merged.groupby(["utt_id", "text"])["score"].nunique() == 1).all()
+    with pytest.raises(ValueError, match="not a verifier prompt"):
+        verify_samples(tiny_qwen2_audio, manifest, SampleStore(tmp_path / "t.sqlite"), gen.run_key,
+                       load_prompt("direct_label", prompts))

@@ -105,9 +105,25 @@ def _from_label(text: str, classes: Sequence[str]) -> ParseResult:
     return ParseResult(dist, True)
 
 
-def parse_response(text: str, classes: Sequence[str]) -> ParseResult:
-    """Parse one response into a distribution over `classes` (in that order)."""
+_FINAL = re.compile(r"answer\s*:", re.IGNORECASE)
+
+
+def final_answer(text: str) -> str | None:
+    """The text after the last "Answer:" of a chain-of-thought response (None if absent):
+    the reasoning names several emotions, the final line names the answer."""
+    marks = list(_FINAL.finditer(text or ""))
+    return text[marks[-1].end():].strip() if marks else None
+
+
+def parse_response(text: str, classes: Sequence[str], *, answer: str = "label") -> ParseResult:
+    """Parse one response into a distribution over `classes` (in that order). With
+    `answer="cot"` only the final answer (after the last "Answer:") is read."""
     classes = list(classes)
+    if answer == "cot" and text and text.strip():
+        final = final_answer(text)
+        if final is None:
+            return _fail(len(classes), 'no final "Answer:" line in the reasoning')
+        text = final
     if not text or not text.strip():
         return _fail(len(classes), "empty response")
     parsed = _from_json(text, classes)

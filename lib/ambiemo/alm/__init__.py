@@ -16,6 +16,7 @@ from pathlib import Path
 from ambiemo.alm.base import ALMAdapter, Clip, Decoding, Generation
 from ambiemo.alm.registry import ADAPTERS, MODELS, ModelSpec, get_spec, register_model
 from ambiemo.alm import qwen2_audio  # noqa: F401  (registers the adapter)
+from ambiemo.alm import archs  # noqa: F401  (registers every architecture in alm/archs/)
 
 __all__ = ["ALMAdapter", "Clip", "Decoding", "Generation", "MODELS", "ModelSpec",
            "load_model", "register_model"]
@@ -29,10 +30,6 @@ register_model(ModelSpec(
     hf_class="Qwen2AudioForConditionalGeneration", n_params=168_128,
     adapter="Qwen2AudioAdapter"))
 
-# Bump when alm/tiny.py changes what it builds, so a stale cached tiny model is not reused.
-TINY_BUILD_VERSION = 1
-
-
 def cache_dir() -> Path:
     return Path(os.environ.get("AMBIEMO_CACHE", Path.home() / ".cache" / "ambiemo"))
 
@@ -42,16 +39,16 @@ def ensure_tiny(arch: str, root: Path | None = None) -> Path:
     temporary folder renamed into place, so a killed build never leaves half a model."""
     from ambiemo.alm import tiny
 
-    builders = {"qwen2_audio": tiny.build_tiny_qwen2_audio}
-    if arch not in builders:
-        raise KeyError(f"no tiny builder for {arch!r}; valid: {sorted(builders)}")
-    target = (root or cache_dir()) / "tiny" / f"{arch}-v{TINY_BUILD_VERSION}"
+    if arch not in tiny.TINY_BUILDERS:
+        raise KeyError(f"no tiny builder for {arch!r}; valid: {sorted(tiny.TINY_BUILDERS)}")
+    build, version = tiny.TINY_BUILDERS[arch]
+    target = (root or cache_dir()) / "tiny" / f"{arch}-v{version}"
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{arch}-"))
     try:
-        builders[arch](tmp)
+        build(tmp)
         try:
             tmp.rename(target)
         except OSError:  # another process finished first; theirs is identical (seeded)

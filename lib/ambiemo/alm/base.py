@@ -44,12 +44,39 @@ class Clip:
 @dataclass(frozen=True)
 class Generation:
     """One response: text, log-likelihood under the model (temperature 1, unconstrained
-    logits), and the number of generated tokens including the end-of-turn token."""
+    logits), and the number of generated tokens including the end-of-turn token.
+
+    `logprob` / `n_tokens` are None where the model does not expose them (a hosted API
+    without log-probabilities): the strategies that need them are then unavailable for that
+    model. `error` is set when no response could be obtained (an API error after retries);
+    such a row is stored as a failure with this reason and never parsed into an answer.
+    """
     utt_id: str
     idx: int
     text: str
-    logprob: float
-    n_tokens: int
+    logprob: float | None
+    n_tokens: int | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verifier's judgement of one candidate answer for one clip (ALM-v, W-ALM-v).
+
+    `score` is in [0, 1]: P("Yes") renormalised over {"Yes", "No"} for open models, or a
+    1-10 score divided by 10 for hosted ones (proportional weighting is scale-free, so W-ALM-v
+    weights equal the raw 1-10 scores). `score` is None when judging failed; `error` says why.
+    """
+    utt_id: str
+    idx: int            # the judged candidate's idx in the run it came from
+    score: float | None
+    text: str = ""      # the verifier's raw output ("" when scored from logits)
+    error: str = ""
+
+
+# What an adapter can do; callers ask before they call, and a strategy whose inputs an
+# adapter cannot give is reported unavailable for that model, never filled in.
+CAPABILITIES = ("sample", "greedy", "logprob", "beam", "label_scores", "verify")
 
 
 class ALMAdapter(ABC):
@@ -57,6 +84,7 @@ class ALMAdapter(ABC):
 
     name: str
     max_audio_s: float | None = None   # longer clips are truncated by the model's processor
+    capabilities: frozenset[str] = frozenset(CAPABILITIES)
 
     @abstractmethod
     def identity(self) -> dict:
@@ -77,3 +105,16 @@ class ALMAdapter(ABC):
         followed by the end-of-turn token, so "sad" is not credited with "sadness"),
         normalised over `classes`: the `label_logits` strategy's exact distribution."""
         raise NotImplementedError(f"{type(self).__name__} does not score class names")
+
+    def beam(self, clips: Sequence[Clip], user_text: str, *, beams: int, decoding: Decoding,
+             classes: Sequence[str]) -> list[Generation]:
+        """The `beams` best beam-search candidates per clip, idx = rank (0 best), with
+        log-likelihoods as in `generate` (raw logits, summed over tokens)."""
+        raise NotImplementedError(f"{type(self).__name__} has no beam search")
+
+    def verify(self, clips: Sequence[Clip], candidates: Sequence[Sequence[tuple[int, str]]],
+               verifier_text: str) -> list[Verdict]:
+        """Judge candidate answers given the audio: `candidates[i]` lists (idx, answer text)
+        for `clips[i]`; `verifier_text` is the rendered verifier prompt with an `{answer}`
+        slot. One Verdict per candidate, in clip then candidate order."""
+        raise NotImplementedError(f"{type(self).__name__} cannot act as a verifier")

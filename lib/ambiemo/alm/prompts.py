@@ -14,14 +14,16 @@ from pathlib import Path
 import yaml
 
 FIELDS = {"id", "version", "answer", "user"}
-ANSWERS = {"label", "distribution", "cot", "verify"}
+ANSWERS = {"label", "distribution", "cot", "verify", "score"}
+VERIFIER_ANSWERS = {"verify", "score"}   # judge a candidate: the text needs an {answer} slot
 
 
 @dataclass(frozen=True)
 class PromptTemplate:
     id: str
     version: int
-    answer: str   # what the response is parsed as: label | distribution | cot | verify
+    answer: str   # what the response is parsed as: label | distribution | cot (text after
+                  # the last "Answer:") | verify (P(Yes), open models) | score (1-10, hosted)
     user: str     # instruction text; `{classes}` is replaced by the comma-separated classes
 
     def __post_init__(self):
@@ -30,9 +32,17 @@ class PromptTemplate:
                              f"got {self.answer!r}")
         if "{classes}" not in self.user:
             raise ValueError(f"prompt {self.id!r}: the user text must contain {{classes}}")
+        if (self.answer in VERIFIER_ANSWERS) != ("{answer}" in self.user):
+            raise ValueError(f"prompt {self.id!r}: an {{answer}} slot belongs in verifier "
+                             f"prompts (answer: verify|score) and only there")
 
     def render(self, classes: Sequence[str]) -> str:
+        """The instruction for a corpus; a verifier prompt keeps its {answer} slot."""
         return self.user.replace("{classes}", ", ".join(classes))
+
+    @property
+    def is_verifier(self) -> bool:
+        return self.answer in VERIFIER_ANSWERS
 
 
 def load_prompt(prompt_id: str, directory: str | Path) -> PromptTemplate:

@@ -14,13 +14,14 @@ class ModelSpec:
     name: str                 # registry name, as written in configs and Predictions
     checkpoint: str           # hub id, or "tiny:<arch>" for a locally built tiny model
     hf_class: str             # transformers class that loads the checkpoint
-    n_params: float           # parameter count (the capacity axis of the study)
+    n_params: float | None    # parameter count (the capacity axis); None: not published
+                              # (hosted models), left out of the capacity fit and said so
     adapter: str              # adapter class name in ambiemo.alm
     revision: str | None = None   # pinned hub revision, where one is known
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.n_params <= 0:
+        if self.n_params is not None and self.n_params <= 0:
             raise ValueError(f"model {self.name!r}: n_params must be positive")
 
 

@@ -1,10 +1,17 @@
-"""Sampling a corpus with one model into the sample store, resumably.
+"""Sampling a corpus with one model into the sample store, resumably; verifying candidates.
 
 This is the `Manifest -> Samples` arrow of the study (Jia et al., 2026): per clip one
-greedy answer (the baseline) and N sampled answers (what the test-time-scaling strategies
-combine). Clips are sorted by duration and cut into fixed batches, and each batch's seed is
-derived from the run seed and the batch's first clip, so a run that was killed and resumed
-produces the same samples as one that was not.
+greedy answer (the baseline), N sampled answers (what the test-time-scaling strategies
+combine), optionally B beam candidates, a chain-of-thought answer and the class-name
+scores; and, for ALM-v / W-ALM-v, a verifier model's score of each candidate. Clips are
+sorted by duration and cut into fixed batches, and each batch's seed is derived from the run
+seed, the kind and the batch's first clip, so a run that was killed and resumed produces the
+same samples as one that was not.
+
+Bad input is counted, never fatal and never an answer: a clip whose file is empty gets a
+failure row per expected answer; silent clips and clips longer than the model's audio window
+(truncated by its processor) are counted; a CUDA out-of-memory error halves the batch and
+retries (a single clip that still does not fit is recorded as a failure).
 """
 from __future__ import annotations
 
@@ -12,12 +19,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from ambiemo.alm.audio import TARGET_SR, is_silent, load_audio
+from ambiemo.alm.audio import TARGET_SR, AudioError, is_silent, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip, Decoding
 from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.alm.store import SampleStore
@@ -33,14 +40,29 @@ class GenerationSettings:
     greedy: bool = True         # also one greedy response per clip (the baseline)
     decoding: Decoding = field(default_factory=Decoding)
     seed: int = 0
-    batch_size: int = 8         # clips per generate() call
+    batch_size: int = 8         # clips per model call
     label_scores: bool = False  # also one `label_score` row per clip (adapter.label_scores)
+    beams: int = 0              # also B beam-search candidates per clip (kind `beam`)
+    cot_prompt: PromptTemplate | None = None   # also one greedy chain-of-thought answer
+    cot_max_new_tokens: int = 256               # (kind `cot`, unconstrained)
 
     def __post_init__(self):
-        if self.n_samples < 0 or self.batch_size < 1:
-            raise ValueError("n_samples must be >= 0 and batch_size >= 1")
-        if self.n_samples == 0 and not self.greedy and not self.label_scores:
-            raise ValueError("nothing to generate: n_samples is 0, greedy and label_scores are off")
+        if self.n_samples < 0 or self.batch_size < 1 or self.beams < 0:
+            raise ValueError("n_samples and beams must be >= 0 and batch_size >= 1")
+        if not (self.n_samples or self.greedy or self.label_scores or self.beams or self.cot_prompt):
+            raise ValueError("nothing to generate: n_samples and beams are 0, greedy, "
+                             "label_scores and cot are off")
+        if self.cot_prompt is not None and self.cot_prompt.answer != "cot":
+            raise ValueError(f"cot_prompt {self.cot_prompt.id!r} is a {self.cot_prompt.answer!r} "
+                             "prompt, not a chain-of-thought one (answer: cot)")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One kind of answer asked of the model for every clip."""
+    kind: str       # store kind: greedy | sample | beam | cot | label_score
+    n: int          # rows per clip
+    capability: str  # what the adapter must offer (base.CAPABILITIES)
 
 
 @dataclass(frozen=True)
@@ -50,10 +72,28 @@ class GenerationReport:
     rows_written: int
     batches_cached: int         # batches already in the store from an earlier run
     batches_run: int
-    parse_failures: int         # among the rows written now
+    parse_failures: int         # among the rows written now (API and audio failures included)
     silent_clips: int
     truncated_clips: int        # longer than the model's audio window
-    seconds: float
+    unreadable_clips: int = 0   # empty audio files: failure rows, not answers
+    oom_splits: int = 0         # batches halved after a CUDA out-of-memory error
+    unavailable: tuple[str, ...] = ()   # kinds this adapter cannot produce, with the reason
+    seconds: float = 0.0
+
+
+def jobs_for(settings: GenerationSettings) -> list[Job]:
+    jobs = []
+    if settings.greedy:
+        jobs.append(Job("greedy", 1, "greedy"))
+    if settings.n_samples:
+        jobs.append(Job("sample", settings.n_samples, "sample"))
+    if settings.beams:
+        jobs.append(Job("beam", settings.beams, "beam"))
+    if settings.cot_prompt is not None:
+        jobs.append(Job("cot", 1, "greedy"))
+    if settings.label_scores:
+        jobs.append(Job("label_score", 1, "label_scores"))
+    return jobs
 
 
 def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSettings,
@@ -63,10 +103,19 @@ def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSet
                "decoding": settings.decoding.as_dict(), "seed": settings.seed,
                "n_samples": settings.n_samples, "greedy": settings.greedy,
                "classes": list(classes)}
-    if settings.label_scores:  # only when on, so keys of runs without it do not change
+    # Added only when on, so the keys of runs without them do not change.
+    if settings.label_scores:
         content["label_scores"] = True
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-    return digest, content
+    if settings.beams:
+        content["beams"] = settings.beams
+    if settings.cot_prompt is not None:
+        content["cot"] = {"id": settings.cot_prompt.id, "version": settings.cot_prompt.version,
+                          "max_new_tokens": settings.cot_max_new_tokens}
+    return _digest(content), content
+
+
+def _digest(content: dict) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleStore,
@@ -76,57 +125,69 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
 
     start = time.perf_counter()
     classes = list(manifest.attrs["classes"])
-    require_audio(manifest)
+    if prompt.is_verifier:
+        raise ValueError(f"prompt {prompt.id!r} is a verifier prompt; use verify_samples")
+    require_audio(manifest, allow_empty=True)
     key, content = run_key(adapter, prompt, settings, classes)
     store.register_run(key, adapter.name, content, classes)
-    user_text = prompt.render(classes)
+    texts = {"greedy": prompt.render(classes), "sample": prompt.render(classes),
+             "beam": prompt.render(classes), "label_score": prompt.render(classes)}
+    answers = {k: prompt.answer for k in texts}
+    if settings.cot_prompt is not None:
+        texts["cot"], answers["cot"] = settings.cot_prompt.render(classes), "cot"
+    jobs, unavailable = [], []
+    for job in jobs_for(settings):
+        if job.capability in adapter.capabilities:
+            jobs.append(job)
+        else:
+            unavailable.append(f"{job.kind}: {adapter.name} has no {job.capability!r}")
+    for why in unavailable:
+        log.warning("unavailable for this model, not generated: %s", why)
     order = manifest.sort_values(["duration_s", "utt_id"], na_position="last")
     paths = dict(zip(order["utt_id"], order["audio_path"]))
     ids = list(order["utt_id"])
     batches = [ids[i:i + settings.batch_size] for i in range(0, len(ids), settings.batch_size)]
-    jobs = ([("greedy", 1, True)] if settings.greedy else []) + \
-           ([("sample", settings.n_samples, False)] if settings.n_samples else []) + \
-           ([("label_score", 1, False)] if settings.label_scores else [])
     window = getattr(adapter, "max_audio_s", None)
-    written = cached = ran = failures = 0
-    silent, truncated = set(), set()
+    counts = dict(written=0, cached=0, ran=0, failures=0, oom=0)
+    silent, truncated, unreadable = set(), set(), {}
     bar = tqdm(total=len(ids) * len(jobs), desc=f"{adapter.name} clips", unit="clip",
                disable=not progress)
-    done = {kind: store.done_clips(key, kind, n) for kind, n, _ in jobs}
+    done = {j.kind: store.done_clips(key, j.kind, j.n) for j in jobs}
     # Batches outside, kinds inside: each clip's audio is read once for all kinds. Seeds
     # depend on (kind, first clip of the batch) only, so the order changes no sample.
     for batch in batches:
-        todo = {kind: [u for u in batch if u not in done[kind]] for kind, _, _ in jobs}
+        todo = {j.kind: [u for u in batch if u not in done[j.kind]] for j in jobs}
         needed = sorted({u for us in todo.values() for u in us}, key=batch.index)
-        audio = {u: load_audio(paths[u]) for u in needed}
-        for u, a in audio.items():
-            if is_silent(a):
+        audio = {}
+        for u in needed:
+            try:
+                audio[u] = load_audio(paths[u])
+            except AudioError as e:
+                unreadable[u] = f"audio: {e}"
+                continue
+            if is_silent(audio[u]):
                 silent.add(u)
-            if window and len(a) > window * TARGET_SR:
+            if window and len(audio[u]) > window * TARGET_SR:
                 truncated.add(u)
-        for kind, n, greedy in jobs:
-            if not todo[kind]:
-                cached += 1
+        for job in jobs:
+            if not todo[job.kind]:
+                counts["cached"] += 1
                 bar.update(len(batch))
                 continue
-            clips = [Clip(u, audio[u]) for u in todo[kind]]
-            t0 = time.perf_counter()
-            if kind == "label_score":
-                rows = _label_score_rows(adapter, clips, user_text, classes, t0)
-            else:
-                gens = adapter.generate(clips, user_text, n=n, greedy=greedy,
-                                        decoding=settings.decoding, classes=classes,
-                                        seed=_batch_seed(settings.seed, kind, batch[0]))
-                per_row = (time.perf_counter() - t0) / max(len(gens), 1)
-                rows = []
-                for g in gens:
-                    parsed = parse_response(g.text, classes)
-                    failures += not parsed.ok
-                    rows.append({**asdict(g), "kind": kind, "seconds": per_row,
-                                 "dist": parsed.dist if parsed.ok else None,
-                                 "parse_ok": parsed.ok, "parse_error": parsed.reason})
-            written += store.write(key, rows)
-            ran += 1
+            rows = [_failure_row(u, job, i, unreadable[u]) for u in todo[job.kind]
+                    if u in unreadable for i in range(job.n)]
+            clips = [Clip(u, audio[u]) for u in todo[job.kind] if u in audio]
+            if clips:
+                call = _caller(adapter, job, settings, texts[job.kind], classes)
+                rows += _with_oom_halving(call, clips, job, settings.seed, counts)
+            for r in rows:
+                if r["kind"] != "label_score" and not r.get("parse_error"):
+                    parsed = parse_response(r["text"], classes, answer=answers[job.kind])
+                    r.update(dist=parsed.dist if parsed.ok else None, parse_ok=parsed.ok,
+                             parse_error=parsed.reason)
+                counts["failures"] += not r["parse_ok"]
+            counts["written"] += store.write(key, rows)
+            counts["ran"] += 1
             bar.update(len(batch))
     bar.close()
     if silent:
@@ -134,19 +195,163 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     if truncated:
         log.warning("%d clip(s) exceed the model's %.0f s audio window and were truncated",
                     len(truncated), window)
-    return GenerationReport(key, len(ids), written, cached, ran, failures, len(silent),
-                            len(truncated), time.perf_counter() - start)
+    if unreadable:
+        log.warning("%d clip(s) could not be read and are stored as failures: %s",
+                    len(unreadable), sorted(unreadable.items())[:5])
+    return GenerationReport(key, len(ids), counts["written"], counts["cached"], counts["ran"],
+                            counts["failures"], len(silent), len(truncated), len(unreadable),
+                            counts["oom"], tuple(unavailable), time.perf_counter() - start)
 
 
-def _label_score_rows(adapter, clips, user_text, classes, t0) -> list[dict]:
-    """One row per clip: no text, the class-name probabilities as the distribution."""
-    scores = adapter.label_scores(clips, user_text, classes)
-    per_row = (time.perf_counter() - t0) / max(len(scores), 1)
-    return [{"utt_id": u, "kind": "label_score", "idx": 0, "text": "", "logprob": None,
-             "n_tokens": 0, "seconds": per_row, "dist": p, "parse_ok": True,
-             "parse_error": ""} for u, p in scores]
+def _caller(adapter, job: Job, settings: GenerationSettings, user_text: str,
+            classes) -> Callable[[list[Clip], int], list[dict]]:
+    """`call(clips, seed) -> rows` for one job; rows are not yet parsed."""
+    d = settings.decoding
+
+    def call(clips, seed):
+        t0 = time.perf_counter()
+        if job.kind == "label_score":
+            scores = adapter.label_scores(clips, user_text, classes)
+            per_row = (time.perf_counter() - t0) / max(len(scores), 1)
+            return [{"utt_id": u, "kind": "label_score", "idx": 0, "text": "", "logprob": None,
+                     "n_tokens": 0, "seconds": per_row, "dist": p, "parse_ok": True,
+                     "parse_error": ""} for u, p in scores]
+        if job.kind == "beam":
+            gens = adapter.beam(clips, user_text, beams=job.n, decoding=d, classes=classes)
+        elif job.kind == "cot":
+            # Reasoning cannot be spelled through the class-name constraint.
+            cot = Decoding(max_new_tokens=settings.cot_max_new_tokens)
+            gens = adapter.generate(clips, user_text, n=1, greedy=True, decoding=cot,
+                                    classes=classes, seed=seed)
+        else:
+            gens = adapter.generate(clips, user_text, n=job.n, greedy=job.kind == "greedy",
+                                    decoding=d, classes=classes, seed=seed)
+        per_row = (time.perf_counter() - t0) / max(len(gens), 1)
+        rows = []
+        for g in gens:
+            row = asdict(g)
+            error = row.pop("error")
+            # A response that never arrived (API error after retries) is a failure with its
+            # reason, never parsed into an answer.
+            rows.append({**row, "kind": job.kind, "seconds": per_row, "dist": None,
+                         "parse_ok": False, "parse_error": error})
+        return rows
+    return call
+
+
+def _with_oom_halving(call, clips: list[Clip], job: Job, seed: int, counts: dict) -> list[dict]:
+    """Run `call` on the clips; on CUDA out-of-memory halve the batch and retry each half.
+    A half's seed comes from its own first clip, so a split run is reproducible too."""
+    import torch
+
+    try:
+        return call(clips, _batch_seed(seed, job.kind, clips[0].utt_id))
+    except torch.OutOfMemoryError as e:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if len(clips) == 1:
+            log.warning("out of memory on a single clip %s: stored as a failure", clips[0].utt_id)
+            return [_failure_row(clips[0].utt_id, job, i, f"out of memory on one clip: {e}")
+                    for i in range(job.n)]
+        counts["oom"] += 1
+        half = len(clips) // 2
+        log.warning("out of memory on %d clips: retrying as %d + %d", len(clips), half,
+                    len(clips) - half)
+        return (_with_oom_halving(call, clips[:half], job, seed, counts)
+                + _with_oom_halving(call, clips[half:], job, seed, counts))
+
+
+def _failure_row(utt_id: str, job: Job, idx: int, reason: str) -> dict:
+    return {"utt_id": utt_id, "kind": job.kind, "idx": idx, "text": "", "logprob": None,
+            "n_tokens": None, "seconds": None, "dist": None, "parse_ok": False,
+            "parse_error": reason}
 
 
 def _batch_seed(seed: int, kind: str, first_utt: str) -> int:
     h = hashlib.sha256(f"{seed}:{kind}:{first_utt}".encode()).digest()
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+# -- verification (ALM-v, W-ALM-v) ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class VerifyReport:
+    run_key: str
+    n_clips: int
+    rows_written: int
+    clips_cached: int           # already judged in an earlier run
+    clips_without_candidates: int   # every candidate failed to parse: nothing to judge
+    failures: int               # verdicts without a score (API error, unparseable score)
+    seconds: float
+
+
+def verify_key(verifier: ALMAdapter, prompt: PromptTemplate, source_key: str,
+               candidates: str, n: int | None) -> tuple[str, dict]:
+    content = {"verifier": verifier.identity(), "prompt": {"id": prompt.id, "version": prompt.version},
+               "source_run": source_key, "candidates": candidates, "n": n}
+    return _digest(content), content
+
+
+def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleStore,
+                   source_key: str, prompt: PromptTemplate, *, candidates: str = "sample",
+                   n: int | None = None, batch_size: int = 8,
+                   progress: bool = True) -> VerifyReport:
+    """Score every parsed candidate of `source_key` (kind `candidates`, the first `n` per
+    clip) with `verifier`; rows of kind `verify` with idx = the candidate's idx and `score`.
+
+    Unparseable candidates are not judged (no strategy can use them); a verdict without a
+    score is stored as a failure with its reason. The verify run key hashes the verifier,
+    the prompt, the source run and the candidate selection, so a rerun judges nothing twice.
+    """
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    if not prompt.is_verifier:
+        raise ValueError(f"prompt {prompt.id!r} is not a verifier prompt (answer: verify|score)")
+    if "verify" not in verifier.capabilities:
+        raise ValueError(f"{verifier.name} cannot act as a verifier")
+    classes = list(manifest.attrs["classes"])
+    require_audio(manifest, allow_empty=True)
+    key, content = verify_key(verifier, prompt, source_key, candidates, n)
+    store.register_run(key, verifier.name, content, classes)
+    source = store.read(source_key)
+    rows = source[(source["kind"] == candidates) & source["parse_ok"]]
+    if n is not None:
+        rows = rows[rows["idx"] < n]
+    if rows.empty:
+        raise ValueError(f"run {source_key} has no parsed candidates of kind {candidates!r} "
+                         "to verify")
+    by_clip = {u: list(zip(g["idx"].astype(int), g["text"])) for u, g in rows.groupby("utt_id")}
+    order = manifest.sort_values(["duration_s", "utt_id"], na_position="last")
+    paths = dict(zip(order["utt_id"], order["audio_path"]))
+    judged = {r[0] for r in store.conn.execute(
+        "SELECT DISTINCT utt_id FROM samples WHERE run_key=? AND kind='verify'", (key,))}
+    todo = [u for u in order["utt_id"] if u in by_clip and u not in judged]
+    user_text = prompt.render(classes)
+    written = failures = 0
+    bar = tqdm(total=len(todo), desc=f"{verifier.name} verify", unit="clip", disable=not progress)
+    for i in range(0, len(todo), batch_size):
+        batch = todo[i:i + batch_size]
+        out, clips = [], []
+        for u in batch:
+            try:
+                clips.append(Clip(u, load_audio(paths[u])))
+            except AudioError as e:
+                out += [{"utt_id": u, "idx": int(idx), "score": None, "text": "",
+                         "error": f"audio: {e}"} for idx, _ in by_clip[u]]
+        t0 = time.perf_counter()
+        if clips:
+            verdicts = verifier.verify(clips, [by_clip[c.utt_id] for c in clips], user_text)
+            out += [asdict(v) for v in verdicts]
+        per_row = (time.perf_counter() - t0) / max(len(out), 1)
+        stored = [{"utt_id": v["utt_id"], "kind": "verify", "idx": int(v["idx"]),
+                   "text": v["text"], "logprob": None, "n_tokens": None, "dist": None,
+                   "score": v["score"], "parse_ok": v["score"] is not None,
+                   "parse_error": v["error"], "seconds": per_row} for v in out]
+        failures += sum(not r["parse_ok"] for r in stored)
+        written += store.write(key, stored)
+        bar.update(len(batch))
+    bar.close()
+    return VerifyReport(key, len(manifest), written, len(judged),
+                        len(set(manifest["utt_id"]) - set(by_clip)), failures,
+                        time.perf_counter() - start)

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS samples (
     parse_ok    INTEGER NOT NULL,
     parse_error TEXT NOT NULL,
     seconds     REAL,              -- the batch's wall time shared equally by its rows
+    score       REAL,              -- kind verify: the verifier's score in [0, 1]; NULL on failure
     PRIMARY KEY (run_key, utt_id, kind, idx)
 );
 """
@@ -95,9 +96,9 @@ class SampleStore:
                            _num(r.get("logprob")), r.get("n_tokens"),
                            None if dist is None else json.dumps([float(x) for x in dist]),
                            int(bool(r["parse_ok"])), r.get("parse_error", ""),
-                           _num(r.get("seconds"))))
+                           _num(r.get("seconds")), _num(r.get("score"))))
         with self.conn:
-            self.conn.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?)", values)
+            self.conn.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values)
         return len(values)
 
     def read(self, run_key: str) -> pd.DataFrame:

@@ -11,7 +11,23 @@ on every machine; the weights are random, so the model's answers are noise.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+# arch -> (builder(path) -> path, build version). Bump an arch's version whenever its builder
+# changes what it writes, so a stale cached tiny checkpoint is never reused.
+TINY_BUILDERS: dict[str, tuple[Callable, int]] = {}
+
+
+def register_tiny(arch: str, version: int = 1):
+    """Decorator: `fn(path)` builds the tiny checkpoint of `arch` (a registry checkpoint
+    "tiny:<arch>") into `path`, seeded, offline."""
+    def decorate(fn):
+        if arch in TINY_BUILDERS:
+            raise ValueError(f"tiny builder for {arch!r} registered twice")
+        TINY_BUILDERS[arch] = (fn, version)
+        return fn
+    return decorate
 
 # Qwen2-Audio-7B-Instruct's chat template (the same Jinja its processor ships), so prompts
 # built for the tiny model have the real model's layout.
@@ -75,6 +91,7 @@ def train_bpe(special_tokens: list[str], vocab_size: int = 400) -> tuple[dict[st
     return vocab, merges
 
 
+@register_tiny("qwen2_audio", version=1)
 def build_tiny_qwen2_audio(path: str | Path, *, seed: int = 0, chunk_length_s: int = 5) -> Path:
     """Write a tiny random-weight Qwen2-Audio checkpoint (model, tokenizer, processor) to `path`.
 

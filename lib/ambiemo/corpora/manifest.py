@@ -176,9 +176,10 @@ class AudioUnavailableError(FileNotFoundError):
     """Clips that cannot be sent to a model; the message lists each one and why."""
 
 
-def require_audio(manifest: pd.DataFrame, shown: int = 20) -> None:
+def require_audio(manifest: pd.DataFrame, shown: int = 20, *, allow_empty: bool = False) -> None:
     """Raise AudioUnavailableError listing every utterance whose audio is absent, unreadable
-    or empty *now* (read from the file header, not decoded).
+    or (unless `allow_empty`) empty *now* (read from the file header, not decoded).
+    Generation allows empty files: they become counted failure rows, not a refused run.
 
     Checked against the file system at call time, not the stored `has_audio`, because a
     Manifest built on one machine may be used for generation on another.
@@ -195,7 +196,7 @@ def require_audio(manifest: pd.DataFrame, shown: int = 20) -> None:
         except (RuntimeError, OSError) as e:
             problems.append(f"{u}: {p} is not a readable audio file ({e})")
             continue
-        if frames == 0:
+        if frames == 0 and not allow_empty:
             problems.append(f"{u}: {p} is empty (0 samples)")
     if problems:
         corpus = manifest.attrs.get("corpus", "corpus")
