@@ -17,6 +17,7 @@ from ambiemo.alm.base import ALMAdapter, Clip, Decoding, Generation
 from ambiemo.alm.registry import ADAPTERS, MODELS, ModelSpec, get_spec, register_model
 from ambiemo.alm import qwen2_audio  # noqa: F401  (registers the adapter)
 from ambiemo.alm import archs  # noqa: F401  (registers every architecture in alm/archs/)
+from ambiemo.alm import hosted  # noqa: F401  (registers the hosted API models)
 
 __all__ = ["ALMAdapter", "Clip", "Decoding", "Generation", "MODELS", "ModelSpec",
            "load_model", "register_model"]
@@ -62,16 +63,21 @@ def ensure_tiny(arch: str, root: Path | None = None) -> Path:
 def load_model(name_or_checkpoint: str, **options) -> ALMAdapter:
     """An adapter for a registered model name or a local checkpoint directory.
 
-    Options go to the adapter (`device`, `dtype`, `revision`); `cache_dir` says where tiny
-    checkpoints are built.
+    Options go to the adapter (`device`, `dtype`, `revision`, `engine`, API options);
+    `checkpoint` replaces a registered model's checkpoint (a config pinning a local copy or
+    another hub id, `StudyConfig.model_options`); `cache_dir` says where tiny checkpoints
+    are built.
     """
     cache = options.pop("cache_dir", None)
+    override = options.pop("checkpoint", None)
     if name_or_checkpoint in MODELS:
         spec = get_spec(name_or_checkpoint)
-        checkpoint: str | Path = spec.checkpoint
-        if spec.checkpoint.startswith("tiny:"):
-            checkpoint = ensure_tiny(spec.checkpoint.removeprefix("tiny:"),
+        checkpoint: str | Path = override or spec.checkpoint
+        if str(checkpoint).startswith("tiny:"):
+            checkpoint = ensure_tiny(str(checkpoint).removeprefix("tiny:"),
                                      Path(cache) if cache else None)
+        # The registry's adapter options (e.g. a thinking budget) under the caller's.
+        options = {**spec.options, **options}
         options.setdefault("revision", spec.revision)
         return ADAPTERS[spec.adapter](checkpoint, name=spec.name, **options)
     path = Path(name_or_checkpoint)

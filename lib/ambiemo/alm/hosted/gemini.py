@@ -1,0 +1,113 @@
+"""Gemini (2.0 Flash, 2.5 Pro) through the official `google-genai` SDK.
+
+Jia et al. (2026) include Gemini among the hosted ALMs. The clip goes as inline WAV bytes
+(`Part.from_bytes`, mime type audio/wav) followed by the instruction; N candidates come from
+`candidate_count`, split over several requests where the model caps it
+(`max_candidates_per_request`). Log-probabilities are requested only with `logprobs=True`
+(`response_logprobs`; not every Gemini model offers them) and summed from
+`logprobs_result.chosen_candidates`; without them logprob is None and the strategies that
+need it are unavailable for the model. Gemini 2.5 models think before answering and count
+the thinking against `max_output_tokens`, so `thinking_budget` tokens are added to the
+answer's `max_new_tokens` when set.
+"""
+from __future__ import annotations
+
+import os
+
+from ambiemo.alm.base import Clip
+from ambiemo.alm.hosted.audio_payload import wav_bytes
+from ambiemo.alm.hosted.hosted_adapter import Candidate, HostedAdapter, Request
+from ambiemo.alm.hosted.retry import ApiFailure, is_retryable_status, retry_after_s
+from ambiemo.alm.registry import register_adapter
+
+KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")  # the SDK's own names, in its order
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
+
+
+@register_adapter("GeminiAdapter")
+class GeminiAdapter(HostedAdapter):
+    api = "gemini"
+    prefix = "gemini"
+
+    def __init__(self, checkpoint: str, *, name: str, revision: str | None = None,
+                 base_url: str | None = None, api_key_env: str | None = None,
+                 max_requests: int | None = None, max_retries: int = 5, backoff_s: float = 1.0,
+                 max_backoff_s: float = 60.0, timeout_s: float = 120.0, logprobs: bool = False,
+                 max_candidates_per_request: int = 8, thinking_budget: int | None = None,
+                 device: str | None = None, dtype: str | None = None):
+        from google import genai
+        from google.genai import types
+
+        if max_candidates_per_request < 1:
+            raise ValueError(f"model {name!r}: max_candidates_per_request must be >= 1")
+        if thinking_budget is not None and thinking_budget < 0:
+            raise ValueError(f"model {name!r}: thinking_budget must be >= 0 or None")
+        # Resolved here, as the SDK would (GOOGLE_GEMINI_BASE_URL, then Google's), so that
+        # identity() names the server the requests really go to.
+        base_url = base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL
+        super().__init__(checkpoint, name=name, revision=revision,
+                         key_envs=[api_key_env] if api_key_env else list(KEY_ENVS),
+                         base_url=base_url, max_requests=max_requests, max_retries=max_retries,
+                         backoff_s=backoff_s, max_backoff_s=max_backoff_s, timeout_s=timeout_s,
+                         logprobs=logprobs, device=device, dtype=dtype)
+        self.max_candidates_per_request = max_candidates_per_request
+        self.thinking_budget = thinking_budget
+        self._types = types
+        # retry_options=None: the SDK makes one attempt, our loop retries and counts.
+        http = types.HttpOptions(base_url=base_url, timeout=int(self.timeout_s * 1000),
+                                 retry_options=None)
+        self.client = genai.Client(vertexai=False, api_key=self._key, http_options=http)
+
+    def _candidates(self, clip: Clip, text: str, request: Request) -> list[Candidate]:
+        types = self._types
+        thinking = self.thinking_budget or 0
+        config = types.GenerateContentConfig(
+            temperature=request.temperature, top_p=request.top_p, top_k=request.top_k,
+            candidate_count=request.count, max_output_tokens=request.max_tokens + thinking,
+            seed=request.seed, response_logprobs=True if self.logprobs else None,
+            thinking_config=(types.ThinkingConfig(thinking_budget=self.thinking_budget)
+                             if self.thinking_budget is not None else None))
+        contents = [types.Content(role="user", parts=[
+            types.Part.from_bytes(data=wav_bytes(clip.audio), mime_type="audio/wav"),
+            types.Part.from_text(text=text)])]
+        resp = self.client.models.generate_content(model=self.model_id, contents=contents,
+                                                   config=config)
+        cands = resp.candidates or []
+        if not cands:
+            feedback = resp.prompt_feedback
+            why = f"prompt blocked ({feedback.block_reason})" if feedback and feedback.block_reason \
+                else "no candidates"
+            return [Candidate("", None, None, f"api: {why}")] * request.count
+        out = []
+        # The API leaves out index 0 (a protobuf default), so a missing index is 0.
+        for c in sorted(cands, key=lambda c: c.index or 0):
+            parts = (c.content.parts or []) if c.content else []
+            answer = "".join(p.text for p in parts if p.text and not p.thought).strip()
+            if not answer:
+                out.append(Candidate("", None, None,
+                                     f"api: empty candidate (finish_reason {c.finish_reason})"))
+                continue
+            logprob = n_tokens = None
+            lp = c.logprobs_result
+            if lp and lp.chosen_candidates:
+                logprob = float(sum(t.log_probability or 0.0 for t in lp.chosen_candidates))
+                n_tokens = len(lp.chosen_candidates)
+            out.append(Candidate(answer, logprob, n_tokens))
+        return out
+
+    def _classify(self, error: Exception) -> ApiFailure | None:
+        import httpx
+        import httpx2
+        from google.genai import errors
+
+        if isinstance(error, errors.APIError):
+            headers = getattr(getattr(error, "response", None), "headers", None)
+            return ApiFailure(error.code, error.message or str(error),
+                              is_retryable_status(error.code), retry_after_s(headers))
+        if isinstance(error, (httpx.TransportError, httpx2.TransportError)):
+            return ApiFailure(None, f"{type(error).__name__}: {error}", True)
+        return None
+
+    def _identity_extra(self) -> dict:
+        return {"max_candidates_per_request": self.max_candidates_per_request,
+                "thinking_budget": self.thinking_budget}

@@ -1,0 +1,359 @@
+"""Hosted ALMs (OpenAI chat completions with audio, Gemini) against a local server that
+speaks both protocols: what arrives, retries, failures kept as failures, the request
+budget, log-probabilities, candidates, the verifier, and the store cache on a rerun."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import wave
+
+import numpy as np
+import pytest
+from protocol_server import ProtocolServer, request_text
+
+from ambiemo.alm import MODELS, Clip, Decoding, load_model
+from ambiemo.alm import hosted  # noqa: F401  (registers the hosted models)
+from ambiemo.alm.hosted import BudgetExhausted
+from ambiemo.alm.hosted.hosted_adapter import parse_score
+from ambiemo.alm.prompts import load_prompt
+from ambiemo.alm.registry import ADAPTERS
+from ambiemo.alm.runner import GenerationSettings, generate_samples
+from ambiemo.alm.store import SampleStore
+
+OPENAI_KEY, GEMINI_KEY = "sk-test-not-a-real-key-1234", "gm-test-not-a-real-key-5678"
+MODEL = {"openai": "gpt-4o-audio-preview", "gemini": "gemini-2.0-flash"}
+APIS = ["openai", "gemini"]
+
+
+@pytest.fixture(autouse=True)
+def fake_keys(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+
+
+@pytest.fixture()
+def server():
+    with ProtocolServer() as s:
+        yield s
+
+
+def connect(api: str, url: str, **options):
+    """A hosted adapter pointed at `url` (never the internet), with test-sized backoff."""
+    options = {"backoff_s": 0.01, "max_retries": 3, "timeout_s": 10, **options}
+    return load_model(MODEL[api], base_url=url + ("/v1" if api == "openai" else ""), **options)
+
+
+def clip(utt="u1", seconds=0.25, seed=0) -> Clip:
+    rng = np.random.default_rng(seed)
+    return Clip(utt, (0.3 * rng.standard_normal(int(16_000 * seconds))).astype(np.float32))
+
+
+def sample(adapter, clips, n=1, greedy=False, **decoding):
+    return adapter.generate(clips, "Which emotion?", n=n, greedy=greedy,
+                            decoding=Decoding(**decoding), classes=["happy", "sad"], seed=7)
+
+
+def audio_of(api: str, body: dict) -> bytes:
+    parts = body["messages"][0]["content"] if api == "openai" else body["contents"][0]["parts"]
+    if api == "openai":
+        (part,) = [p for p in parts if p["type"] == "input_audio"]
+        assert part["input_audio"]["format"] == "wav"
+        return base64.b64decode(part["input_audio"]["data"], validate=True)
+    (part,) = [p for p in parts if "inlineData" in p]
+    assert part["inlineData"]["mime_type"] == "audio/wav"
+    data = part["inlineData"]["data"]       # google-genai sends the URL-safe alphabet
+    assert re.fullmatch(r"[A-Za-z0-9_-]+=*", data)
+    return base64.urlsafe_b64decode(data)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_audio_arrives_as_16khz_mono_16bit_wav_of_the_clip(api, server):
+    c = clip(seconds=0.37)
+    sample(connect(api, server.url), [c])
+    (req,) = server.requests
+    with wave.open(io.BytesIO(audio_of(api, req.body))) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16_000, 1, 2)
+        assert w.getnframes() == len(c.audio)
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    np.testing.assert_allclose(pcm / 32767, np.clip(c.audio, -1, 1), atol=1 / 32767)
+    assert request_text(api, req.body) == "Which emotion?"
+    key_header = req.headers.get("authorization") if api == "openai" else req.headers.get("x-goog-api-key")
+    assert key_header == (f"Bearer {OPENAI_KEY}" if api == "openai" else GEMINI_KEY)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_429_then_500_are_retried_with_growing_backoff(api, server):
+    server.fail(429, 500)
+    gens = sample(connect(api, server.url, backoff_s=0.05), [clip()])
+    assert [r.status for r in server.requests] == [429, 500, 200]
+    t = [r.time for r in server.requests]
+    assert t[1] - t[0] >= 0.05 and t[2] - t[1] >= 0.10   # backoff_s, then doubled
+    assert [(g.text, g.error) for g in gens] == [("happy", "")]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_persistent_500_is_stored_as_a_failure_never_an_answer(api, server, demo_manifest,
+                                                                 repo, tmp_path):
+    server.fail_always(500)
+    adapter = connect(api, server.url, max_retries=2)
+    manifest = demo_manifest.head(2)
+    prompt = load_prompt("direct_label", repo / "configs" / "prompts")
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        report = generate_samples(adapter, manifest, store, prompt,
+                                  GenerationSettings(n_samples=2, batch_size=2), progress=False)
+        rows = store.read(report.run_key)
+    assert len(server.requests) == 2 * 2 * 3          # 2 clips x (greedy, sample) x 3 attempts
+    assert len(rows) == 2 * 3 and not rows["parse_ok"].any()
+    assert rows["parse_error"].str.startswith("api: 500 ").all()
+    assert rows["parse_error"].str.contains("after 2 retries").all()
+    assert (rows["text"] == "").all() and rows[["p_happy", "p_sad"]].isna().all().all()
+    assert report.parse_failures == 6
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_client_error_is_not_retried_and_the_echoed_key_is_redacted(api, server):
+    server.fail(401)
+    adapter = connect(api, server.url)
+    (g,) = sample(adapter, [clip()])
+    assert len(server.requests) == 1
+    assert g.error.startswith("api: 401 ") and "[redacted]" in g.error
+    assert OPENAI_KEY not in g.error and GEMINI_KEY not in g.error
+    assert OPENAI_KEY not in json.dumps(adapter.identity()) and GEMINI_KEY not in json.dumps(adapter.identity())
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_connection_error_is_retried_then_recorded(api):
+    with ProtocolServer() as s:
+        url = s.url                                   # a port nobody listens on afterwards
+    (g,) = sample(connect(api, url, max_retries=1), [clip()])
+    assert g.error.startswith("api: connection ") and "after 1 retries" in g.error
+    assert g.text == "" and g.logprob is None
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_the_budget_stops_a_run_with_a_clear_error_and_stored_rows_stay(
+        api, server, demo_manifest, repo, tmp_path):
+    server.fail(429)                                   # a retry spends the budget too
+    adapter = connect(api, server.url, max_requests=7)
+    prompt = load_prompt("direct_label", repo / "configs" / "prompts")
+    settings = GenerationSettings(n_samples=0, greedy=True, batch_size=4)
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        with pytest.raises(BudgetExhausted, match=rf"'{MODEL[api]}'.*7 of max_requests=7 used"):
+            generate_samples(adapter, demo_manifest, store, prompt, settings, progress=False)
+        stored = store.conn.execute("SELECT COUNT(*), SUM(parse_ok) FROM samples").fetchone()
+    assert len(server.requests) == 7
+    assert stored == (4, 4)                            # the first batch; the second was cut off
+
+
+def test_openai_logprobs_are_summed_and_absent_ones_give_none(server):
+    gens = sample(connect("openai", server.url), [clip()], n=2)
+    (req,) = server.requests
+    assert req.body["logprobs"] is True and req.body["n"] == 2
+    for g, (text, lps) in zip(gens, req.answers):
+        assert g.text == text and g.logprob == pytest.approx(sum(lps)) and g.n_tokens == len(lps)
+
+    server.logprobs = False                            # a server that returns none
+    gens = sample(connect("openai", server.url), [clip()], n=2)
+    assert [(g.text, g.logprob, g.n_tokens) for g in gens] == [("happy", None, None)] * 2
+
+    off = connect("openai", server.url, logprobs=False)
+    sample(off, [clip()])
+    assert "logprobs" not in server.requests[-1].body
+    assert "logprob" not in off.capabilities and off.identity()["logprobs"] is False
+
+
+def test_gemini_candidates_arrive_as_n_generations_over_capped_requests(server):
+    server.reply = lambda api, body, count: [f"{'happy' if i % 2 else 'sad'} #{i}"
+                                             for i in range(count)]
+    adapter = connect("gemini", server.url, max_candidates_per_request=2, logprobs=True)
+    gens = sample(adapter, [clip("a"), clip("b", seed=1)], n=5, top_k=20, top_p=0.9,
+                  temperature=0.7, max_new_tokens=5)
+    cfgs = [r.body["generationConfig"] for r in server.requests]
+    assert [c["candidateCount"] for c in cfgs] == [2, 2, 1, 2, 2, 1]
+    assert len({c["seed"] for c in cfgs[:3]}) == 3     # no repeated request within a clip
+    assert {(c["temperature"], c["topP"], c["topK"], c["maxOutputTokens"]) for c in cfgs} == \
+        {(0.7, 0.9, 20, 5)}
+    assert [(g.utt_id, g.idx) for g in gens] == [(u, i) for u in "ab" for i in range(5)]
+    answers = [a for r in server.requests for a in r.answers]
+    assert [g.text for g in gens] == [t for t, _ in answers]
+    assert [g.logprob for g in gens] == pytest.approx([sum(lps) for _, lps in answers])
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_greedy_asks_for_temperature_zero_and_one_answer(api, server):
+    (g,) = sample(connect(api, server.url), [clip()], greedy=True, temperature=0.7, top_p=0.5)
+    body = server.requests[0].body
+    cfg = body if api == "openai" else body["generationConfig"]
+    assert cfg["temperature"] == 0
+    assert ("top_p" not in cfg) if api == "openai" else ("topP" not in cfg)
+    assert (cfg.get("n") if api == "openai" else cfg["candidateCount"]) == 1
+    with pytest.raises(ValueError, match="n must be 1"):
+        sample(connect(api, server.url), [clip()], n=2, greedy=True)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_verify_parses_a_1_to_10_score_and_keeps_failures(api, server):
+    replies = {"happy": "Score: 8/10", "sad": "I cannot tell.", "angry": "0", "fail": "10"}
+
+    def reply(api_, body, count):
+        text = request_text(api_, body)
+        return [next(r for a, r in replies.items() if f"answer: {a}" in text)] * count
+
+    server.reply = reply
+    adapter = connect(api, server.url, max_retries=0)
+    cands = [[(0, "happy"), (3, "sad")], [(1, "angry")]]
+    verdicts = adapter.verify([clip("a"), clip("b")], cands, "Rate 1-10 the answer: {answer}")
+    assert [(v.utt_id, v.idx, v.score) for v in verdicts] == [("a", 0, 0.8), ("a", 3, None),
+                                                             ("b", 1, None)]
+    assert "no score" in verdicts[1].error and "not an integer from 1 to 10" in verdicts[2].error
+    assert [request_text(api, r.body) for r in server.requests] == [
+        "Rate 1-10 the answer: happy", "Rate 1-10 the answer: sad", "Rate 1-10 the answer: angry"]
+    server.fail(503)
+    (v,) = adapter.verify([clip()], [[(2, "fail")]], "answer: {answer}")
+    assert v.score is None and v.error.startswith("api: 503 ")
+
+
+@pytest.mark.parametrize("reply, score", [("7", 0.7), ("Score: 10.", 1.0), ("1 of 10", 0.1),
+                                          ("7.5", None), ("11", None), ("none", None),
+                                          ("-3", None)])
+def test_parse_score(reply, score):
+    assert parse_score(reply)[0] == score
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_rerun_sends_no_request(api, server, demo_manifest, repo, tmp_path):
+    """End to end over the demo corpus: the store holds every row; a second run of the same
+    settings, with a fresh adapter, is answered from the store."""
+    server.reply = lambda api_, body, count: ["sad", "happy", "neutral", "angry"][:count]
+    prompt = load_prompt("direct_label", repo / "configs" / "prompts")
+    settings = GenerationSettings(n_samples=2, batch_size=8)
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        first = generate_samples(connect(api, server.url, logprobs=True), demo_manifest, store,
+                                 prompt, settings, progress=False)
+        sent = len(server.requests)
+        again = generate_samples(connect(api, server.url, logprobs=True), demo_manifest, store,
+                                 prompt, settings, progress=False)
+        rows = store.read(first.run_key)
+    assert sent == 32 * 2 and len(server.requests) == sent
+    assert first.rows_written == 32 * 3 and first.parse_failures == 0
+    assert again.run_key == first.run_key and again.rows_written == 0 and again.batches_run == 0
+    greedy = rows[rows["kind"] == "greedy"]
+    assert (greedy["p_sad"] == 1).all() and greedy["logprob"].notna().all()
+    samples = rows[rows["kind"] == "sample"].sort_values(["utt_id", "idx"])
+    assert list(samples["text"][:2]) == ["sad", "happy"]
+
+
+def test_missing_key_is_an_error_naming_the_variable(monkeypatch, server):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(KeyError, match="gpt-4o-audio-preview.*OPENAI_API_KEY"):
+        connect("openai", server.url)
+    monkeypatch.delenv("GEMINI_API_KEY")
+    with pytest.raises(KeyError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+        connect("gemini", server.url)
+    monkeypatch.setenv("GOOGLE_API_KEY", GEMINI_KEY)
+    assert connect("gemini", server.url).key_env == "GOOGLE_API_KEY"
+    monkeypatch.setenv("MY_VLLM_KEY", "x")
+    assert connect("openai", server.url, api_key_env="MY_VLLM_KEY").key_env == "MY_VLLM_KEY"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_what_a_hosted_model_cannot_do_is_declared_and_refused(api, server):
+    adapter = connect(api, server.url, logprobs=api == "openai")
+    assert adapter.capabilities == ({"sample", "greedy", "verify", "logprob"} if api == "openai"
+                                    else {"sample", "greedy", "verify"})
+    with pytest.raises(NotImplementedError, match="label_logits is unavailable"):
+        adapter.label_scores([clip()], "x", ["happy"])
+    with pytest.raises(NotImplementedError, match="no beam search"):
+        adapter.beam([clip()], "x", beams=2, decoding=Decoding(), classes=["happy"])
+    ident = adapter.identity()
+    assert ident["checkpoint"] == MODEL[api] and ident["base_url_host"] == server.url[7:]
+    assert ident["constrained_decoding"] == "unsupported"
+    (g,) = sample(adapter, [clip()], constrained=True)   # ignored, not faked
+    assert g.text == "happy"
+    with pytest.raises(ValueError, match="no revision"):
+        connect(api, server.url, revision="abc")
+
+
+def test_hosted_models_are_registered_without_a_parameter_count():
+    names = ["gpt-4o-audio-preview", "gpt-4o-mini-audio-preview", "gemini-2.0-flash",
+             "gemini-2.5-pro"]
+    for name in names:
+        spec = MODELS[name]
+        assert spec.hf_class == "hosted" and spec.n_params is None
+        assert spec.adapter in ADAPTERS
+        assert spec.checkpoint == f"{'openai' if name.startswith('gpt') else 'gemini'}:{name}"
+
+
+def test_a_hosted_verifier_scores_stored_candidates_once(server, demo_manifest, repo, tmp_path):
+    """generate_samples with GPT-4o audio, then verify_samples with Gemini as the verifier
+    (the verifier_score prompt): one scored row per candidate, and a rerun judges nothing."""
+    from ambiemo.alm.runner import verify_samples
+
+    def reply(api, body, count):
+        if "A listener answered" in request_text(api, body):
+            return ["6" if "answered that the speaker expresses: sad" in request_text(api, body)
+                    else "I'd say 9"]
+        return ["sad", "happy"][:count]
+
+    server.reply = reply
+    manifest = demo_manifest.head(3)
+    prompts = repo / "configs" / "prompts"
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        gen = generate_samples(connect("openai", server.url), manifest, store,
+                               load_prompt("direct_label", prompts),
+                               GenerationSettings(n_samples=2, greedy=False), progress=False)
+        judge = load_prompt("verifier_score", prompts)
+        first = verify_samples(connect("gemini", server.url), manifest, store, gen.run_key, judge,
+                               progress=False)
+        sent = len(server.requests)
+        again = verify_samples(connect("gemini", server.url), manifest, store, gen.run_key, judge,
+                               progress=False)
+        rows = store.read(first.run_key).sort_values(["utt_id", "idx"])
+    assert sent == 3 + 3 * 2 and len(server.requests) == sent
+    assert first.rows_written == 6 and first.failures == 0 and again.rows_written == 0
+    assert list(rows["score"]) == [0.6, 0.9] * 3 and rows["parse_ok"].all()
+
+
+def test_identity_names_the_server_the_sdk_would_use(monkeypatch, server):
+    from ambiemo.alm.hosted import GeminiAdapter, OpenAIChatAdapter
+
+    assert OpenAIChatAdapter("openai:gpt-4o-audio-preview", name="x").identity()[
+        "base_url_host"] == "api.openai.com"
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")   # a vLLM server, say
+    a = OpenAIChatAdapter("openai:Qwen/Qwen2-Audio-7B-Instruct", name="vllm-qwen")
+    assert a.identity()["base_url_host"] == server.url[7:]
+    assert a.identity()["checkpoint"] == "Qwen/Qwen2-Audio-7B-Instruct"
+    sample(a, [clip()])
+    assert server.requests[-1].body["model"] == "Qwen/Qwen2-Audio-7B-Instruct"
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+    assert GeminiAdapter("gemini:gemini-2.5-pro", name="g").identity()["base_url_host"] == \
+        server.url[7:]
+    with pytest.raises(ValueError, match="expected 'openai:<model id>'"):
+        OpenAIChatAdapter("gemini:gemini-2.5-pro", name="wrong")
+
+
+def test_gemini_thinking_budget_is_added_to_the_answer_tokens(server):
+    from ambiemo.alm.hosted import GeminiAdapter
+
+    assert MODELS["gemini-2.5-pro"].options == {"thinking_budget": 128}
+    a = GeminiAdapter("gemini:gemini-2.5-pro", name="gemini-2.5-pro", base_url=server.url,
+                      thinking_budget=128)
+    sample(a, [clip()], max_new_tokens=16)
+    cfg = server.requests[-1].body["generationConfig"]
+    thinking = cfg["thinkingConfig"]     # the SDK writes this one field in snake case
+    assert cfg["maxOutputTokens"] == 16 + 128
+    assert thinking.get("thinkingBudget", thinking.get("thinking_budget")) == 128
+    assert a.identity()["thinking_budget"] == 128
+
+
+@pytest.mark.parametrize("audio, why", [(np.zeros((2, 100), np.float32), "mono clip"),
+                                        (np.array([0.1, np.nan], np.float32), "NaN"),
+                                        (np.zeros(0, np.float32), "non-empty")])
+def test_a_clip_that_cannot_be_a_wav_is_refused(audio, why):
+    from ambiemo.alm.hosted.audio_payload import wav_bytes
+
+    with pytest.raises(ValueError, match=why):
+        wav_bytes(audio)
