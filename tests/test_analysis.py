@@ -150,3 +150,68 @@ def test_capacity_model_matches_statsmodels_and_drops_single_model():
         analysis.capacity_model(sc, man, {"small": 1e9})
     mixed = analysis.capacity_model(sc, man, {"small": 1e9, "large": 7e9}, method="mixedlm")
     assert "log_params" in set(mixed.term)
+
+
+def test_summary_by_ambiguity_is_summary_table_within_each_bin():
+    man = make_manifest()
+    sc = make_scores(man)
+    by_bin = analysis.summary_by_ambiguity(sc, man, metrics=("js_divergence", "accuracy"),
+                                           n_boot=50)
+    bins = analysis.ambiguity_bins(man)
+    assert list(by_bin.ambiguity_bin.cat.categories) == list(bins.cat.categories)
+    high = bins[bins == bins.cat.categories[-1]].index
+    row = by_bin[(by_bin.model == "large") & (by_bin.strategy == "majority")
+                 & (by_bin.ambiguity_bin == bins.cat.categories[-1])].iloc[0]
+    g = sc[(sc.model == "large") & (sc.strategy == "majority") & sc.utt_id.isin(high)]
+    assert row.n_utts == len(high) and np.isclose(row.js_divergence, g.js_divergence.mean())
+    assert by_bin.groupby(["model", "strategy"]).n_utts.sum().eq(60).all()
+
+
+def test_gain_by_ambiguity_is_signed_so_positive_is_better():
+    man = make_manifest()
+    sc = make_scores(man)
+    gains = analysis.gain_by_ambiguity(sc, man, "js_divergence", n_perm=200, n_boot=100)
+    assert set(gains.strategy) == {"majority"} and set(gains.model) == {"small", "large"}
+    assert len(gains) == 2 * 3 and (gains.gain_lo <= gains.gain).all() and (gains.gain <= gains.gain_hi).all()
+    bins = analysis.ambiguity_bins(man)
+    low = bins[bins == "low"].index
+    g = sc[sc.utt_id.isin(low) & (sc.model == "small")].pivot_table(
+        index="utt_id", columns="strategy", values="js_divergence")
+    row = gains[(gains.model == "small") & (gains.ambiguity_bin == "low")].iloc[0]
+    # JS is lower-is-better: gain = greedy - majority
+    assert np.isclose(row.gain, (g["greedy"] - g["majority"]).mean())
+    acc = analysis.gain_by_ambiguity(sc, man, "accuracy", n_perm=200, n_boot=100)
+    assert (acc.direction == "higher").all()
+    no_base = analysis.gain_by_ambiguity(sc[sc.strategy != "greedy"], man, n_perm=50, n_boot=50)
+    assert no_base.empty and len(no_base.attrs["notes"]) == 2
+
+
+def test_reliability_table_bins_match_ece():
+    man = make_manifest()
+    sc = make_scores(man)
+    rel = analysis.reliability_table(sc)
+    g = sc[(sc.model == "large") & (sc.strategy == "majority")]
+    r = rel[(rel.model == "large") & (rel.strategy == "majority")]
+    keep = g.top_prob.notna() & g.correct.notna()
+    assert r["count"].sum() == keep.sum()
+    ece = (r["count"] * (r.accuracy - r.confidence).abs()).sum() / r["count"].sum()
+    assert np.isclose(ece, metrics.ece(g.top_prob, g.correct))
+    assert ((r.bin_lo < r.confidence + 1e-12) & (r.confidence <= r.bin_hi + 1e-12)).all()
+
+
+def test_capacity_analysis_leaves_out_hosted_models_and_says_when_no_fit():
+    man = make_manifest()
+    sc = make_scores(man)
+    fit = analysis.capacity_analysis(sc, man, {"small": 1e9, "large": 7e9})
+    assert fit.attrs["fitted"] and "log_params" in set(fit.term)
+    hosted = analysis.capacity_analysis(sc, man, {"small": 1e9, "large": None})
+    assert not hosted.attrs["fitted"] and hosted.empty
+    assert any("large" in n and "not published" in n for n in hosted.attrs["notes"])
+    assert any(n.startswith("no fit") for n in hosted.attrs["notes"])
+    with pytest.raises(KeyError, match="large"):
+        analysis.capacity_analysis(sc, man, {"small": 1e9})
+    from ambiemo.tables import capacity_table
+    table = capacity_table({("demo", "js_divergence"): fit, ("demo", "r2"): hosted})
+    assert (table.loc[table.metric == "r2", "term"] == "no fit").all()
+    assert table.loc[table.metric == "r2", "estimate"].isna().all()
+    assert table.loc[table.term == "log_params", "estimate"].notna().all()

@@ -1,8 +1,14 @@
-"""Tables as people read them: rounding only at the edge, intervals in one cell."""
+"""Tables as people read them: rounding only at the edge, intervals in one cell, the best per
+column marked in its metric's direction, unavailable strategies shown as such (never numbers)."""
 import numpy as np
 import pandas as pd
+import pytest
 
+from ambiemo import tables, tts
+from ambiemo.predict import unavailable_strategies
 from ambiemo.tables import to_markdown, with_intervals, write_table
+
+METRICS = ("js_divergence", "accuracy")
 
 
 def test_markdown_view_keeps_full_precision_in_csv(tmp_path):
@@ -12,13 +18,101 @@ def test_markdown_view_keeps_full_precision_in_csv(tmp_path):
     view = with_intervals(summary, ["js_divergence"])
     assert list(view["js_divergence"]) == ["0.123 [0.100, 0.150]", "–"]
     assert list(view["missing"]) == ["25.0%", "0.0%"]
-    csv, md = write_table(summary, tmp_path / "t", markdown=view)
+    csv, md, tex = write_table(summary, tmp_path / "t", markdown=view)
     assert pd.read_csv(csv)["js_divergence"].iloc[0] == 0.123456
     lines = md.read_text().splitlines()
     assert lines[0] == "| model | strategy | n | js_divergence | missing |"
     assert lines[2] == "| m | greedy | 1 | 0.123 [0.100, 0.150] | 25.0% |"
+    assert r"js\_divergence" in tex.read_text() and r"25.0\%" in tex.read_text()
 
 
 def test_numeric_columns_are_right_aligned():
     md = to_markdown(pd.DataFrame({"a": ["x"], "b": [1.5]}), digits=1)
     assert md.splitlines()[1] == "|---|---:|" and md.splitlines()[2] == "| x | 1.5 |"
+
+
+def test_latex_escapes_specials_and_bolds_cells():
+    df = pd.DataFrame({"model": ["w_bon & 50%"], "v": [0.5]})
+    bold = pd.DataFrame({"model": [False], "v": [True]})
+    tex = tables.to_latex(df, digits=2, bold=bold)
+    assert r"w\_bon \& 50\%" in tex and r"\textbf{0.50}" in tex
+    assert tex.startswith(r"\begin{tabular}{lr}") and tex.rstrip().endswith(r"\end{tabular}")
+
+
+def _summary():
+    rows = []
+    for model, strategy, js, acc in [("a", "greedy", 0.40, 0.30), ("a", "majority", 0.30, 0.35),
+                                     ("b", "greedy", 0.35, 0.50), ("prior", "reference", 0.10, 0.90),
+                                     ("rater_ceiling", "reference", 0.05, 0.95)]:
+        rows.append(dict(model=model, strategy=strategy, n=1, n_utts=10, n_missing=1,
+                         share_missing=0.1, n_ties=0, js_divergence=js, js_divergence_lo=js - .05,
+                         js_divergence_hi=js + .05, accuracy=acc, accuracy_lo=acc - .1,
+                         accuracy_hi=acc + .1))
+    return pd.DataFrame(rows)
+
+
+def test_main_table_marks_best_model_row_in_each_direction_and_lists_unavailable(tmp_path):
+    unavailable = pd.DataFrame({"model": ["a"], "strategy": ["w_bon"],
+                                "reason": ["no log-probabilities"]})
+    table = tables.main_table(_summary(), unavailable, metrics=METRICS,
+                              strategy_order=["greedy", "w_bon", "majority"])
+    assert list(zip(table.model, table.strategy)) == [
+        ("a", "greedy"), ("a", "w_bon"), ("a", "majority"), ("b", "greedy"),
+        ("prior", "reference"), ("rater_ceiling", "reference")]
+    # JS: lower is better -> a/majority (the references, better still, are never "best")
+    assert table.loc[table.best_js_divergence, "strategy"].tolist() == ["majority"]
+    # accuracy: higher is better -> b/greedy
+    assert table.loc[table.best_accuracy, "model"].tolist() == ["b"]
+    row = table[table.row_type == "unavailable"].iloc[0]
+    assert np.isnan(row.js_divergence) and row.note == "no log-probabilities"
+    assert "missing_share" in table and table.missing_share.iloc[0] == 0.1
+
+    csv, md, tex = tables.write_main_table(table, tmp_path / "demo_main", corpus="demo",
+                                           metrics=METRICS)
+    text = md.read_text()
+    assert "| a | w_bon | – | unavailable | unavailable | – | no log-probabilities |" in text
+    assert "**0.300 [0.250, 0.350]**" in text and "**0.500 [0.400, 0.600]**" in text
+    assert text.count("**") == 4  # exactly one best cell per metric column
+    assert r"\textbf{0.300 [0.250, 0.350]}" in tex.read_text() and r"w\_bon" in tex.read_text()
+    back = pd.read_csv(csv)
+    assert back.loc[back.strategy == "w_bon", "js_divergence"].isna().all()
+    assert back.best_accuracy.sum() == 1
+
+
+def test_main_table_refuses_missing_metric_and_double_listing():
+    with pytest.raises(KeyError, match="macro_f1"):
+        tables.main_table(_summary(), metrics=("macro_f1",))
+    clash = pd.DataFrame({"model": ["a"], "strategy": ["greedy"], "reason": ["x"]})
+    with pytest.raises(ValueError, match="greedy"):
+        tables.main_table(_summary(), clash, metrics=METRICS)
+
+
+def _samples(logprob=-1.0):
+    rows = []
+    for u in range(3):
+        rows.append(dict(utt_id=f"u{u}", kind="greedy", idx=0, logprob=logprob, n_tokens=2,
+                         parse_ok=True, p_x=1.0, p_y=0.0))
+        for j in range(4):
+            rows.append(dict(utt_id=f"u{u}", kind="sample", idx=j, logprob=logprob, n_tokens=2,
+                             parse_ok=True, p_x=float(j % 2), p_y=float(1 - j % 2)))
+    return pd.DataFrame(rows)
+
+
+def test_unavailable_strategies_are_named_and_skipped_not_scored():
+    samples = _samples(logprob=np.nan)  # a hosted model: no log-probabilities at all
+    asked = ["greedy", "cot", "majority", "bon", "w_bon", "alm_v", "w_alm_v"]
+    lacking = unavailable_strategies(samples, asked).set_index("strategy").reason
+    assert sorted(lacking.index) == ["alm_v", "bon", "cot", "w_alm_v", "w_bon"]
+    assert "kind 'cot'" in lacking["cot"] and "log-probabilities" in lacking["bon"]
+    assert "no verifier run" in lacking["alm_v"]
+    pred = tts.predict(samples, ["x", "y"], asked, model="m", skip_unavailable=True)
+    assert sorted(pred.strategy.unique()) == ["greedy", "majority"] and not pred.missing.any()
+    with pytest.raises(ValueError, match="log-probabilities"):
+        tts.predict(samples, ["x", "y"], ["bon"], model="m")
+    # a verifier run that judged nothing finite still leaves alm_v unavailable
+    ver = samples[samples.kind == "sample"][["utt_id", "idx"]].assign(score=np.nan)
+    assert "no finite score" in unavailable_strategies(samples, ["alm_v"], verifier=ver).reason[0]
+    ver["score"] = 0.5
+    assert unavailable_strategies(_samples(), ["bon", "alm_v"], verifier=ver).empty
+    only = tts.predict(samples, ["x", "y"], ["bon"], model="m", skip_unavailable=True)
+    assert only.empty and "p_x" in only

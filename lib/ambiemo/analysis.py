@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ambiemo import metrics as M
-from ambiemo.corpora.manifest import add_ambiguity_bin
 from ambiemo.references import REFERENCE_MODELS
-from ambiemo.summary import GROUP_KEYS, summary_table  # noqa: F401  (public here)
+from ambiemo.summary import (GROUP_KEYS, ambiguity_bin_of, reliability_table,  # noqa: F401
+                             summary_by_ambiguity, summary_table)  # (public here)
 
 DEFAULT_N_PERM = 10_000
 
@@ -132,9 +132,90 @@ def paired_table(scores: pd.DataFrame, baseline, metric: str = "js_divergence", 
 
 def ambiguity_bins(manifest: pd.DataFrame) -> pd.Series:
     """The Manifest's `ambiguity_bin` (corpora.load adds it), else entropy tertiles."""
-    if "ambiguity_bin" not in manifest:
-        manifest = add_ambiguity_bin(manifest)
-    return manifest.set_index("utt_id")["ambiguity_bin"]
+    return ambiguity_bin_of(manifest)
+
+
+def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
+                      metric: str = "js_divergence", *, baseline: str = "greedy",
+                      n_perm: int = 2000, n_boot: int = 1000, seed: int = 0,
+                      confidence: float = 0.95) -> pd.DataFrame:
+    """Gain of every strategy over the same model's `baseline`, per ambiguity bin.
+
+    The gain is signed so that positive means better (baseline - strategy for a
+    lower-is-better metric such as JS), with the paired bootstrap CI and sign-flip p-value
+    of `paired_comparison` on the bin's utterances. Models without a `baseline` row are left
+    out and named in `attrs["notes"]`. Columns: model, strategy, n, ambiguity_bin, gain,
+    gain_lo, gain_hi, p_value, n_utts, metric, direction.
+    """
+    direction = "higher" if metric in ("correct", "accuracy") else M.get_metric(metric).direction
+    column = "correct" if metric == "accuracy" else metric
+    sign = -1.0 if direction == "lower" else 1.0
+    bins = ambiguity_bin_of(manifest)
+    data = scores[~(scores["model"].isin(REFERENCE_MODELS) | (scores["strategy"] == "reference"))]
+    data = data.assign(ambiguity_bin=bins.reindex(data["utt_id"]).to_numpy())
+    rows, notes = [], []
+    for model, of_model in data.groupby("model", sort=False):
+        base = of_model[of_model["strategy"] == baseline]
+        if base.empty:
+            notes.append(f"{model}: no {baseline!r} row, so no gain over it")
+            continue
+        base_spec = {"model": model, "strategy": baseline, "n": int(base["n"].iloc[0])}
+        for (strategy, n), _ in of_model.groupby(["strategy", "n"], sort=False):
+            if strategy == baseline:
+                continue
+            for b in bins.cat.categories:
+                part = of_model[of_model["ambiguity_bin"] == b]
+                if part.empty:
+                    continue
+                res = paired_comparison(part, {"model": model, "strategy": strategy, "n": n},
+                                        base_spec, column, n_perm=n_perm, n_boot=n_boot,
+                                        seed=seed, confidence=confidence)
+                lo, hi = sorted((sign * res.diff_lo, sign * res.diff_hi))
+                rows.append(dict(model=model, strategy=strategy, n=n, ambiguity_bin=b,
+                                 gain=sign * res.diff, gain_lo=lo, gain_hi=hi,
+                                 p_value=res.p_value, n_utts=res.n_utts))
+    out = pd.DataFrame(rows, columns=["model", "strategy", "n", "ambiguity_bin", "gain",
+                                      "gain_lo", "gain_hi", "p_value", "n_utts"])
+    out["ambiguity_bin"] = pd.Categorical(out["ambiguity_bin"], categories=bins.cat.categories,
+                                          ordered=True)
+    out = out.assign(metric=metric, direction=direction)
+    out.attrs.update(baseline=baseline, notes=notes)
+    return out
+
+
+def capacity_analysis(scores: pd.DataFrame, manifest: pd.DataFrame,
+                      n_params: Mapping[str, float | None], metric: str = "js_divergence", *,
+                      method: str = "cluster_ols") -> pd.DataFrame:
+    """`capacity_model` over the models whose parameter count is known, or the reason why
+    no fit is possible.
+
+    Models with `n_params` None (hosted, unpublished size) are left out and named in
+    `attrs["notes"]`. With fewer than two known, distinct parameter counts the capacity term
+    cannot be estimated: the result is an empty table with `attrs["fitted"]` False and the
+    reason in `attrs["notes"]` (never a fit without its capacity term passed off as one).
+    """
+    data = scores[~(scores["model"].isin(REFERENCE_MODELS) | (scores["strategy"] == "reference"))]
+    models = list(pd.unique(data["model"]))
+    unknown = [m for m in models if m not in n_params]
+    if unknown:
+        raise KeyError(f"n_params has no entry for {unknown} (None marks an unknown size)")
+    hosted = [m for m in models if n_params[m] is None]
+    known = {m: float(n_params[m]) for m in models if n_params[m] is not None}
+    notes = ([f"left out (parameter count not published): {', '.join(hosted)}"]
+             if hosted else [])
+    if len(set(known.values())) < 2:
+        empty = pd.DataFrame(columns=["term", "estimate", "std_error", "statistic", "p_value",
+                                      "ci_lo", "ci_hi"])
+        notes.append(f"no fit: the capacity term needs at least two models with different "
+                     f"known parameter counts; this run has {len(known)} "
+                     f"({', '.join(f'{m}={v:.3g}' for m, v in known.items()) or 'none'})")
+        empty.attrs.update(fitted=False, notes=notes, metric=metric, method=method,
+                           formula=None, n_obs=0, n_clusters=0)
+        return empty
+    fit = capacity_model(data[data["model"].isin(known)], manifest, known, metric,
+                         method=method)
+    fit.attrs.update(fitted=True, notes=notes + fit.attrs["notes"])
+    return fit
 
 
 def capacity_model(scores: pd.DataFrame, manifest: pd.DataFrame,
@@ -215,4 +296,5 @@ def capacity_model(scores: pd.DataFrame, manifest: pd.DataFrame,
 
 
 __all__ = ["bootstrap_ci", "holm", "PairedComparison", "paired_comparison", "paired_table",
-           "ambiguity_bins", "capacity_model", "summary_table"]
+           "ambiguity_bins", "capacity_model", "capacity_analysis", "gain_by_ambiguity",
+           "reliability_table", "summary_by_ambiguity", "summary_table"]

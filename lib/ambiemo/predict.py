@@ -4,6 +4,13 @@ This is the `tts` arrow of DESIGN.md for whole runs (Jia et al., 2026, compare e
 on the same generated candidates). It maps each strategy to the kind of sample it reads,
 pads each utterance's candidates into one batch, and records with every prediction the
 counts and every parameter that shaped it. Re-exported as `ambiemo.tts.predict`.
+
+A strategy is *unavailable* for a model when the run holds nothing it can read: no rows of
+its kind (no CoT run, no class-name scores), no finite log-likelihood for `bon`/`w_bon`
+(hosted models give none), no verifier scores for `alm_v`/`w_alm_v` (no 03_verify run).
+`unavailable_strategies` says which and why, and `predict(..., skip_unavailable=True)` leaves
+them out, so the tables can say "unavailable" instead of scoring an all-missing prediction
+(which would read as JS = 1, a result that was never produced).
 """
 from __future__ import annotations
 
@@ -45,6 +52,43 @@ def params_json(params: Mapping) -> str:
     def plain(x):
         return x.item() if isinstance(x, np.generic) else str(x)
     return json.dumps(dict(params), sort_keys=True, default=plain)
+
+
+UNAVAILABLE_COLUMNS = ["strategy", "kind", "reason"]
+
+
+def unavailable_strategies(samples: pd.DataFrame, strategies, *,
+                           verifier: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The strategies of `strategies` that `samples` (+ `verifier`) cannot serve, and why.
+
+    Columns: strategy, kind (the sample kind it reads), reason. A strategy whose kind is
+    present for some utterances but not others is *not* listed: that is a broken run, and
+    `gather` raises for it.
+    """
+    out = []
+    for name in strategy_specs(strategies):
+        st = tts.get_strategy(name)
+        rows = samples[samples["kind"] == st.kind]
+        reason = None
+        if rows.empty:
+            reason = (f"strategy {name!r} needs samples of kind {st.kind!r}, "
+                      "and the sample store has none for this model")
+        elif "logprob" in st.needs and not np.isfinite(
+                pd.to_numeric(rows.get("logprob"), errors="coerce")).any():
+            reason = (f"strategy {name!r} needs log-likelihoods, and no {st.kind!r} candidate "
+                      "of this model has one (the model gives no log-probabilities)")
+        elif "verifier" in st.needs and verifier is None:
+            reason = (f"strategy {name!r} needs verifier scores, and there is no verifier run "
+                      "for this model and corpus (pass verifier=<frame with utt_id, idx, score>)")
+        elif "verifier" in st.needs:
+            judged = rows[["utt_id", "idx"]].merge(verifier[["utt_id", "idx", "score"]],
+                                                   on=["utt_id", "idx"], how="inner")
+            if not np.isfinite(pd.to_numeric(judged["score"], errors="coerce")).any():
+                reason = (f"strategy {name!r} needs verifier scores, and the verifier run has "
+                          f"no finite score for any {st.kind!r} candidate of this model")
+        if reason:
+            out.append({"strategy": name, "kind": st.kind, "reason": reason})
+    return pd.DataFrame(out, columns=UNAVAILABLE_COLUMNS)
 
 
 def gather(samples: pd.DataFrame, classes: Sequence[str], strategy: str, *,
@@ -111,7 +155,8 @@ def apply(strategy: str, params: Mapping, cand: Candidates, *, model: str, n: in
 
 
 def predict(samples: pd.DataFrame, classes: Sequence[str], strategies, *, model: str,
-            verifier: pd.DataFrame | None = None) -> pd.DataFrame:
+            verifier: pd.DataFrame | None = None, skip_unavailable: bool = False
+            ) -> pd.DataFrame:
     """Predictions of every strategy for every utterance of `samples`.
 
     `strategies` is a list of names or {name: params}. `greedy` reads the kind=="greedy" row,
@@ -121,12 +166,44 @@ def predict(samples: pd.DataFrame, classes: Sequence[str], strategies, *, model:
     was given (the most any utterance has), `replicate` is 0, and `params` holds every
     parameter as JSON. Output columns: utt_id, model, strategy, n, replicate, n_usable,
     n_failed, missing, params, p_<class>...
+
+    A strategy the samples cannot serve (see `unavailable_strategies`) raises a ValueError
+    with the reason, or with `skip_unavailable=True` is left out; ask
+    `unavailable_strategies` for the list. The frame then has no row for it, never
+    all-missing rows.
     """
     classes = list(classes)
     utt_ids = pd.unique(samples["utt_id"])
+    specs = strategy_specs(strategies)
+    unavailable = unavailable_strategies(samples, specs, verifier=verifier)
+    if len(unavailable) and not skip_unavailable:
+        raise ValueError("; ".join(unavailable["reason"]) +
+                         " (predict(..., skip_unavailable=True) leaves such strategies out)")
     frames = []
-    for name, params in strategy_specs(strategies).items():
+    for name, params in specs.items():
+        if name in set(unavailable["strategy"]):
+            continue
         cand = gather(samples, classes, name, verifier=verifier, utt_ids=utt_ids)
         frames.append(apply(name, params, cand, model=model, n=cand.dists.shape[1],
                             classes=classes))
+    if not frames:  # every strategy unavailable: an empty frame with the Predictions columns
+        return pd.DataFrame(columns=[*KEY_COLUMNS, "n_usable", "n_failed", "missing", "params",
+                                     *columns("p", classes)])
     return pd.concat(frames, ignore_index=True)
+
+
+def verifier_scores(rows: pd.DataFrame, source: str = "verifier run") -> pd.DataFrame:
+    """The (utt_id, idx, score) frame `predict` takes, from a verifier run read from the
+    sample store (rows of kind "verify": idx is the judged candidate's idx)."""
+    lacking = sorted({"utt_id", "kind", "idx", "score"} - set(rows.columns))
+    if lacking:
+        raise ValueError(f"{source}: verifier rows lack columns {lacking}")
+    judged = rows[rows["kind"] == "verify"]
+    if judged.empty:
+        raise ValueError(f"{source}: no rows of kind 'verify' (kinds present: "
+                         f"{sorted(rows['kind'].unique())})")
+    dup = judged.duplicated(["utt_id", "idx"])
+    if dup.any():
+        raise ValueError(f"{source}: {int(dup.sum())} candidates judged twice, e.g. "
+                         f"{judged.loc[dup, ['utt_id', 'idx']].head(3).values.tolist()}")
+    return judged[["utt_id", "idx", "score"]].reset_index(drop=True)

@@ -146,3 +146,57 @@ def summary_table(scores: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METR
             row[f"{m}_hi"] = float(np.quantile(boot, 1 - alpha)) if len(boot) else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def ambiguity_bin_of(manifest: pd.DataFrame) -> pd.Series:
+    """utt_id -> ambiguity bin: the Manifest's `ambiguity_bin` (corpora.load adds it), else
+    entropy tertiles computed here."""
+    from ambiemo.corpora.manifest import add_ambiguity_bin
+
+    if "ambiguity_bin" not in manifest:
+        manifest = add_ambiguity_bin(manifest)
+    return manifest.set_index("utt_id")["ambiguity_bin"]
+
+
+def summary_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame, *,
+                         metrics: Sequence[str] = DEFAULT_METRICS, n_boot: int = 1000,
+                         seed: int = 0, confidence: float = 0.95,
+                         classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """`summary_table` within each ambiguity bin of the Manifest (Jia et al., 2026, ask how
+    each strategy fares on clear versus ambiguous clips): the same columns plus
+    `ambiguity_bin` (ordered low < mid < high). Empty bins are left out."""
+    bins = ambiguity_bin_of(manifest)
+    of_row = pd.Categorical(bins.reindex(scores["utt_id"]).to_numpy(),
+                            categories=bins.cat.categories, ordered=True)
+    frames = []
+    for b in bins.cat.categories:
+        part = scores[of_row == b]
+        if len(part):
+            frames.append(summary_table(part, metrics=metrics, n_boot=n_boot, seed=seed,
+                                        confidence=confidence, classes=classes)
+                          .assign(ambiguity_bin=b))
+    out = pd.concat(frames, ignore_index=True)
+    out["ambiguity_bin"] = pd.Categorical(out["ambiguity_bin"], categories=bins.cat.categories,
+                                          ordered=True)
+    return out
+
+
+def reliability_table(scores: pd.DataFrame, n_bins: int = M.ECE_BINS) -> pd.DataFrame:
+    """Top-class confidence against accuracy (vs the majority label) in equal-width bins on
+    (0, 1], the bins of `metrics.ece`, per (model, strategy, n).
+
+    Columns: model, strategy, n, bin, bin_lo, bin_hi, confidence (mean top-class
+    probability), accuracy (mean credit), count. Tied references and missing predictions
+    are left out, as in ECE; empty bins have no row.
+    """
+    keep = np.isfinite(scores["top_prob"].to_numpy(float)) & np.isfinite(
+        scores["correct"].to_numpy(float))
+    data = scores.loc[keep, [*GROUP_KEYS, "top_prob", "correct"]].copy()
+    conf = data["top_prob"].to_numpy(float)
+    data["bin"] = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    out = (data.groupby([*GROUP_KEYS, "bin"], sort=False, observed=True)
+           .agg(confidence=("top_prob", "mean"), accuracy=("correct", "mean"),
+                count=("correct", "size")).reset_index())
+    out.insert(4, "bin_lo", out["bin"] / n_bins)
+    out.insert(5, "bin_hi", (out["bin"] + 1) / n_bins)
+    return out.sort_values([*GROUP_KEYS, "bin"], kind="stable").reset_index(drop=True)
