@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv if it is missing and install ambiemo with its pinned dependencies.
-# Usage: scripts/setup.sh [test]   ("test" adds pytest, nbval and hypothesis)
+# Usage: scripts/setup.sh [test]   ("test" adds pytest, nbval, hypothesis, selenium, and the
+#                                   Chromium browser + driver the HTML-report test opens)
 # Idempotent: reinstalls only when pyproject.toml changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,23 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e "$target"
     echo "$want" > "$stamp"
+fi
+# tests/test_report.py opens the HTML report in headless Chromium through selenium; the
+# browser and its matching driver come from the distribution's packages (Debian: chromium,
+# chromium-driver), never downloaded by selenium at test time.
+have_browser() {
+    { command -v chromium || command -v chromium-browser; } >/dev/null && command -v chromedriver >/dev/null
+}
+if [ "$extras" = "test" ] && ! have_browser; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing chromium and chromium-driver (Debian packages) for the report test"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            chromium chromium-driver >/dev/null
+    else
+        echo "setup: the report test needs Chromium and chromedriver; install them, e.g." >&2
+        echo "         sudo apt-get install chromium chromium-driver      (Debian/Ubuntu)" >&2
+        echo "       and make sure 'chromium' and 'chromedriver' are on PATH" >&2
+        exit 1
+    fi
 fi

@@ -42,3 +42,86 @@ def test_missing_root_and_models(tmp_path):
         load_config(write(tmp_path, "name: t\ncorpora:\n  demo: {}\nmodels: [m]\n"))
     with pytest.raises(ConfigError, match="models must be a non-empty list"):
         load_config(write(tmp_path, "name: t\ncorpora:\n  demo: {root: x}\nmodels: []\n"))
+
+
+def test_models_take_pinned_checkpoints_and_adapter_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("AMBIEMO_TEST_MODELS", "/models")
+    cfg = load_config(write(tmp_path, "name: t\ncorpora:\n  demo: {root: data/demo}\nmodels:\n"
+                            "  - tiny-qwen2-audio\n"
+                            "  - {name: qwen2-audio-7b-instruct, checkpoint: '${AMBIEMO_TEST_MODELS}/q2a',"
+                            " revision: 0a1b2c, options: {dtype: bfloat16}}\n"))
+    assert cfg.models == ("tiny-qwen2-audio", "qwen2-audio-7b-instruct")
+    assert cfg.model_options("tiny-qwen2-audio") == {}
+    assert cfg.model_options("qwen2-audio-7b-instruct") == {
+        "checkpoint": "/models/q2a", "revision": "0a1b2c", "dtype": "bfloat16"}
+    with pytest.raises(KeyError, match="model 'gpt-4o' is not in"):
+        cfg.model_options("gpt-4o")
+
+
+@pytest.mark.parametrize("models, message", [
+    ("[{name: m, checkpont: x}]", r"unknown key\(s\) \['checkpont'\] in models\[0\] \(m\)"),
+    ("[{checkpoint: x}]", r"models\[0\] must be a model name or a mapping with a name"),
+    ("[m, {name: m}]", r"models\[1\]: model 'm' is listed twice"),
+    ("[{name: m, options: {revision: x}}]", r"\['revision'\] go beside options"),
+])
+def test_bad_model_entries_are_named(tmp_path, models, message):
+    p = write(tmp_path, f"name: t\ncorpora:\n  demo: {{root: x}}\nmodels: {models}\n")
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(p)
+    assert str(p) in str(err.value)
+
+
+def test_unset_environment_variables_are_recorded_not_guessed(tmp_path, monkeypatch):
+    monkeypatch.delenv("AMBIEMO_TEST_ROOT", raising=False)
+    monkeypatch.setenv("AMBIEMO_TEST_SET", "/corpora")
+    cfg = load_config(write(tmp_path, "name: t\ncorpora:\n  iemocap: {root: '${AMBIEMO_TEST_ROOT}/x'}\n"
+                            "  crema_d: {root: '${AMBIEMO_TEST_SET}/crema'}\n"
+                            "models: [{name: m, checkpoint: '${AMBIEMO_TEST_ROOT}'}]\n"))
+    assert cfg.corpora["iemocap"].missing_env == ("AMBIEMO_TEST_ROOT",)
+    assert str(cfg.corpora["iemocap"].root) == "${AMBIEMO_TEST_ROOT}/x"
+    assert cfg.corpora["crema_d"].root.as_posix() == "/corpora/crema"
+    assert cfg.corpora["crema_d"].missing_env == ()
+    assert cfg.model_entries["m"].missing_env == ("AMBIEMO_TEST_ROOT",)
+
+
+def test_beams_cot_and_verification(tmp_path, repo):
+    cfg = load_config(repo / "configs" / "smoke.yaml")
+    assert cfg.generation.beams == 3
+    assert (cfg.generation.cot.prompt, cfg.generation.cot.max_new_tokens) == ("cot", 16)
+    v = cfg.verification
+    assert (v.model, v.prompt, v.candidates, v.n) == ("tiny-qwen2-audio", "verifier", "sample", None)
+    plain = load_config(write(tmp_path, BASE))
+    assert plain.verification is None and plain.generation.cot is None and plain.generation.beams == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("verification: {model: m, candidates: greedy}\n", "candidates must be 'sample' or 'beam'"),
+    ("verification: {model: m, n: 0}\n", "n must be >= 1"),
+    ("verification: {prompt: verifier}\n", "verification needs a model"),
+    ("verification: {model: m, judge: x}\n", r"unknown key\(s\) \['judge'\] in verification"),
+    ("generation: {cot: {prompt: cot, tokens: 5}}\n", r"unknown key\(s\) \['tokens'\] in generation.cot"),
+    ("generation: {beams: -1}\n", "n_samples and beams must be >= 0"),
+])
+def test_bad_generation_and_verification_are_named(tmp_path, extra, message):
+    p = write(tmp_path, BASE + extra)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(p)
+    assert str(p) in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["paper", "extended"])
+def test_study_configs_load(repo, name):
+    cfg = load_config(repo / "configs" / f"{name}.yaml")
+    assert set(cfg.corpora) == {"iemocap", "msp_podcast", "crema_d"}
+    assert cfg.verification.model == "gpt-4o-audio-preview" and cfg.verification.n == 3
+    assert cfg.generation.n_samples >= 5
+    paper_models = {"qwen2-audio-7b-instruct", "qwen2.5-omni-7b", "audio-flamingo-3",
+                    "ultravox-v0_3", "ultravox-v0_4", "gpt-4o-audio-preview",
+                    "gemini-2.0-flash", "gemini-2.5-pro"}
+    assert paper_models <= set(cfg.models)
+    if name == "paper":
+        assert set(cfg.models) == paper_models
+        assert cfg.scoring.strategies == ("greedy", "cot", "bon", "w_bon", "alm_v", "w_alm_v")
+    else:
+        assert len(cfg.models) == 16
+        assert {"majority", "label_logits", "dirichlet"} <= set(cfg.scoring.strategies)

@@ -1,18 +1,23 @@
-"""run_all.sh end to end on the smoke config, and the pipeline's refusals."""
+"""run_all.sh and the pipeline: the plan, the checks before anything runs, the run summary,
+and real runs of the notebooks."""
+import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
 
 from ambiemo.config import ConfigError, load_config
-from ambiemo.pipeline import plan, validate
+from ambiemo.pipeline import (Job, checkpoint_problem, plan, read_status, summarise, validate,
+                              write_status, Outcome)
 
 
 def fake_repo(tmp_path, text):
-    (tmp_path / "lib" / "ambiemo").mkdir(parents=True)
-    (tmp_path / "configs" / "prompts").mkdir(parents=True)
+    (tmp_path / "lib" / "ambiemo").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "configs" / "prompts").mkdir(parents=True, exist_ok=True)
     p = tmp_path / "configs" / "c.yaml"
     p.write_text(text)
     return load_config(p)
@@ -25,19 +30,153 @@ def test_validation_lists_every_problem_and_runs_nothing(tmp_path):
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     msg = str(err.value)
-    for needle in ["nothing was run", "root /nowhere/crema does not exist",
-                   "unknown corpus 'voxceleb'", "model 'qwen9-audio'", "tiny-qwen2-audio",
-                   "prompt 'direct_label' not found", "unknown strategy 'best_of_all'"]:
+    for needle in ["nothing was run", "corpora.crema_d.root: corpus 'crema_d': root "
+                   "/nowhere/crema does not exist", "unknown corpus 'voxceleb'",
+                   "unknown model 'qwen9-audio'", "registered models: [", "tiny-qwen2-audio",
+                   "prompt 'direct_label' not found", "unknown strategy 'best_of_all'",
+                   "notebook " + str(tmp_path / "notebooks" / "01_prepare_corpus.ipynb")]:
         assert needle in msg
     assert not (tmp_path / "runs").exists()
 
 
-def test_plan_orders_stages_and_refuses_unknown_names(repo):
+def test_strategies_need_what_the_config_generates(tmp_path):
+    cfg = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [tiny-qwen2-audio]\n"
+                              "generation: {n_samples: 0, greedy: false}\nscoring: {strategies: "
+                              "[greedy, cot, bon, w_bon, majority, dirichlet, alm_v, w_alm_v, label_logits]}\n")
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    msg = str(err.value)
+    for s in ("bon", "w_bon", "majority", "dirichlet"):
+        assert f"{s!r} needs generation.n_samples > 0" in msg
+    for s in ("alm_v", "w_alm_v"):
+        assert f"{s!r} needs a verification: section" in msg
+    assert "'cot' needs generation.cot:" in msg
+    assert "'greedy' needs generation.greedy: true" in msg
+    assert "'label_logits' needs generation.label_scores: true" in msg
+    beams = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [tiny-qwen2-audio]\n"
+                                "verification: {model: tiny-qwen2-audio, candidates: beam}\n"
+                                "scoring: {strategies: [alm_v]}\n")
+    with pytest.raises(ConfigError, match=r"verification.candidates: 'beam' but generation.beams is 0"):
+        validate(beams)
+
+
+def test_checkpoints_must_be_usable_offline(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for var in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    assert checkpoint_problem("tiny:qwen2_audio", None, tmp_path) is None
+    assert "set OPENAI_API_KEY" in checkpoint_problem("openai:gpt-4o-audio-preview", None, tmp_path)
+    assert "set GEMINI_API_KEY or GOOGLE_API_KEY" in checkpoint_problem("gemini:gemini-2.5-pro", None, tmp_path)
+    monkeypatch.setenv("GOOGLE_API_KEY", "k-not-shown")
+    assert checkpoint_problem("gemini:gemini-2.5-pro", None, tmp_path) is None
+    missing = checkpoint_problem("Org/Audio-7B", "abc123", tmp_path)
+    assert "checkpoint Org/Audio-7B@abc123 is not in the Hugging Face cache" in missing
+    assert str(tmp_path / "hub") in missing
+    # a snapshot in the hub cache, as huggingface_hub lays it out
+    snap = tmp_path / "hub" / "models--Org--Audio-7B" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    assert checkpoint_problem("Org/Audio-7B", "abc123", tmp_path) is None
+    assert "local checkpoint directory" in checkpoint_problem("./ckpt/q2a", None, tmp_path)
+    (tmp_path / "ckpt" / "q2a").mkdir(parents=True)
+    (tmp_path / "ckpt" / "q2a" / "config.json").write_text("{}")
+    assert checkpoint_problem("./ckpt/q2a", None, tmp_path) is None
+
+
+def test_plan_orders_stages_and_refuses_unknown_names(repo, tmp_path):
     cfg = load_config(repo / "configs" / "smoke.yaml")
-    assert [j.stage for j in plan(cfg)] == ["prepare", "generate", "score"]
-    assert [j.stage for j in plan(cfg, stages=("score",))] == ["score"]
+    assert [j.stage for j in plan(cfg)] == ["prepare", "generate", "verify", "score", "analyse", "report"]
+    assert plan(cfg, stages=("verify", "analyse")) == [Job("verify", "demo", "tiny-qwen2-audio"),
+                                                       Job("analyse")]
+    assert Job("analyse").parameters(cfg) == {"config_path": str(cfg.path)}
+    assert Job("verify", "demo", "m").output(cfg) == cfg.run_dir / "executed" / "03_verify__demo__m.ipynb"
     with pytest.raises(ValueError, match=r"unknown model\(s\) \['nope'\]; valid: \['tiny-qwen2-audio'\]"):
         plan(cfg, models=["nope"])
+    no_verifier = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [m]\n")
+    assert [j.stage for j in plan(no_verifier)] == ["prepare", "generate", "score", "analyse", "report"]
+
+
+def test_a_failure_skips_what_depends_on_it_and_nothing_else():
+    gen_a, gen_b = Job("generate", "demo", "a"), Job("generate", "demo", "b")
+    assert Job("verify", "demo", "a").depends_on(gen_a)
+    assert not Job("verify", "demo", "a").depends_on(gen_b)
+    assert not Job("generate", "iemocap", "a").depends_on(Job("prepare", "demo"))
+    assert Job("score", "demo").depends_on(gen_b)
+    assert Job("analyse").depends_on(Job("score", "demo"))
+    assert not Job("report").depends_on(Job("score", "demo"))
+
+
+def test_status_files_feed_the_summary(repo, tmp_path):
+    cfg = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [m]\n")
+    gen = Job("generate", "demo", "m")
+    path = write_status(cfg, "generate", corpus="demo", model="m", ran=0, cached=3,
+                        note="all 3 batches came from the sample store")
+    assert path == tmp_path / "runs" / "t" / "status" / "02_generate__demo__m.json"
+    assert read_status(path) == ("cached", "all 3 batches came from the sample store")
+    write_status(cfg, "verify", corpus="demo", model="m", ran=2, cached=1, failed=1, note="timeout")
+    verify = Job("verify", "demo", "m")
+    assert read_status(verify.status_path(cfg)) == ("failed", "1 failed, 2 ran, 1 cached: timeout")
+    assert read_status(tmp_path / "absent.json") == ("ran", "")
+    path.write_text("{not json")
+    assert read_status(path)[0] == "failed" and str(path) in read_status(path)[1]
+    with pytest.raises(ValueError, match="counts non-negative ints"):
+        write_status(cfg, "generate", corpus="demo", model="m", ran=-1)
+    text = summarise(cfg, [Outcome(Job("prepare", "demo"), "ran", 1.0),
+                           Outcome(gen, "cached", 0.5, "all 3 batches came from the sample store"),
+                           Outcome(verify, "failed", 0.5, "boom"),
+                           Outcome(Job("score", "demo"), "skipped", 0.0, "its inputs failed")])
+    assert "cached   02_generate [demo, m]: all 3 batches came from the sample store" in text
+    assert "FAILED   03_verify [demo, m]: boom" in text
+    assert "skipped  04_score [demo]: its inputs failed" in text
+    assert "summary: 1 ran, 1 from cache, 1 skipped, 1 failed" in text
+    assert "  generate          0        1        0        0" in text
+
+
+def clean_env(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    env["HF_HUB_CACHE"] = str(tmp_path / "empty-hub")
+    return env
+
+
+def listing(path):
+    return sorted((str(p), p.stat().st_mtime_ns) for p in path.rglob("*")) if path.exists() else None
+
+
+def test_paper_config_without_corpora_fails_at_once_naming_each(repo, tmp_path, monkeypatch):
+    from ambiemo.alm import MODELS
+
+    env = clean_env(tmp_path)
+    roots = {v: str(tmp_path / v.lower()) for v in ("IEMOCAP_ROOT", "MSP_PODCAST_ROOT", "CREMA_D_ROOT")}
+    before = listing(repo / "runs" / "paper")
+    t0 = time.perf_counter()
+    r = subprocess.run(["./run_all.sh", "configs/paper.yaml"], cwd=repo, capture_output=True,
+                       text=True, timeout=600, env={**env, **roots})
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "nothing was run" in r.stderr and "Traceback" not in r.stderr
+    for var, root in roots.items():
+        assert f"root {root} does not exist" in r.stderr
+    cfg = load_config(repo / "configs" / "paper.yaml")
+    lines = r.stderr.splitlines()
+    for name in cfg.models:   # one line per model: unknown, or its checkpoint and what is missing
+        line = next((ln for ln in lines if ln.strip().startswith("models: ") and f"{name!r}" in ln), "")
+        assert f"unknown model {name!r}" in line or "checkpoint " in line, (name, r.stderr)
+        if "checkpoint " in line and name in MODELS:
+            assert MODELS[name].checkpoint in line
+            if MODELS[name].checkpoint.startswith("openai:"):
+                assert "set OPENAI_API_KEY" in line
+    assert listing(repo / "runs" / "paper") == before
+    assert time.perf_counter() - t0 < 120
+    # the corpora's variables unset: each is named, with the key that needs it
+    for var in roots:
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ConfigError) as err:
+        validate(load_config(repo / "configs" / "paper.yaml"))
+    for key, var in (("iemocap", "IEMOCAP_ROOT"), ("msp_podcast", "MSP_PODCAST_ROOT"),
+                     ("crema_d", "CREMA_D_ROOT")):
+        assert f"corpora.{key}.root: ${{{var}}} needs environment variable(s) {var}" in str(err.value)
 
 
 def test_cli_reports_bad_config_without_traceback(repo, tmp_path):
@@ -49,24 +188,81 @@ def test_cli_reports_bad_config_without_traceback(repo, tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.fixture()
+def own_config(repo, tmp_path):
+    """A small study config of this test's own (the demo corpus, the tiny model, the
+    strategies the plain sampler serves), its outputs removed afterwards."""
+    name = f"test-pipeline-{os.getpid()}"
+
+    def make(extra=""):
+        p = tmp_path / "c.yaml"
+        p.write_text(f"name: {name}\ncorpora:\n  demo: {{root: data/demo{extra}}}\n"
+                     "models: [tiny-qwen2-audio]\ngeneration: {n_samples: 2, label_scores: true,"
+                     " decoding: {max_new_tokens: 8, constrained: true}}\n"
+                     "scoring: {strategies: [greedy, majority, label_logits], n_boot: 50}\n")
+        return p
+    yield make
+    for d in ("runs", "tables", "figures"):
+        shutil.rmtree(repo / d / name, ignore_errors=True)
+
+
+def test_stages_run_the_notebooks_and_build_the_report(repo, own_config):
+    """One real notebook and the report over its outputs (the whole chain runs in
+    test_run_all_regenerates_the_smoke_study)."""
+    config = own_config()
+    cfg = load_config(config, root=repo)
+    r = subprocess.run([sys.executable, "-m", "ambiemo.pipeline", str(config), "--stage", "prepare",
+                        "--stage", "report"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "summary: 2 ran, 0 from cache, 0 skipped, 0 failed" in r.stdout
+    index = cfg.run_dir / "report" / "index.html"
+    html = index.read_text()
+    assert (cfg.run_dir / "executed" / "01_prepare_corpus__demo.ipynb").is_file()
+    assert "href='notebooks/01_prepare_corpus__demo.html'" in html
+    assert "clips" in (index.parent / "notebooks" / "01_prepare_corpus__demo.html").read_text()
+    figures = sorted(p.name for p in cfg.figure_dir.glob("*.png"))
+    assert figures and all(f"<img src='figures/{f}'" in html for f in figures)
+    tables = sorted(p.name for p in cfg.table_dir.glob("*.csv"))
+    assert tables and all(f"href='tables/{t}'" in html for t in tables)
+    rows = json.loads((cfg.run_dir / "status" / "summary.json").read_text())
+    assert [(x["stage"], x["state"]) for x in rows] == [("prepare", "ran"), ("report", "ran")]
+
+
+def test_a_failed_notebook_skips_its_dependants_and_exits_non_zero(repo, own_config, tmp_path):
+    config = own_config()
+    text = config.read_text().replace("{root: data/demo}", "{root: data/demo, label_space: 99class}")
+    config.write_text(text)
+    r = subprocess.run([sys.executable, "-m", "ambiemo.pipeline", str(config), "--stage", "prepare",
+                        "--stage", "generate", "--stage", "score", "--stage", "report"],
+                       cwd=repo, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "FAILED   01_prepare_corpus [demo]: " in r.stdout and "99class" in r.stdout
+    assert "skipped  02_generate [demo, tiny-qwen2-audio]: its inputs failed (01_prepare_corpus [demo])" in r.stdout
+    assert "summary: 1 ran, 0 from cache, 2 skipped, 1 failed" in r.stdout
+    index = load_config(config, root=repo).run_dir / "report" / "index.html"
+    assert "<tr class='failed'><td>prepare</td>" in index.read_text()
+
+
 def test_run_all_regenerates_the_smoke_study(repo):
     """The README's first command, from a state with no outputs: every stage runs and the
-    table and figures come back."""
+    tables, figures and report come back; a rerun takes its samples from the store."""
     for d in ("runs/smoke", "tables/smoke", "figures/smoke"):
         shutil.rmtree(repo / d, ignore_errors=True)
     r = subprocess.run(["./run_all.sh"], cwd=repo, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "summary: 3 notebook(s) ok, 0 failed, 0 skipped" in r.stdout
-    for nb in ("01_prepare_corpus__demo", "02_generate__demo__tiny-qwen2-audio", "04_score__demo"):
+    assert "summary: 6 ran, 0 from cache, 0 skipped, 0 failed" in r.stdout
+    for nb in ("01_prepare_corpus__demo", "02_generate__demo__tiny-qwen2-audio",
+               "03_verify__demo__tiny-qwen2-audio", "04_score__demo", "05_capacity_vs_ambiguity"):
         assert (repo / "runs" / "smoke" / "executed" / f"{nb}.ipynb").is_file()
+        assert (repo / "runs" / "smoke" / "report" / "notebooks" / f"{nb}.html").is_file()
     for f in ("demo_js_divergence.png", "demo_human_entropy.png"):
         assert (repo / "figures" / "smoke" / f).stat().st_size > 10_000
     table = pd.read_csv(repo / "tables" / "smoke" / "demo_main.csv")
     assert (repo / "tables" / "smoke" / "demo_main.md").read_text().startswith("| model |")
     rows = set(zip(table["model"], table["strategy"]))
-    assert rows == {("prior", "reference"), ("uniform", "reference"), ("rater_ceiling", "reference"),
-                    ("tiny-qwen2-audio", "greedy"), ("tiny-qwen2-audio", "majority"),
-                    ("tiny-qwen2-audio", "label_logits")}
+    strategies = load_config(repo / "configs" / "smoke.yaml").scoring.strategies
+    assert rows == {("prior", "reference"), ("uniform", "reference"), ("rater_ceiling", "reference")} \
+        | {("tiny-qwen2-audio", s) for s in strategies}
     t = table.set_index("model")
     assert (table["js_divergence"].between(0, 1)).all()
     assert (table["js_divergence_lo"] <= table["js_divergence"]).all()
@@ -76,9 +272,11 @@ def test_run_all_regenerates_the_smoke_study(repo):
     assert t.loc["uniform", "accuracy"] == pytest.approx(0.25)
     # constrained decoding: every answer parsed, no prediction missing
     assert (table["n_missing"] == 0).all()
-    # a second run resumes from the sample store and generates nothing new
-    r2 = subprocess.run(["./run_all.sh", "--stage", "generate"], cwd=repo, capture_output=True,
-                        text=True, timeout=600)
-    assert r2.returncode == 0, r2.stderr[-3000:]
+    # a second run resumes from the sample store, generates nothing new and says so
+    r2 = subprocess.run(["./run_all.sh", "--stage", "generate", "--stage", "verify"], cwd=repo,
+                        capture_output=True, text=True, timeout=600)
+    assert r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-3000:]
+    assert "cached   02_generate [demo, tiny-qwen2-audio]" in r2.stdout
+    assert "cached   03_verify [demo, tiny-qwen2-audio]" in r2.stdout
     executed = (repo / "runs/smoke/executed/02_generate__demo__tiny-qwen2-audio.ipynb").read_text()
     assert "rows_written=0" in executed and "batches_run=0" in executed
