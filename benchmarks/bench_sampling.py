@@ -2,9 +2,14 @@
 
 Jia et al. (2026) draw N responses per clip for every model, corpus, prompt and strategy;
 this measures what that costs. On the same model and the same synthetic clips it times
-(1) the naive loop, one `generate()` per sample; (2) the engine (alm/engine.py: one
-prefill per batch of clips, N samples decoded from the shared prefix); (3) class-name
-scoring (`label_scores`: one prefill, K names teacher-forced). Every response has exactly
+(1) the naive loop, one `generate()` per sample; (2) the engine as the adapter runs it
+(alm/engine.py: one prefill per batch of clips, N samples decoded from it, the prompt's KV
+cache shared by the N rows); (3) `engine_repeat`, the same with the prompt cache repeated
+N times (the memory comparison); (4) with `--compile`, the shared path with a static
+suffix cache and a torch.compile'd step; (5) class-name scoring (`label_scores`: one
+prefill, K names teacher-forced); (6) beam search from the shared prefill (`--beams`).
+Beside each engine path it reports the KV-cache bytes held at the end of decoding. Every
+response has exactly
 `--new-tokens` tokens (stop tokens are masked until then, `min_new_tokens`), so both paths
 do the same work. Prints clips/s, the ratio and peak memory; `--json OUT` writes them.
 
@@ -31,7 +36,8 @@ import numpy as np
 import torch
 import transformers
 
-from ambiemo.alm import Clip, Decoding, load_model
+from ambiemo.alm import Clip, Decoding, engine, load_model
+from ambiemo.alm.engine_continuations import Continuations
 from ambiemo.alm.qwen2_audio import Qwen2AudioAdapter
 from ambiemo.labels import classes_for
 
@@ -106,6 +112,22 @@ def timed(device: str, fn, clips: int) -> dict:
     return {"seconds": s, "clips": clips, "clips_per_s": clips / s, "peak_gib": _peak_gib(device)}
 
 
+def kv_cache_gib(adapter, clips, n: int, new_tokens: int, sharing: str) -> float:
+    """KV-cache GiB one batch holds after `new_tokens` tokens per row with this sharing:
+    the prefill, then the decoding steps (fixed token ids: only sizes matter here)."""
+    prefix = engine.prefill(adapter.model, _inputs(adapter, clips))
+    rows = Continuations(adapter.model, prefix, n, sharing=sharing)
+    ids = torch.full((rows.rows, 1), adapter.pad_id, device=prefix.last_logits.device)
+    for _ in range(new_tokens - 1):
+        rows.forward(ids)
+    return rows.cache_bytes() / GIB
+
+
+def _inputs(adapter, clips):
+    return adapter.processor_inputs([adapter.build_prompt(PROMPT)] * len(clips),
+                                    [c.audio for c in clips]).to(adapter.device)
+
+
 def run(args) -> dict:
     adapter = build_adapter(args.model, args.device, args.cache_dir)
     clips = synthetic_clips(args.clips, args.seconds_per_clip)
@@ -118,11 +140,29 @@ def run(args) -> dict:
               "batch": args.batch, "classes": len(classes)}
     batches = [clips[i:i + args.batch] for i in range(0, len(clips), args.batch)]
 
-    def engine():
+    def engine_adapter():
         adapter.engine = "prefix"
         for i, b in enumerate(batches):
             gens = adapter.generate(b, PROMPT, seed=i, **kw)
             assert len(gens) == len(b) * args.n and all(g.n_tokens == args.new_tokens for g in gens)
+
+    def engine_direct(**options):
+        def fn():
+            for i, b in enumerate(batches):
+                torch.manual_seed(i)
+                tokens, _ = engine.decode(adapter.model, engine.prefill(adapter.model, _inputs(adapter, b)),
+                                          n=args.n, greedy=False, max_new_tokens=args.new_tokens,
+                                          min_new_tokens=args.new_tokens, stop_ids=adapter.stop_ids,
+                                          pad_id=adapter.pad_id, **options)
+                assert tokens.shape == (len(b) * args.n, args.new_tokens)
+        return fn
+
+    def beams():
+        for b in batches:
+            out = engine.beam_search(adapter.model, engine.prefill(adapter.model, _inputs(adapter, b)),
+                                     beams=args.beams, max_new_tokens=args.new_tokens,
+                                     stop_ids=adapter.stop_ids, pad_id=adapter.pad_id)
+            assert out.tokens.shape[0] == len(b) * args.beams
 
     def naive():
         adapter.engine = "generate"
@@ -135,8 +175,20 @@ def run(args) -> dict:
             for _, p in adapter.label_scores(b, PROMPT, classes):
                 assert abs(p.sum() - 1) < 1e-6
 
-    result["engine"] = timed(args.device, engine, len(clips))
+    result["engine"] = timed(args.device, engine_adapter, len(clips))
+    result["engine"]["kv_cache_gib"] = kv_cache_gib(adapter, batches[0], args.n, args.new_tokens, "shared")
+    result["engine_repeat"] = timed(args.device, engine_direct(prefix_sharing="repeat"), len(clips))
+    result["engine_repeat"]["kv_cache_gib"] = kv_cache_gib(adapter, batches[0], args.n,
+                                                           args.new_tokens, "repeat")
+    result["kv_cache_repeat / shared"] = (result["engine_repeat"]["kv_cache_gib"]
+                                          / result["engine"]["kv_cache_gib"])
+    if args.compile:
+        result["engine_compiled"] = timed(args.device, engine_direct(static_cache=True, compile=True),
+                                          len(clips))
     result["label_scores"] = timed(args.device, scores, len(clips))
+    if args.beams:
+        result["beam_search"] = timed(args.device, beams, len(clips))
+        result["beam_search"]["beams"] = args.beams
     if args.naive:
         naive_clips = clips[:args.naive_clips or len(clips)]
         result["naive"] = timed(args.device, naive, len(naive_clips))
@@ -145,17 +197,22 @@ def run(args) -> dict:
     return result
 
 
+PHASES = ("naive", "engine", "engine_repeat", "engine_compiled", "label_scores", "beam_search")
+
+
 def report(r: dict) -> str:
     lines = [f"{r['model']} on {r['device']} (torch {r['torch']}, transformers {r['transformers']}): "
              f"{r['clips']} clips of {r['seconds_per_clip']} s, N = {r['n']}, "
              f"{r['new_tokens']} new tokens, batch {r['batch']}, K = {r['classes']}"]
-    for name in ("naive", "engine", "label_scores"):
+    for name in PHASES:
         if name in r:
             p = r[name]
-            lines.append(f"  {name:<13} {p['clips_per_s']:9.2f} clips/s  ({p['seconds']:.2f} s for "
-                         f"{p['clips']} clips)  peak {p['peak_gib']:.2f} GiB")
+            kv = f"  KV cache {p['kv_cache_gib']:.4f} GiB" if "kv_cache_gib" in p else ""
+            lines.append(f"  {name:<15} {p['clips_per_s']:9.2f} clips/s  ({p['seconds']:.2f} s for "
+                         f"{p['clips']} clips)  peak {p['peak_gib']:.2f} GiB{kv}")
     if "ratio" in r:
         lines.append(f"  engine / naive  {r['ratio']:.1f}x")
+    lines.append(f"  KV cache repeat / shared  {r['kv_cache_repeat / shared']:.2f}x")
     return "\n".join(lines)
 
 
@@ -170,6 +227,7 @@ def check(r: dict, args) -> list[str]:
         missed.append(f"label_scores {r['label_scores']['clips_per_s']:.1f} clips/s "
                       f"< {args.min_score_clips_per_s}")
     if args.max_peak_gib and r["engine"]["peak_gib"] > args.max_peak_gib:
+        # On a GPU `peak_gib` is torch.cuda.max_memory_allocated of the engine phase.
         missed.append(f"engine peak {r['engine']['peak_gib']:.1f} GiB > {args.max_peak_gib}")
     return missed
 
@@ -184,6 +242,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds-per-clip", type=float, default=5.0)
     ap.add_argument("--batch", type=int, default=16, help="clips per engine call")
     ap.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--beams", type=int, default=4, help="beam-search beams per clip (0: skip)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time the static-cache, torch.compile'd decoding step")
     ap.add_argument("--naive-clips", type=int, default=0,
                     help="time the naive loop on this many clips only (0: all)")
     ap.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "ambiemo-bench"))

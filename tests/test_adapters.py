@@ -136,3 +136,20 @@ def test_verify_scores_are_p_yes_from_a_full_forward(name, adapters, clips):
                 logp = torch.log_softmax(logits[p0 - 1:-1], -1)
                 lp.append(logp.gather(-1, torch.tensor(ids)[:, None]).sum().item())
             assert next(v).score == pytest.approx(1 / (1 + np.exp(lp[1] - lp[0])), abs=1e-4)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_beam_engine_equals_generate(name, adapters, clips):
+    """The default engine's beam search against generate(num_beams=B), same candidates."""
+    a = adapters(name)
+    kw = dict(beams=3, decoding=Decoding(max_new_tokens=6), classes=C)
+    mine = a.beam(clips, Q, **kw)
+    engine = a.engine
+    try:
+        a.engine = "generate"
+        ref = a.beam(clips, Q, **kw)
+    finally:
+        a.engine = engine
+    assert [(g.utt_id, g.idx, g.text, g.n_tokens) for g in mine] == \
+        [(g.utt_id, g.idx, g.text, g.n_tokens) for g in ref]
+    assert [g.logprob for g in mine] == pytest.approx([g.logprob for g in ref], abs=1e-3)

@@ -215,3 +215,21 @@ def test_capacity_analysis_leaves_out_hosted_models_and_says_when_no_fit():
     assert (table.loc[table.metric == "r2", "term"] == "no fit").all()
     assert table.loc[table.metric == "r2", "estimate"].isna().all()
     assert table.loc[table.term == "log_params", "estimate"].notna().all()
+
+
+def test_gain_skips_a_strategy_with_no_finite_metric_and_says_so():
+    """A strategy whose every prediction is missing (a model that never writes the CoT
+    answer line) has no R2 to pair with the baseline: a note, not a crash."""
+    import numpy as np
+    import pandas as pd
+    from ambiemo.analysis import gain_by_ambiguity
+    utts = [f"u{i}" for i in range(9)]
+    manifest = pd.DataFrame({"utt_id": utts, "entropy_bits": np.linspace(0, 2, 9)})
+    rows = []
+    for strategy, r2 in (("greedy", 0.5), ("cot", np.nan)):
+        for i, u in enumerate(utts):
+            rows.append(dict(utt_id=u, model="m", strategy=strategy, n=1, replicate=0,
+                             r2=r2 if np.isnan(r2) else r2 + 0.01 * i))
+    out = gain_by_ambiguity(pd.DataFrame(rows), manifest, "r2", n_perm=50, n_boot=50)
+    assert out.empty
+    assert any("m/cot/1" in note and "no gain" in note for note in out.attrs["notes"])

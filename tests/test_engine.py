@@ -1,6 +1,7 @@
 """The shared-prefix engine against transformers' generate() on the tiny Qwen2-Audio model:
 greedy token for token, sampled class frequencies within sampling error, log-likelihoods,
-and class-name scores recomputed here with plain teacher-forced forwards."""
+class-name scores recomputed here with plain teacher-forced forwards, the shared-prefix
+attention against the repeated cache and SDPA, and beam search against generate()'s."""
 import numpy as np
 import pytest
 import torch
@@ -33,10 +34,14 @@ def _run(adapter, engine, clips, **kw):
     return adapter.generate(clips, Q, classes=C, **kw)
 
 
+def _inputs(adapter, clips):
+    return adapter.processor_inputs([adapter.build_prompt(Q)] * len(clips), [c.audio for c in clips])
+
+
 def _token_ids(adapter, clips, **kw):
     """The engine's raw token rows, to compare with generate()'s sequences."""
     from ambiemo.alm import engine
-    inputs = adapter._inputs(clips, Q)
+    inputs = _inputs(adapter, clips)
     torch.manual_seed(kw.pop("seed", 0))
     tokens, _ = engine.decode(adapter.model, engine.prefill(adapter.model, inputs),
                               stop_ids=adapter.stop_ids, pad_id=adapter.pad_id, **kw)
@@ -148,3 +153,157 @@ def test_runner_writes_label_scores_only_when_asked(repo, tmp_path, adapter, dem
     p = df[[f"p_{c}" for c in classes]].to_numpy()
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-9)
     assert df["parse_ok"].all() and (df["text"] == "").all()
+
+
+# -- shared-prefix attention (alm/engine_shared.py) -----------------------------------------
+
+@pytest.mark.parametrize("heads,kv_heads,length", [(4, 4, 1), (8, 2, 1), (8, 2, 3)])
+def test_cascade_attention_equals_sdpa_over_the_repeated_cache(heads, kv_heads, length):
+    """One prompt copy per clip + a per-row suffix gives SDPA's output over the prompt
+    repeated per row followed by the suffix (left padding masked, causal among the new
+    positions), with and without grouped-query heads."""
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+    from ambiemo.alm.engine_shared import cascade_attention
+
+    g = torch.Generator().manual_seed(0)
+    clips, n, plen, tlen, dim = 3, 4, 7, 5, 16
+    rows = clips * n
+    q = torch.randn(rows, heads, length, dim, generator=g)
+    k, v = (torch.randn(rows, kv_heads, tlen, dim, generator=g) for _ in range(2))
+    pk, pv = (torch.randn(clips, kv_heads, plen, dim, generator=g) for _ in range(2))
+    pad = torch.tensor([0, 2, 5])                      # left padding per clip
+    keep = torch.arange(plen)[None, :] >= pad[:, None]
+    bias = torch.zeros(clips, plen).masked_fill(~keep, -float("inf"))[:, None, None, :]
+    out = cascade_attention(q, k, v, pk, pv, bias, dim ** -0.5)
+
+    full_k = torch.cat([pk.repeat_interleave(n, 0), k], 2).repeat_interleave(heads // kv_heads, 1)
+    full_v = torch.cat([pv.repeat_interleave(n, 0), v], 2).repeat_interleave(heads // kv_heads, 1)
+    causal = torch.arange(tlen)[None, :] <= torch.arange(length)[:, None] + tlen - length
+    mask = torch.cat([keep.repeat_interleave(n, 0)[:, None, None, :].expand(rows, 1, length, plen),
+                      causal.expand(rows, 1, length, tlen)], -1)
+    ref = sdpa(q, full_k, full_v, attn_mask=mask).transpose(1, 2)
+    assert out.shape == (rows, length, heads, dim)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def _prefill(adapter, clips):
+    from ambiemo.alm import engine
+    return engine.prefill(adapter.model, _inputs(adapter, clips))
+
+
+def test_shared_prefix_decodes_as_the_repeated_cache(adapter, clips):
+    """Greedy tokens identical, per-token log-probs within float32 rounding, and the prompt
+    left untouched: a second decode from the same prefill gives the same answer."""
+    from ambiemo.alm import engine
+    kw = dict(n=3, greedy=True, max_new_tokens=10, stop_ids=adapter.stop_ids, pad_id=adapter.pad_id)
+    ref_tokens, ref_logp = engine.decode(adapter.model, _prefill(adapter, clips),
+                                         prefix_sharing="repeat", **kw)
+    prefix = _prefill(adapter, clips)
+    for _ in range(2):
+        tokens, logp = engine.decode(adapter.model, prefix, prefix_sharing="shared", **kw)
+        assert torch.equal(tokens, ref_tokens)
+        torch.testing.assert_close(logp, ref_logp, atol=1e-5, rtol=0)
+    assert not torch.equal(tokens[0], tokens[3])     # clips differ: rows are not mixed up
+
+
+def test_shared_prefix_samples_as_the_repeated_cache(adapter, clips):
+    """Same seed, same draws: both paths consume the RNG identically."""
+    from ambiemo.alm import engine
+    kw = dict(n=4, greedy=False, max_new_tokens=8, temperature=1.3, stop_ids=adapter.stop_ids,
+              pad_id=adapter.pad_id)
+    out = {}
+    for sharing in ("repeat", "shared"):
+        prefix = _prefill(adapter, clips)
+        torch.manual_seed(21)
+        out[sharing] = engine.decode(adapter.model, prefix, prefix_sharing=sharing, **kw)[0]
+    assert torch.equal(out["repeat"], out["shared"])
+
+
+def test_shared_prefix_holds_the_prompt_once(adapter, clips):
+    """What sharing is for: the cache holds B prompts + B*n suffixes, not B*n prompts."""
+    from ambiemo.alm.engine_continuations import Continuations
+    n, steps = 4, 3
+    sizes = {}
+    for sharing in ("repeat", "shared"):
+        prefix = _prefill(adapter, clips)
+        plen = prefix.attention_mask.shape[1]
+        rows = Continuations(adapter.model, prefix, n, sharing=sharing)
+        for _ in range(steps):
+            rows.forward(torch.zeros(len(clips) * n, 1, dtype=torch.long))
+        sizes[sharing] = rows.cache_bytes()
+    cfg = adapter.model.config.text_config
+    per_token_row = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * (
+        cfg.hidden_size // cfg.num_attention_heads) * 4                      # K and V, float32
+    assert sizes["repeat"] == len(clips) * n * (plen + steps) * per_token_row
+    assert sizes["shared"] == (len(clips) * plen + len(clips) * n * steps) * per_token_row
+
+
+def test_teacher_force_shared_equals_repeat(adapter, clips):
+    from ambiemo.alm import engine
+    seqs = [[5, 6, 7, 8], [9], [10, 11]]
+    shared = engine.teacher_force(adapter.model, _prefill(adapter, clips), seqs, prefix_sharing="shared")
+    repeat = engine.teacher_force(adapter.model, _prefill(adapter, clips), seqs, prefix_sharing="repeat")
+    torch.testing.assert_close(shared, repeat, atol=1e-4, rtol=0)
+
+
+def test_prefix_sharing_is_validated(adapter, clips):
+    from transformers.cache_utils import DynamicSlidingWindowLayer
+
+    from ambiemo.alm import engine
+    kw = dict(n=2, greedy=True, max_new_tokens=2, stop_ids=adapter.stop_ids, pad_id=adapter.pad_id)
+    with pytest.raises(ValueError, match="prefix_sharing must be one of"):
+        engine.decode(adapter.model, _prefill(adapter, clips), prefix_sharing="copy", **kw)
+    prefix = _prefill(adapter, clips)
+    prefix.cache.layers[1] = DynamicSlidingWindowLayer(sliding_window=4)
+    with pytest.raises(ValueError, match="cache layer 1 is a DynamicSlidingWindowLayer"):
+        engine.decode(adapter.model, prefix, prefix_sharing="shared", **kw)
+
+
+# -- beam search from the shared prefill (alm/engine_beam.py) -------------------------------
+
+@pytest.mark.parametrize("constrained,beams,early_stopping,length_penalty", [
+    (False, 3, True, 1.0), (False, 2, False, 0.5), (True, 4, True, 1.0),
+    (True, 3, "never", 2.0), (True, 3, False, -1.0)])
+def test_beam_search_equals_generate(adapter, clips, constrained, beams, early_stopping,
+                                     length_penalty):
+    from ambiemo.alm import engine
+    from ambiemo.alm.constrained import class_name_trie, prefix_allowed_tokens_fn
+
+    inputs = _inputs(adapter, clips)
+    plen = inputs["input_ids"].shape[1]
+    trie = class_name_trie(adapter.tokenizer, C, adapter.eos_id) if constrained else None
+    extra = {"prefix_allowed_tokens_fn": prefix_allowed_tokens_fn(trie, plen)} if trie else {}
+    out = adapter.model.generate(
+        **inputs, num_beams=beams, num_return_sequences=beams, do_sample=False,
+        early_stopping=early_stopping, length_penalty=length_penalty, max_new_tokens=7,
+        pad_token_id=adapter.pad_id, eos_token_id=adapter.stop_ids, return_dict_in_generate=True,
+        output_scores=True, **extra)
+    got = engine.beam_search(adapter.model, engine.prefill(adapter.model, inputs), beams=beams,
+                             max_new_tokens=7, stop_ids=adapter.stop_ids, pad_id=adapter.pad_id,
+                             allowed=trie.allowed if trie else None,
+                             early_stopping=early_stopping, length_penalty=length_penalty)
+    assert torch.equal(got.tokens, out.sequences[:, plen:])
+    torch.testing.assert_close(got.scores, out.sequences_scores, atol=1e-4, rtol=0)
+    raw = adapter.model.compute_transition_scores(out.sequences, out.scores, out.beam_indices,
+                                                  normalize_logits=False)
+    torch.testing.assert_close(got.token_logp, raw.float(), atol=1e-4, rtol=0)
+    if constrained:
+        texts = adapter.tokenizer.batch_decode(got.tokens, skip_special_tokens=True)
+        assert set(texts) <= set(C) and len(set(texts[:beams])) == beams
+
+
+def test_static_suffix_cache_decodes_as_the_dynamic_one(adapter, clips):
+    """The preallocated, in-place suffix cache (the compiled GPU path's cache) changes
+    nothing: same tokens, same log-probs. torch.compile itself takes minutes on this CPU
+    and is exercised by benchmarks/gpu.sh only."""
+    from ambiemo.alm import engine
+    kw = dict(n=3, greedy=True, max_new_tokens=9, stop_ids=adapter.stop_ids, pad_id=adapter.pad_id,
+              min_new_tokens=9)
+    ref = engine.decode(adapter.model, _prefill(adapter, clips), prefix_sharing="repeat", **kw)
+    got = engine.decode(adapter.model, _prefill(adapter, clips), static_cache=True, **kw)
+    assert torch.equal(got[0], ref[0]) and got[0].shape == (9, 9)
+    torch.testing.assert_close(got[1], ref[1], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="needs prefix_sharing='shared'"):
+        engine.decode(adapter.model, _prefill(adapter, clips), prefix_sharing="repeat",
+                      static_cache=True, **kw)

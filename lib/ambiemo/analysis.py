@@ -135,6 +135,11 @@ def ambiguity_bins(manifest: pd.DataFrame) -> pd.Series:
     return ambiguity_bin_of(manifest)
 
 
+def _shared_finite(scores: pd.DataFrame, a: dict, b: dict, metric: str) -> bool:
+    per = [_per_utterance(_select(scores, spec)[1], metric) for spec in (a, b)]
+    return not pd.concat(per, axis=1, join="inner").dropna().empty
+
+
 def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
                       metric: str = "js_divergence", *, baseline: str = "greedy",
                       n_perm: int = 2000, n_boot: int = 1000, seed: int = 0,
@@ -167,9 +172,14 @@ def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
                 part = of_model[of_model["ambiguity_bin"] == b]
                 if part.empty:
                     continue
-                res = paired_comparison(part, {"model": model, "strategy": strategy, "n": n},
-                                        base_spec, column, n_perm=n_perm, n_boot=n_boot,
-                                        seed=seed, confidence=confidence)
+                spec = {"model": model, "strategy": strategy, "n": n}
+                if not _shared_finite(part, spec, base_spec, column):
+                    # e.g. a strategy whose every prediction is missing has no R2 to pair.
+                    notes.append(f"{model}/{strategy}/{n}, {b} ambiguity: no utterance with a "
+                                 f"finite {column} for both it and {baseline}; no gain")
+                    continue
+                res = paired_comparison(part, spec, base_spec, column, n_perm=n_perm,
+                                        n_boot=n_boot, seed=seed, confidence=confidence)
                 lo, hi = sorted((sign * res.diff_lo, sign * res.diff_hi))
                 rows.append(dict(model=model, strategy=strategy, n=n, ambiguity_bin=b,
                                  gain=sign * res.diff, gain_lo=lo, gain_hi=hi,

@@ -4,8 +4,10 @@ Jia et al. (2026) draw N responses per clip for every model, corpus, prompt and 
 so sampling is the study's cost. `generate(num_return_sequences=N)` copies every clip's
 inputs N times before the prefill, so the audio encoder and the prompt run N times per
 clip. Here the audio is encoded and the prompt prefilled once per clip (one forward per
-batch of clips), the prefix KV cache is repeated N times, and the N samples are decoded
-from it with a small loop that keeps `generate()`'s semantics:
+batch of clips), and the N samples are decoded from that prefix with a small loop that
+keeps `generate()`'s semantics. By default the N rows of a clip read one copy of its
+prompt's KV cache (shared-prefix attention, engine_shared.py) instead of N copies
+(`prefix_sharing="repeat"`, kept for comparison):
 
 - logits processing in `generate()`'s order: the class-name constraint (a -inf mask, as
   `PrefixConstrainedLogitsProcessor`), the min-new-tokens stop mask, then the sampling
@@ -18,33 +20,17 @@ from it with a small loop that keeps `generate()`'s semantics:
 Greedy output equals `generate()` token for token, and sampled class frequencies match it
 within sampling error (tests/test_engine.py). `teacher_force` scores fixed continuations
 (the class names) from the same prefill: `label_logits` in one batched forward.
+`beam_search` (engine_beam.py) is generate()'s beam search from the same prefill.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 
+from ambiemo.alm.engine_continuations import SHARING, Continuations, Prefix, forward_logits
 
-@dataclass
-class Prefix:
-    """What one prefill of B clips leaves behind. `cache` is mutated by decoding, so a
-    Prefix is used once."""
-    cache: object                  # transformers Cache holding the B prompts
-    last_logits: torch.Tensor      # (B, V) float32: the logits after the last prompt token
-    attention_mask: torch.Tensor   # (B, P) 0 on left padding
-    next_pos: torch.Tensor         # (B,) the position of the first generated token
-
-
-def _forward(model, *, last_only: bool, **inputs):
-    """The model's forward returning (logits, cache). With `last_only` the LM head runs on
-    the last position only: a prefill's (B, P, V) logits would dwarf its KV cache."""
-    if last_only and hasattr(model, "model") and hasattr(model, "lm_head"):
-        out = model.model(**inputs, use_cache=True)
-        return model.lm_head(out.last_hidden_state[:, -1:]), out.cache
-    out = model(**inputs, use_cache=True)
-    return (out.logits[:, -1:] if last_only else out.logits), out.cache
+__all__ = ["SHARING", "Prefix", "beam_search", "decode", "prefill", "teacher_force", "warpers"]
 
 
 @torch.inference_mode()
@@ -52,7 +38,7 @@ def prefill(model, inputs: dict) -> Prefix:
     """One forward over the prompts (audio features included) of a batch of clips."""
     mask = inputs["attention_mask"]
     pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-    logits, cache = _forward(model, last_only=True, position_ids=pos, **inputs)
+    logits, cache = forward_logits(model, last_only=True, position_ids=pos, **inputs)
     return Prefix(cache, logits[:, -1].float(), mask, pos[:, -1] + 1)
 
 
@@ -73,27 +59,28 @@ def warpers(*, temperature: float, top_k: int, top_p: float) -> list[Callable]:
 def decode(model, prefix: Prefix, *, n: int, greedy: bool, max_new_tokens: int,
            stop_ids: Sequence[int], pad_id: int, temperature: float = 1.0, top_k: int = 0,
            top_p: float = 1.0, allowed: Callable[[tuple], list[int]] | None = None,
-           min_new_tokens: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+           min_new_tokens: int = 0, prefix_sharing: str = "auto", static_cache: bool = False,
+           compile: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` continuations per prefix row, rows in clip order then sample order.
 
     `allowed(tokens_so_far) -> token ids` restricts each step (constrained decoding);
     `min_new_tokens` masks the stop tokens until that many tokens exist (benchmarks use it
-    to force an exact length). Returns (tokens, token_logp), both (B*n, T): the chosen ids
-    (padding after a row's stop token) and each id's log-probability under the raw logits.
-    The RNG is torch's global one, seeded by the caller as for generate().
+    to force an exact length); `prefix_sharing` is how the rows hold the prompt
+    (engine_continuations.py: `auto`, `shared`, `repeat`); `static_cache` preallocates the
+    per-sample cache for `max_new_tokens` and `compile` runs each step through
+    `torch.compile` (both need shared sharing; meant for GPUs, where the per-step overhead
+    dominates). Returns (tokens, token_logp), both
+    (B*n, T): the chosen ids (padding after a row's stop token) and each id's
+    log-probability under the raw logits. The RNG is torch's global one, seeded by the
+    caller as for generate().
     """
-    cache, logits = prefix.cache, prefix.last_logits
-    rows = logits.shape[0] * n
-    device = logits.device
-    if n > 1:
-        cache.batch_repeat_interleave(n)
-        logits = logits.repeat_interleave(n, dim=0)
-    mask = prefix.attention_mask.repeat_interleave(n, dim=0)
-    pos = prefix.next_pos.repeat_interleave(n, dim=0)
+    rows_state = Continuations(model, prefix, n, sharing=prefix_sharing, compile=compile,
+                               static_capacity=max_new_tokens if static_cache else None)
+    logits = prefix.last_logits.repeat_interleave(n, dim=0) if n > 1 else prefix.last_logits
+    rows, device = rows_state.rows, logits.device
     stops = torch.tensor(list(stop_ids), device=device)
     warp = [] if greedy else warpers(temperature=temperature, top_k=top_k, top_p=top_p)
     unfinished = torch.ones(rows, dtype=torch.bool, device=device)
-    ones = torch.ones(rows, 1, dtype=mask.dtype, device=device)
     tokens, token_logp, mask_cache = [], [], {}
     for step in range(max_new_tokens):
         scores = logits
@@ -115,11 +102,7 @@ def decode(model, prefix: Prefix, *, n: int, greedy: bool, max_new_tokens: int,
         unfinished &= ~torch.isin(nxt, stops)
         if step + 1 == max_new_tokens or not unfinished.any():
             break
-        mask = torch.cat([mask, ones], dim=1)
-        out, cache = _forward(model, last_only=True, input_ids=nxt[:, None], attention_mask=mask,
-                              position_ids=pos[:, None], cache=cache)
-        logits = out[:, -1].float()
-        pos = pos + 1
+        logits = rows_state.forward(nxt[:, None])[:, -1]
     return torch.stack(tokens, 1), torch.stack(token_logp, 1)
 
 
@@ -133,11 +116,14 @@ def _allowed_mask(allowed, prefix: tuple, memo: dict, like: torch.Tensor) -> tor
 
 
 @torch.inference_mode()
-def teacher_force(model, prefix: Prefix, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
-    """(B, K) log-probability of each of K token sequences after each of B prompts: the
-    prefix cache is repeated K times and all continuations run in one forward. Shorter
-    sequences are right-padded; causal attention keeps padding out of the real tokens."""
+def teacher_force(model, prefix: Prefix, sequences: Sequence[Sequence[int]], *,
+                  prefix_sharing: str = "auto") -> torch.Tensor:
+    """(B, K) log-probability of each of K token sequences after each of B prompts: all
+    continuations run from the prefix in one forward (B*K rows). Shorter sequences are
+    right-padded; causal attention keeps padding out of the real tokens."""
     b, k = prefix.last_logits.shape[0], len(sequences)
+    if k == 0 or any(len(s) == 0 for s in sequences):
+        raise ValueError("teacher_force needs at least one sequence, none of them empty")
     longest = max(len(s) for s in sequences)
     device = prefix.last_logits.device
     ids = torch.zeros(k, longest, dtype=torch.long, device=device)
@@ -149,12 +135,11 @@ def teacher_force(model, prefix: Prefix, sequences: Sequence[Sequence[int]]) -> 
     first = torch.log_softmax(prefix.last_logits, -1).repeat_interleave(k, dim=0)
     logp = [first.gather(-1, ids[:, :1])]
     if longest > 1:
-        prefix.cache.batch_repeat_interleave(k)
-        mask = prefix.attention_mask.repeat_interleave(k, dim=0)
-        mask = torch.cat([mask, torch.ones_like(ids[:, :-1], dtype=mask.dtype)], dim=1)
-        pos = prefix.next_pos.repeat_interleave(k, dim=0)[:, None] + torch.arange(longest - 1, device=device)
-        logits, _ = _forward(model, last_only=False, input_ids=ids[:, :-1], attention_mask=mask,
-                             position_ids=pos, cache=prefix.cache)
-        logp.append(torch.log_softmax(logits.float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1))
+        rows = Continuations(model, prefix, k, sharing=prefix_sharing)
+        logits = rows.forward(ids[:, :-1], last_only=False)
+        logp.append(torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1))
     logp = torch.cat(logp, dim=1)
     return (logp * valid).sum(1).view(b, k)
+
+
+from ambiemo.alm.engine_beam import beam_search  # noqa: E402  (re-exported: engine.beam_search)

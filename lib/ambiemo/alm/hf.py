@@ -190,14 +190,24 @@ class TransformersAdapter(ALMAdapter):
 
     def beam(self, clips: Sequence[Clip], user_text: str, *, beams: int, decoding: Decoding,
              classes: Sequence[str]) -> list[Generation]:
-        """B beam-search candidates per clip through `generate(num_beams=B)`; idx is the
-        rank (0 = highest beam score, transformers' length-normalised score)."""
+        """B beam-search candidates per clip; idx is the rank (0 = highest beam score,
+        transformers' length-normalised score). The prefix engine runs generate()'s beam
+        search from one prefill per clip (engine.beam_search, tested equal to
+        `generate(num_beams=B)`); `engine="generate"` calls generate() itself."""
         if beams < 1:
             raise ValueError(f"beams must be >= 1, got {beams}")
         inputs = self._inputs(clips, user_text)
-        tokens, logp = self._hf_generate(inputs, decoding, self._trie(decoding, classes),
-                                         num_beams=beams, num_return_sequences=beams,
-                                         do_sample=False, early_stopping=True)
+        trie = self._trie(decoding, classes)
+        if self.engine == "prefix":
+            prefix = prefix_engine.prefill(self.model, inputs)
+            out = prefix_engine.beam_search(
+                self.model, prefix, beams=beams, max_new_tokens=decoding.max_new_tokens,
+                stop_ids=self.stop_ids, pad_id=self.pad_id,
+                allowed=trie.allowed if trie else None, early_stopping=True)
+            return self._to_generations(clips, beams, out.tokens, out.token_logp)
+        tokens, logp = self._hf_generate(inputs, decoding, trie, num_beams=beams,
+                                         num_return_sequences=beams, do_sample=False,
+                                         early_stopping=True)
         return self._to_generations(clips, beams, tokens, logp)
 
     def _hf_generate(self, inputs, decoding: Decoding, trie, **kwargs):
