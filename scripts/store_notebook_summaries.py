@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 def main(config: str = "smoke") -> None:
     executed_dir = REPO / "runs" / config / "executed"
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
-        runs = sorted(executed_dir.glob(f"{path.stem}__*.ipynb"))
+        # Per-corpus notebooks are saved as <stem>__<corpus>[__<model>]; once-per-config ones as <stem>.
+        runs = sorted(executed_dir.glob(f"{path.stem}__*.ipynb")) or sorted(executed_dir.glob(f"{path.stem}.ipynb"))
         if len(runs) != 1:
             raise SystemExit(f"{path.name}: expected one executed notebook in {executed_dir}, "
                              f"found {len(runs)}; run ./run_all.sh first")
