@@ -210,6 +210,11 @@ def test_verifier_scores_every_parsed_candidate_once(demo_copy, tmp_path, tiny_q
     merged = ver.merge(samples[samples["kind"] == "sample"][["utt_id", "idx", "text"]],
                        on=["utt_id", "idx"], suffixes=("_v", ""))
     assert (merged.groupby(["utt_id", "text"])["score"].nunique() == 1).all()
+    # The store's frames go straight into the strategies: every clip gets a verified answer.
+    from ambiemo.predict import predict, verifier_scores
+    pred = predict(samples, samples.attrs["classes"], ["alm_v", "w_alm_v"], model="m",
+                   verifier=verifier_scores(ver))
+    assert not pred["missing"].any() and (pred["n_usable"] == 2).all()
     with pytest.raises(ValueError, match="not a verifier prompt"):
         verify_samples(tiny_qwen2_audio, manifest, SampleStore(tmp_path / "t.sqlite"), gen.run_key,
                        load_prompt("direct_label", prompts))

@@ -113,7 +113,9 @@ def gather(samples: pd.DataFrame, classes: Sequence[str], strategy: str, *,
         if verifier is None:
             raise ValueError(f"strategy {strategy!r} needs verifier scores: pass "
                              "verifier=<frame with utt_id, idx, score>")
-        rows = rows.merge(verifier[["utt_id", "idx", "score"]], on=["utt_id", "idx"],
+        # The store's own `score` column is the verifier rows' (NULL on samples): replaced.
+        rows = rows.drop(columns="score", errors="ignore").merge(
+            verifier[["utt_id", "idx", "score"]], on=["utt_id", "idx"],
                           how="left", validate="one_to_one")
     else:
         rows = rows.assign(score=np.nan)
