@@ -64,6 +64,12 @@ def _errorbar(ax, x, y, lo, hi, **kw):
                        marker="o", ms=4, **kw)
 
 
+def _legend_outside(ax) -> None:
+    """The legend to the right of the axes: with nine strategies and three reference rows
+    a legend inside the plot hides the data."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+
+
 def save(fig: plt.Figure, stem: str | Path, formats: Sequence[str] = ("png", "pdf")
          ) -> list[Path]:
     """Write `fig` as `<stem>.<fmt>` for each format; returns the paths."""
@@ -147,7 +153,7 @@ def metric_by_ambiguity(by_bin: pd.DataFrame, metric: str, corpus: str) -> plt.F
         ax.set_title(f"{corpus}: {model}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel(METRIC_LABELS.get(metric, metric))
-    axes[-1].legend(fontsize=7, loc="best")
+    _legend_outside(axes[-1])
     fig.tight_layout()
     return fig
 
@@ -176,7 +182,7 @@ def gain_vs_ambiguity(gains: pd.DataFrame, corpus: str) -> plt.Figure:
         ax.set_title(f"{corpus}: {model}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         if strategies:
-            ax.legend(fontsize=7, loc="best")
+            _legend_outside(ax)
     axes[0].set_ylabel(f"gain in {SHORT_LABELS.get(metric, metric)} over {baseline}\n"
                        "(positive = better, paired 95% CI)")
     notes = gains.attrs.get("notes") or []
@@ -306,6 +312,6 @@ def scaling_curves(curve: pd.DataFrame, metrics, corpus: str) -> plt.Figure:
             ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontsize=8)
             ax.set_title(f"{corpus}: {model}", fontsize=9)
             ax.grid(alpha=0.3)
-        axes[i, -1].legend(fontsize=7, loc="best")
+        _legend_outside(axes[i, -1])
     fig.tight_layout()
     return fig
