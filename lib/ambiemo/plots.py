@@ -68,6 +68,11 @@ def _legend_outside(ax) -> None:
     """The legend to the right of the axes: with nine strategies and three reference rows
     a legend inside the plot hides the data."""
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig = ax.figure
+    if not getattr(fig, "_ambiemo_widened", False):   # room for the legend, once per figure
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w + 1.8, h)
+        fig._ambiemo_widened = True
 
 
 def save(fig: plt.Figure, stem: str | Path, formats: Sequence[str] = ("png", "pdf")
