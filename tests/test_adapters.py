@@ -22,6 +22,16 @@ VERIFY = ("Which emotion does the speaker express? Proposed answer: {answer}. "
 TINY = sorted(n for n, s in MODELS.items() if s.checkpoint.startswith("tiny:"))
 
 
+def through_generate(adapter, method, *args, **kw):
+    """`adapter.<method>` with transformers' own generate() as the engine (the reference)."""
+    engine = adapter.engine
+    try:
+        adapter.engine = "generate"
+        return getattr(adapter, method)(*args, **kw)
+    finally:
+        adapter.engine = engine
+
+
 @pytest.fixture(scope="session")
 def adapters(tiny_cache):
     cache = {}
@@ -74,12 +84,7 @@ def test_greedy_engine_equals_generate(name, adapters, clips):
     a = adapters(name)
     kw = dict(n=1, greedy=True, decoding=Decoding(max_new_tokens=6), classes=C, seed=0)
     mine = a.generate(clips, Q, **kw)
-    engine = a.engine
-    try:
-        a.engine = "generate"
-        ref = a.generate(clips, Q, **kw)
-    finally:
-        a.engine = engine
+    ref = through_generate(a, "generate", clips, Q, **kw)
     assert [(g.text, g.n_tokens) for g in mine] == [(g.text, g.n_tokens) for g in ref]
     assert [g.logprob for g in mine] == pytest.approx([g.logprob for g in ref], abs=1e-3)
 
@@ -144,12 +149,7 @@ def test_beam_engine_equals_generate(name, adapters, clips):
     a = adapters(name)
     kw = dict(beams=3, decoding=Decoding(max_new_tokens=6), classes=C)
     mine = a.beam(clips, Q, **kw)
-    engine = a.engine
-    try:
-        a.engine = "generate"
-        ref = a.beam(clips, Q, **kw)
-    finally:
-        a.engine = engine
+    ref = through_generate(a, "beam", clips, Q, **kw)
     assert [(g.utt_id, g.idx, g.text, g.n_tokens) for g in mine] == \
         [(g.utt_id, g.idx, g.text, g.n_tokens) for g in ref]
     assert [g.logprob for g in mine] == pytest.approx([g.logprob for g in ref], abs=1e-3)

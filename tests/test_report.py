@@ -5,7 +5,6 @@ Chromium and chromedriver come from Debian packages (`scripts/setup.sh test` ins
 """
 import re
 import shutil
-from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import matplotlib

@@ -91,6 +91,52 @@ def train_bpe(special_tokens: list[str], vocab_size: int = 400) -> tuple[dict[st
     return vocab, merges
 
 
+# -- pieces the Qwen2-decoder ALMs' tiny builders share --------------------------------------
+
+def chatml_tokenizer(special_tokens: list[str], named: dict[str, str] | None = None):
+    """A Qwen2 BPE tokenizer trained here, with `special_tokens`, `<|im_end|>` as end of turn
+    and `<|endoftext|>` as padding (left), as the real ChatML checkpoints ship it. `named`
+    special tokens are the ones a processor reads by attribute (tokenizer.audio_token, ...)."""
+    from transformers import Qwen2Tokenizer
+
+    vocab, merges = train_bpe(special_tokens)
+    extra = {"extra_special_tokens": named} if named else {}
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, errors="replace", unk_token=None,
+                               eos_token="<|im_end|>", pad_token="<|endoftext|>", **extra)
+    tokenizer.add_special_tokens({"additional_special_tokens": special_tokens})
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def whisper_features(chunk_length_s: int):
+    """The Whisper front end (128 mel bins, 10 ms hop) with a short window for a toy encoder."""
+    from transformers import WhisperFeatureExtractor
+    return WhisperFeatureExtractor(feature_size=128, sampling_rate=16_000,
+                                   chunk_length=chunk_length_s, hop_length=160)
+
+
+def tiny_qwen2_text_config(vocab_size: int) -> dict:
+    return {"model_type": "qwen2", "vocab_size": vocab_size, "hidden_size": 64,
+            "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "max_position_embeddings": 2048,
+            "tie_word_embeddings": False}
+
+
+def save_seeded(model_class, config, processor, tokenizer, path: Path, seed: int) -> Path:
+    """Initialise `model_class(config)` under `seed`, set end of turn and padding for
+    generate(), and save model and processor with save_pretrained."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
 @register_tiny("qwen2_audio", version=1)
 def build_tiny_qwen2_audio(path: str | Path, *, seed: int = 0, chunk_length_s: int = 5) -> Path:
     """Write a tiny random-weight Qwen2-Audio checkpoint (model, tokenizer, processor) to `path`.
@@ -98,38 +144,19 @@ def build_tiny_qwen2_audio(path: str | Path, *, seed: int = 0, chunk_length_s: i
     `chunk_length_s` sets the feature extractor's window: the real model uses 30 s; 5 s keeps
     the tiny encoder cheap on a CPU (longer clips are truncated by the feature extractor).
     """
-    import torch
-    from transformers import (Qwen2AudioConfig, Qwen2AudioForConditionalGeneration,
-                              Qwen2AudioProcessor, Qwen2Tokenizer, WhisperFeatureExtractor)
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
 
-    path = Path(path)
-    vocab, merges = train_bpe(QWEN2_AUDIO_SPECIAL)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, errors="replace",
-                               unk_token=None, eos_token="<|im_end|>",
-                               pad_token="<|endoftext|>")
-    tokenizer.add_special_tokens({"additional_special_tokens": QWEN2_AUDIO_SPECIAL})
-    tokenizer.padding_side = "left"
-    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16_000,
-                                 chunk_length=chunk_length_s, hop_length=160)
-    processor = Qwen2AudioProcessor(feature_extractor=fe, tokenizer=tokenizer,
-                                    chat_template=QWEN2_AUDIO_CHAT_TEMPLATE)
+    tokenizer = chatml_tokenizer(QWEN2_AUDIO_SPECIAL)
+    processor = Qwen2AudioProcessor(feature_extractor=whisper_features(chunk_length_s),
+                                    tokenizer=tokenizer, chat_template=QWEN2_AUDIO_CHAT_TEMPLATE)
     frames = chunk_length_s * 100  # 10 ms hop
     config = Qwen2AudioConfig(
         audio_config={"model_type": "qwen2_audio_encoder", "d_model": 32,
                       "encoder_layers": 2, "encoder_attention_heads": 2,
                       "encoder_ffn_dim": 64, "num_mel_bins": 128,
                       "max_source_positions": frames // 2},
-        text_config={"model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": 64,
-                     "intermediate_size": 128, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "max_position_embeddings": 2048, "tie_word_embeddings": False},
+        text_config=tiny_qwen2_text_config(len(tokenizer)),
         audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     )
-    torch.manual_seed(seed)
-    model = Qwen2AudioForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+    return save_seeded(Qwen2AudioForConditionalGeneration, config, processor, tokenizer,
+                       Path(path), seed)

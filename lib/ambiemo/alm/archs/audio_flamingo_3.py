@@ -21,7 +21,8 @@ import numpy as np
 from ambiemo.alm.audio import TARGET_SR
 from ambiemo.alm.hf import TransformersAdapter
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
-from ambiemo.alm.tiny import register_tiny, train_bpe
+from ambiemo.alm.tiny import (chatml_tokenizer, register_tiny, save_seeded,
+                              tiny_qwen2_text_config, whisper_features)
 
 HF_CLASS = "AudioFlamingo3ForConditionalGeneration"
 
@@ -98,20 +99,12 @@ def build_tiny_audio_flamingo_3(path: str | Path, *, seed: int = 0, chunk_length
 
     `chunk_length_s` is one encoder window (real: 30 s) and `max_audio_len_s` the longest
     audio kept (real: 600 s); both shrink so the toy encoder stays cheap on a CPU."""
-    import torch
     from transformers import (AudioFlamingo3Config, AudioFlamingo3ForConditionalGeneration,
-                              AudioFlamingo3Processor, Qwen2Tokenizer, WhisperFeatureExtractor)
+                              AudioFlamingo3Processor)
 
-    path = Path(path)
-    vocab, merges = train_bpe(AF3_SPECIAL)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, errors="replace", unk_token=None,
-                               eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    tokenizer.add_special_tokens({"additional_special_tokens": AF3_SPECIAL})
-    tokenizer.padding_side = "left"
-    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16_000,
-                                 chunk_length=chunk_length_s, hop_length=160)
-    processor = AudioFlamingo3Processor(feature_extractor=fe, tokenizer=tokenizer,
-                                        chat_template=AF3_CHAT_TEMPLATE,
+    tokenizer = chatml_tokenizer(AF3_SPECIAL)
+    processor = AudioFlamingo3Processor(feature_extractor=whisper_features(chunk_length_s),
+                                        tokenizer=tokenizer, chat_template=AF3_CHAT_TEMPLATE,
                                         max_audio_len=max_audio_len_s)
     frames = chunk_length_s * 100  # 10 ms hop
     config = AudioFlamingo3Config(
@@ -119,17 +112,8 @@ def build_tiny_audio_flamingo_3(path: str | Path, *, seed: int = 0, chunk_length
                       "num_hidden_layers": 2, "num_attention_heads": 2,
                       "intermediate_size": 64, "num_mel_bins": 128,
                       "max_source_positions": frames // 2},
-        text_config={"model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": 64,
-                     "intermediate_size": 128, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "max_position_embeddings": 2048, "tie_word_embeddings": False},
+        text_config=tiny_qwen2_text_config(len(tokenizer)),
         audio_token_id=tokenizer.convert_tokens_to_ids("<sound>"),
     )
-    torch.manual_seed(seed)
-    model = AudioFlamingo3ForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+    return save_seeded(AudioFlamingo3ForConditionalGeneration, config, processor, tokenizer,
+                       Path(path), seed)

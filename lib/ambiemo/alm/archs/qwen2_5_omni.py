@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ambiemo.alm.hf import TransformersAdapter
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
-from ambiemo.alm.tiny import register_tiny, train_bpe
+from ambiemo.alm.tiny import chatml_tokenizer, register_tiny, whisper_features
 
 HF_CLASS = "Qwen2_5OmniThinkerForConditionalGeneration"
 
@@ -111,31 +111,15 @@ register_model(ModelSpec(
 # is ready for it; tests/test_arch_qwen2_5_omni.py tests the tiny model without a processor.
 
 
-def omni_tokenizer(special: list[str], named: dict[str, str]):
-    """A Qwen2 BPE tokenizer trained here, carrying the Omni special tokens and the named
-    ones the processor reads (tokenizer.audio_token, ...)."""
-    from transformers import Qwen2Tokenizer
-
-    vocab, merges = train_bpe(special)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, errors="replace", unk_token=None,
-                               eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                               extra_special_tokens=named)
-    tokenizer.add_special_tokens({"additional_special_tokens": special})
-    tokenizer.padding_side = "left"
-    return tokenizer
-
-
 def tiny_qwen2_5_omni_parts(*, seed: int = 0, chunk_length_s: int = 5):
     """The tiny thinker, its tokenizer and its feature extractor (everything but the
     processor, which needs torchvision): (model, tokenizer, feature_extractor)."""
     import torch
-    from transformers import (Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration,
-                              WhisperFeatureExtractor)
+    from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
 
-    tok = omni_tokenizer(OMNI_SPECIAL, OMNI_NAMED_TOKENS)
+    tok = chatml_tokenizer(OMNI_SPECIAL, named=OMNI_NAMED_TOKENS)
     ids = {name: tok.convert_tokens_to_ids(t) for name, t in OMNI_NAMED_TOKENS.items()}
-    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=16_000,
-                                 chunk_length=chunk_length_s, hop_length=160)
+    fe = whisper_features(chunk_length_s)
     text = 64
     config = Qwen2_5OmniThinkerConfig(
         audio_config={"d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2,
