@@ -21,6 +21,24 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install --quiet -e "$target"
     echo "$want" > "$stamp"
 fi
+# CPU-only extras for the tiny-checkpoint tests. Several processors (Qwen2.5-Omni's and
+# Qwen3-Omni's video processor, Phi-4's image processor, Gemma-3n's timm vision tower) need
+# torchvision, and Granite-Speech's feature extractor needs torchaudio. No CPU build of either
+# matches torch 2.13 in the registries: the PyPI wheels link CUDA torch libraries, so their
+# compiled ops cannot load beside the CPU torch. Their Python code (the transforms the
+# processors call) works unchanged, so the wheels go, without dependencies and with their
+# compiled libraries removed, into .venv/cpu-extras, which only tests/cpu_extras.py puts on
+# sys.path; the library and the notebooks never see them. A GPU install uses the real builds.
+cpu_extras=(torchvision==0.28.0 torchaudio==2.11.0 timm==1.0.31)
+extras_stamp=".venv/cpu-extras/.installed"
+if [ "$extras" = "test" ] && [ "$(cat "$extras_stamp" 2>/dev/null)" != "${cpu_extras[*]}" ]; then
+    echo "setup: installing ${cpu_extras[*]} (Python parts only) into .venv/cpu-extras"
+    rm -rf .venv/cpu-extras
+    .venv/bin/python -m pip install --quiet --no-deps --target .venv/cpu-extras "${cpu_extras[@]}"
+    find .venv/cpu-extras -name '*.so' -delete
+    rm -rf .venv/cpu-extras/torchvision.libs .venv/cpu-extras/bin
+    echo "${cpu_extras[*]}" > "$extras_stamp"
+fi
 # tests/test_report.py opens the HTML report in headless Chromium through selenium; the
 # browser and its matching driver come from the distribution's packages (Debian: chromium,
 # chromium-driver), never downloaded by selenium at test time.

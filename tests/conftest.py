@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+import cpu_extras
+
+# Before anything imports transformers (it checks for torchvision once, at import).
+cpu_extras.install()
+
 REPO = Path(__file__).resolve().parents[1]
 
 
