@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from ambiemo.config import ConfigError, load_config
-from ambiemo.pipeline import (Job, checkpoint_problem, plan, read_status, summarise, validate,
-                              write_status, Outcome)
+from ambiemo.preflight import checkpoint_problem, validate
+from ambiemo.run_plan import Job, plan
+from ambiemo.run_status import Outcome, read_status, summarise, write_status
 
 
 def fake_repo(tmp_path, text):
@@ -83,6 +84,25 @@ def test_checkpoints_must_be_usable_offline(tmp_path, monkeypatch):
     (tmp_path / "ckpt" / "q2a").mkdir(parents=True)
     (tmp_path / "ckpt" / "q2a" / "config.json").write_text("{}")
     assert checkpoint_problem("./ckpt/q2a", None, tmp_path) is None
+
+
+def test_remote_code_models_need_a_pinned_revision(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from ambiemo.preflight import model_problems
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    snap = tmp_path / "hub" / "models--fixie-ai--ultravox-v0_4" / "snapshots" / "c0ffee"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    unpinned = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [ultravox-v0_4]\n")
+    problems = model_problems(unpinned, "ultravox-v0_4", "models")
+    assert len(problems) == 2 and "revision:" in problems[1]   # not cached unpinned, and unpinned
+    pinned = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\n"
+                                 "models: [{name: ultravox-v0_4, revision: c0ffee}]\n")
+    assert model_problems(pinned, "ultravox-v0_4", "models") == []
+    # models that run transformers' own code need no pin
+    assert not any("revision:" in p for p in model_problems(unpinned, "qwen2-audio-7b-instruct", "models"))
 
 
 def test_plan_orders_stages_and_refuses_unknown_names(repo, tmp_path):
@@ -167,6 +187,9 @@ def test_paper_config_without_corpora_fails_at_once_naming_each(repo, tmp_path, 
             assert MODELS[name].checkpoint in line
             if MODELS[name].checkpoint.startswith("openai:"):
                 assert "set OPENAI_API_KEY" in line
+        if name.startswith("ultravox"):   # remote code: loading refuses an unpinned commit
+            assert any(f"model {name!r} runs the code shipped with" in ln
+                       and "revision:" in ln for ln in lines), r.stderr
     assert listing(repo / "runs" / "paper") == before
     assert time.perf_counter() - t0 < 120
     # the corpora's variables unset: each is named, with the key that needs it
