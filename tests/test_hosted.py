@@ -168,7 +168,9 @@ def test_openai_logprobs_are_summed_and_absent_ones_give_none(server):
 def test_gemini_candidates_arrive_as_n_generations_over_capped_requests(server):
     server.reply = lambda api, body, count: [f"{'happy' if i % 2 else 'sad'} #{i}"
                                              for i in range(count)]
-    adapter = connect("gemini", server.url, max_candidates_per_request=2, logprobs=True)
+    # one request at a time, so server.requests is in the adapter's request order
+    adapter = connect("gemini", server.url, max_candidates_per_request=2, logprobs=True,
+                      concurrency=1)
     gens = sample(adapter, [clip("a"), clip("b", seed=1)], n=5, top_k=20, top_p=0.9,
                   temperature=0.7, max_new_tokens=5)
     cfgs = [r.body["generationConfig"] for r in server.requests]
@@ -180,6 +182,41 @@ def test_gemini_candidates_arrive_as_n_generations_over_capped_requests(server):
     answers = [a for r in server.requests for a in r.answers]
     assert [g.text for g in gens] == [t for t, _ in answers]
     assert [g.logprob for g in gens] == pytest.approx([sum(lps) for _, lps in answers])
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_concurrent_requests_overlap_and_give_the_same_samples_in_order(api, server):
+    import threading
+    import time
+
+    lock, state = threading.Lock(), {"now": 0, "peak": 0}
+
+    def slow_reply(api_, body, count):
+        # The answer depends on the request (its seed and text), not on arrival order.
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        seed = body["seed"] if api_ == "openai" else body["generationConfig"]["seed"]
+        return [f"happy {seed} {i}" for i in range(count)]
+
+    server.reply = slow_reply
+    clips = [clip(u, seed=i) for i, u in enumerate("abcd")]
+    runs = {}
+    for concurrency in (1, 6):
+        state["peak"] = 0
+        adapter = connect(api, server.url, max_candidates_per_request=2, concurrency=concurrency)
+        runs[concurrency] = (sample(adapter, clips, n=5, temperature=0.7), state["peak"])
+        verdicts = adapter.verify(clips[:2], [[(0, "happy"), (1, "sad")]] * 2, "{answer}? Score 1-10")
+        assert [(v.utt_id, v.idx) for v in verdicts] == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    (serial, peak1), (parallel, peak6) = runs[1], runs[6]
+    assert peak1 == 1 and peak6 > 1
+    assert parallel == serial
+    assert [(g.utt_id, g.idx) for g in serial] == [(u, i) for u in "abcd" for i in range(5)]
+    with pytest.raises(ValueError, match="concurrency must be an integer >= 1"):
+        connect(api, server.url, concurrency=0)
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -209,8 +246,8 @@ def test_verify_parses_a_1_to_10_score_and_keeps_failures(api, server):
     assert [(v.utt_id, v.idx, v.score) for v in verdicts] == [("a", 0, 0.8), ("a", 3, None),
                                                              ("b", 1, None)]
     assert "no score" in verdicts[1].error and "not an integer from 1 to 10" in verdicts[2].error
-    assert [request_text(api, r.body) for r in server.requests] == [
-        "Rate 1-10 the answer: happy", "Rate 1-10 the answer: sad", "Rate 1-10 the answer: angry"]
+    assert sorted(request_text(api, r.body) for r in server.requests) == [   # sent concurrently
+        "Rate 1-10 the answer: angry", "Rate 1-10 the answer: happy", "Rate 1-10 the answer: sad"]
     server.fail(503)
     (v,) = adapter.verify([clip()], [[(2, "fail")]], "answer: {answer}")
     assert v.score is None and v.error.startswith("api: 503 ")

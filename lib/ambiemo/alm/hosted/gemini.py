@@ -34,7 +34,7 @@ class GeminiAdapter(HostedAdapter):
                  max_requests: int | None = None, max_retries: int = 5, backoff_s: float = 1.0,
                  max_backoff_s: float = 60.0, timeout_s: float = 120.0, logprobs: bool = False,
                  max_candidates_per_request: int = 8, thinking_budget: int | None = None,
-                 device: str | None = None, dtype: str | None = None):
+                 concurrency: int = 4, device: str | None = None, dtype: str | None = None):
         from google import genai
         from google.genai import types
 
@@ -49,7 +49,7 @@ class GeminiAdapter(HostedAdapter):
                          key_envs=[api_key_env] if api_key_env else list(KEY_ENVS),
                          base_url=base_url, max_requests=max_requests, max_retries=max_retries,
                          backoff_s=backoff_s, max_backoff_s=max_backoff_s, timeout_s=timeout_s,
-                         logprobs=logprobs, device=device, dtype=dtype)
+                         logprobs=logprobs, concurrency=concurrency, device=device, dtype=dtype)
         self.max_candidates_per_request = max_candidates_per_request
         self.thinking_budget = thinking_budget
         self._types = types

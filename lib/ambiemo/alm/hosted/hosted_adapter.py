@@ -7,6 +7,11 @@ over class names (no `label_scores`) or be beam-searched, and it cannot be const
 class names; its log-likelihoods exist only where the API returns token log-probabilities.
 Each subclass implements one request (`_candidates`) and how its SDK reports errors
 (`_classify`); everything else is here.
+
+Requests go out `concurrency` at a time (threads; the SDK clients are thread-safe): at N
+samples per clip over thousands of clips, one request at a time would take days. Results
+come back in request order and every request carries its own seed, so the samples do not
+depend on the concurrency; rate limits are what the retries are for.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import random
 import re
 from abc import abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -93,7 +99,7 @@ class HostedAdapter(ALMAdapter):
     def __init__(self, checkpoint: str, *, name: str, revision: str | None, key_envs: Sequence[str],
                  base_url: str, max_requests: int | None, max_retries: int,
                  backoff_s: float, max_backoff_s: float, timeout_s: float, logprobs: bool,
-                 device: str | None = None, dtype: str | None = None):
+                 concurrency: int = 4, device: str | None = None, dtype: str | None = None):
         # device/dtype are what the pipeline passes to every model; a hosted model runs on
         # the provider's hardware, so they have no meaning here and are ignored.
         del device, dtype
@@ -102,6 +108,9 @@ class HostedAdapter(ALMAdapter):
                              f"model id as the checkpoint instead (got revision={revision!r})")
         if timeout_s <= 0:
             raise ValueError(f"model {name!r}: timeout_s must be > 0, got {timeout_s}")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"model {name!r}: concurrency must be an integer >= 1, got {concurrency!r}")
+        self.concurrency = concurrency
         self.name = name
         self.checkpoint = str(checkpoint)
         self.model_id = model_id(checkpoint, self.prefix)
@@ -155,9 +164,8 @@ class HostedAdapter(ALMAdapter):
             log.warning("%s: hosted APIs cannot constrain decoding to class names; "
                         "Decoding.constrained is ignored", self.name)
             self._warned_constrained = True
-        out = []
+        tasks = []
         for clip in clips:
-            cands: list[Candidate] = []
             for chunk, start in enumerate(range(0, n, self.max_candidates_per_request)):
                 count = min(self.max_candidates_per_request, n - start)
                 # A different seed per request of one clip, or the requests would repeat.
@@ -166,7 +174,11 @@ class HostedAdapter(ALMAdapter):
                                   top_k=None if greedy or not decoding.top_k else decoding.top_k,
                                   max_tokens=decoding.max_new_tokens,
                                   seed=(seed + chunk) & 0x7FFFFFFF)
-                cands += self._call(clip, user_text, request)
+                tasks.append((clip, user_text, request))
+        results = iter(self._call_all(tasks))
+        out = []
+        for clip in clips:
+            cands = [c for _ in range(0, n, self.max_candidates_per_request) for c in next(results)]
             out += [Generation(clip.utt_id, i, c.text, c.logprob, c.n_tokens, c.error)
                     for i, c in enumerate(cands)]
         return out
@@ -180,15 +192,17 @@ class HostedAdapter(ALMAdapter):
             raise ValueError(f"{len(clips)} clips but {len(candidates)} candidate lists")
         request = Request(count=1, temperature=0.0, top_p=None, top_k=None,
                           max_tokens=VERIFY_MAX_TOKENS, seed=0)
+        judged = [(clip, idx, answer) for clip, cands in zip(clips, candidates)
+                  for idx, answer in cands]
+        replies = self._call_all([(clip, verifier_text.replace("{answer}", answer), request)
+                                  for clip, _, answer in judged])
         out = []
-        for clip, cands in zip(clips, candidates):
-            for idx, answer in cands:
-                (c,) = self._call(clip, verifier_text.replace("{answer}", answer), request)
-                if c.error:
-                    out.append(Verdict(clip.utt_id, idx, None, c.text, c.error))
-                    continue
-                score, why = parse_score(c.text)
-                out.append(Verdict(clip.utt_id, idx, score, c.text, why))
+        for (clip, idx, _), (c,) in zip(judged, replies):
+            if c.error:
+                out.append(Verdict(clip.utt_id, idx, None, c.text, c.error))
+                continue
+            score, why = parse_score(c.text)
+            out.append(Verdict(clip.utt_id, idx, score, c.text, why))
         return out
 
     def label_scores(self, clips, user_text, classes) -> list[tuple[str, np.ndarray]]:
@@ -199,7 +213,20 @@ class HostedAdapter(ALMAdapter):
     def beam(self, clips, user_text, *, beams, decoding, classes) -> list[Generation]:
         raise NotImplementedError(f"{self.name} is a hosted API model: the API has no beam search")
 
-    # --- one request, retried ----------------------------------------------------------
+    # --- requests, retried --------------------------------------------------------------
+
+    def _call_all(self, tasks: Sequence[tuple[Clip, str, Request]]) -> list[list[Candidate]]:
+        """`_call` for each (clip, text, request), `concurrency` at a time, in task order.
+        BudgetExhausted (or a bug) from any request propagates once the running ones end."""
+        if self.concurrency == 1 or len(tasks) <= 1:
+            return [self._call(*t) for t in tasks]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(tasks))) as pool:
+            futures = [pool.submit(self._call, *t) for t in tasks]
+            try:
+                return [f.result() for f in futures]
+            finally:
+                for f in futures:   # after a failure, requests not yet sent are not sent
+                    f.cancel()
 
     def _call(self, clip: Clip, text: str, request: Request) -> list[Candidate]:
         """`request.count` candidates; failures (after retries) fill every slot, so the

@@ -31,8 +31,8 @@ class OpenAIChatAdapter(HostedAdapter):
                  base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  max_requests: int | None = None, max_retries: int = 5, backoff_s: float = 1.0,
                  max_backoff_s: float = 60.0, timeout_s: float = 120.0, logprobs: bool = True,
-                 max_candidates_per_request: int = 8, device: str | None = None,
-                 dtype: str | None = None):
+                 max_candidates_per_request: int = 8, concurrency: int = 4,
+                 device: str | None = None, dtype: str | None = None):
         from openai import OpenAI
 
         if max_candidates_per_request < 1:
@@ -43,7 +43,7 @@ class OpenAIChatAdapter(HostedAdapter):
         super().__init__(checkpoint, name=name, revision=revision, key_envs=[api_key_env],
                          base_url=base_url, max_requests=max_requests, max_retries=max_retries,
                          backoff_s=backoff_s, max_backoff_s=max_backoff_s, timeout_s=timeout_s,
-                         logprobs=logprobs, device=device, dtype=dtype)
+                         logprobs=logprobs, concurrency=concurrency, device=device, dtype=dtype)
         self.max_candidates_per_request = max_candidates_per_request
         # max_retries=0: every attempt goes through our retry loop, so the budget counts it.
         self.client = OpenAI(api_key=self._key, base_url=base_url, max_retries=0,

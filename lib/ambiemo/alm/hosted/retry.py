@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,14 +34,16 @@ class RequestBudget:
         self.max_requests = max_requests
         self.model = model
         self.used = 0
+        self._lock = threading.Lock()   # requests run concurrently (HostedAdapter.concurrency)
 
     def spend(self) -> None:
-        if self.max_requests is not None and self.used >= self.max_requests:
-            raise BudgetExhausted(
-                f"model {self.model!r}: request budget exhausted ({self.used} of "
-                f"max_requests={self.max_requests} used); samples stored so far are kept, "
-                "raise max_requests to continue")
-        self.used += 1
+        with self._lock:
+            if self.max_requests is not None and self.used >= self.max_requests:
+                raise BudgetExhausted(
+                    f"model {self.model!r}: request budget exhausted ({self.used} of "
+                    f"max_requests={self.max_requests} used); samples stored so far are kept, "
+                    "raise max_requests to continue")
+            self.used += 1
 
 
 @dataclass(frozen=True)
