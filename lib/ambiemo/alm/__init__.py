@@ -22,6 +22,9 @@ from ambiemo.alm import hosted  # noqa: F401  (registers the hosted API models)
 __all__ = ["ALMAdapter", "Clip", "Decoding", "Generation", "MODELS", "ModelSpec",
            "load_model", "register_model"]
 
+# n_params 8.4e9: 8.397e9 counted on the meta device from the checkpoint's published config
+# (Whisper-large-v3-sized encoder: d_model 1280, 32 layers; Qwen-7B decoder: hidden 4096,
+# 32 layers, vocabulary 156,032, untied embeddings).
 register_model(ModelSpec(
     name="qwen2-audio-7b-instruct", checkpoint="Qwen/Qwen2-Audio-7B-Instruct",
     hf_class="Qwen2AudioForConditionalGeneration", n_params=8.4e9,
