@@ -111,7 +111,10 @@ class TransformersAdapter(ALMAdapter):
         self.max_audio_s = self.audio_window_s()
         self.revision = revision
         self.eos_id = self.tokenizer.convert_tokens_to_ids(self.end_of_turn)
-        if self.eos_id is None or self.eos_id == self.tokenizer.unk_token_id:
+        # An absent token converts to the unknown id -- unless end of turn *is* the unknown
+        # token, as in Granite's tokenizer (<|end_of_text|> is unk, bos, eos and pad there).
+        if self.eos_id is None or (self.eos_id == self.tokenizer.unk_token_id
+                                   and self.end_of_turn != self.tokenizer.unk_token):
             raise ValueError(f"{self.checkpoint}: end-of-turn token {self.end_of_turn!r} "
                              "is not in the tokenizer's vocabulary")
         eos = self.model.generation_config.eos_token_id

@@ -7,16 +7,18 @@ vision encoders + decoder) is loaded: transformers' weight conversion strips the
 prefix from the full Omni checkpoint and leaves the talker and the vocoder unloaded.
 
 Audio: 16 kHz mono float arrays through `Qwen2_5OmniProcessor` (Whisper features); the
-feature extractor pads/truncates to its `chunk_length` (300 s on the hub checkpoints), so
-longer clips are truncated there, and the encoder runs the kept audio in 2 s blocks.
+feature extractor truncates to its `chunk_length` (300 s on the hub checkpoints), so longer
+clips are cut there and that is `audio_window_s`; the encoder runs the kept audio in 2 s
+blocks (`n_window` = 100, i.e. 200 feature frames), 25 audio tokens per second.
 Positions: the decoder uses 3-D multimodal rotary positions (M-RoPE); for audio-only
 prompts all three components are the plain running index (get_rope_index), so the
 shared-prefix engine's 1-D positions give the same model and `default_engine = "prefix"`
 holds (tests/test_adapters.py checks it token for token against generate()).
 
-The processor class needs an image and a video processor, and transformers' video
-processors need torchvision: without it `Qwen2_5OmniProcessor` can be neither built nor
-loaded (the hub checkpoint included).
+Tested offline: `tiny-qwen2.5-omni`, the real architecture at toy size with the real
+processor class (its image and video processors import torchvision; the tests provide its
+pure-Python part, tests/cpu_extras.py) and the hub chat template, through every conformance
+test. Not tested: the hub checkpoints themselves and image or video input.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from ambiemo.alm.hf import TransformersAdapter
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
-from ambiemo.alm.tiny import chatml_tokenizer, register_tiny, whisper_features
+from ambiemo.alm.tiny import chatml_tokenizer, register_tiny, save_seeded, whisper_features
 
 HF_CLASS = "Qwen2_5OmniThinkerForConditionalGeneration"
 
@@ -105,21 +107,33 @@ register_model(ModelSpec(
 register_model(ModelSpec(
     name="qwen2.5-omni-3b", checkpoint="Qwen/Qwen2.5-Omni-3B", hf_class=HF_CLASS,
     n_params=4.70e9, adapter="Qwen2_5OmniAdapter"))
-# No `tiny-qwen2.5-omni` registry entry yet: the tiny checkpoint needs the processor, the
-# processor needs torchvision, and no torchvision build matching this project's CPU torch
-# is installable here (README, "Adapters without an offline model test"). The builder below
-# is ready for it; tests/test_arch_qwen2_5_omni.py tests the tiny model without a processor.
+register_model(ModelSpec(
+    name="tiny-qwen2.5-omni", checkpoint="tiny:qwen2_5_omni", hf_class=HF_CLASS,
+    n_params=233_280, adapter="Qwen2_5OmniAdapter"))
 
 
-def tiny_qwen2_5_omni_parts(*, seed: int = 0, chunk_length_s: int = 5):
-    """The tiny thinker, its tokenizer and its feature extractor (everything but the
-    processor, which needs torchvision): (model, tokenizer, feature_extractor)."""
-    import torch
-    from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
+@register_tiny("qwen2_5_omni", version=1)
+def build_tiny_qwen2_5_omni(path: str | Path, *, seed: int = 0, chunk_length_s: int = 5) -> Path:
+    """Write a tiny random-weight Qwen2.5-Omni thinker (model, tokenizer, processor) to `path`.
+
+    `chunk_length_s` is the feature extractor's window (real: 300 s); 5 s keeps the toy
+    encoder cheap. The processor's video processor needs torchvision's Python part."""
+    from transformers.utils import is_torchvision_available
+
+    if not is_torchvision_available():
+        raise RuntimeError("the tiny Qwen2.5-Omni checkpoint needs torchvision: Qwen2_5OmniProcessor "
+                           "cannot be built without a video processor (in a script, call "
+                           "tests/cpu_extras.install() before importing transformers)")
+    from transformers import (Qwen2_5OmniProcessor, Qwen2_5OmniThinkerConfig,
+                              Qwen2_5OmniThinkerForConditionalGeneration, Qwen2VLImageProcessor,
+                              Qwen2VLVideoProcessor)
 
     tok = chatml_tokenizer(OMNI_SPECIAL, named=OMNI_NAMED_TOKENS)
     ids = {name: tok.convert_tokens_to_ids(t) for name, t in OMNI_NAMED_TOKENS.items()}
-    fe = whisper_features(chunk_length_s)
+    processor = Qwen2_5OmniProcessor(
+        image_processor=Qwen2VLImageProcessor(), video_processor=Qwen2VLVideoProcessor(),
+        feature_extractor=whisper_features(chunk_length_s), tokenizer=tok,
+        chat_template=QWEN2_5_OMNI_CHAT_TEMPLATE)
     text = 64
     config = Qwen2_5OmniThinkerConfig(
         audio_config={"d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2,
@@ -141,33 +155,5 @@ def tiny_qwen2_5_omni_parts(*, seed: int = 0, chunk_length_s: int = 5):
         vision_end_token_id=ids["vision_eos_token"],
         user_token_id=tok.encode("user", add_special_tokens=False)[0],
     )
-    torch.manual_seed(seed)
-    model = Qwen2_5OmniThinkerForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
-    model.generation_config.pad_token_id = tok.pad_token_id
-    return model, tok, fe
-
-
-@register_tiny("qwen2_5_omni", version=1)
-def build_tiny_qwen2_5_omni(path: str | Path, *, seed: int = 0, chunk_length_s: int = 5) -> Path:
-    """Write a tiny random-weight Qwen2.5-Omni thinker (model, tokenizer, processor) to `path`.
-
-    `chunk_length_s` is the feature extractor's window (real: 300 s); 5 s keeps the toy
-    encoder cheap. Needs a working torchvision (the processor's video processor)."""
-    from transformers import Qwen2_5OmniProcessor
-    from transformers.utils import is_torchvision_available
-
-    if not is_torchvision_available():
-        raise RuntimeError("the tiny Qwen2.5-Omni checkpoint needs torchvision: "
-                           "Qwen2_5OmniProcessor cannot be built without a video processor")
-    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
-
-    path = Path(path)
-    model, tok, fe = tiny_qwen2_5_omni_parts(seed=seed, chunk_length_s=chunk_length_s)
-    processor = Qwen2_5OmniProcessor(
-        image_processor=Qwen2VLImageProcessor(), video_processor=Qwen2VLVideoProcessor(),
-        feature_extractor=fe, tokenizer=tok, chat_template=QWEN2_5_OMNI_CHAT_TEMPLATE)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+    return save_seeded(Qwen2_5OmniThinkerForConditionalGeneration, config, processor, tok,
+                       Path(path), seed)
