@@ -105,6 +105,28 @@ def test_remote_code_models_need_a_pinned_revision(tmp_path, monkeypatch):
     assert not any("revision:" in p for p in model_problems(unpinned, "qwen2-audio-7b-instruct", "models"))
 
 
+def test_packages_a_model_needs_are_named_before_a_run(tmp_path, monkeypatch):
+    import importlib.util
+
+    from ambiemo import preflight
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(preflight.importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("peft", "mistral_common") else real(name, *a))
+    cfg = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels:\n"
+                              "  - phi-4-multimodal\n  - voxtral-mini-3b\n  - granite-speech-3.3-2b\n"
+                              "  - {name: tiny-granite-speech}\n"
+                              "  - {name: tiny-phi-4-multimodal, options: {speech_lora: null}}\n")
+    needs = {m: [p for p in preflight.model_problems(cfg, m, "models") if "Python package" in p]
+             for m in cfg.models}
+    assert "'peft'" in needs["phi-4-multimodal"][0] and "speech_lora: null" in needs["phi-4-multimodal"][0]
+    assert "pip install -e .[voxtral]" in needs["voxtral-mini-3b"][0]
+    assert "'peft'" in needs["granite-speech-3.3-2b"][0]
+    assert needs["tiny-granite-speech"] == needs["tiny-phi-4-multimodal"] == []
+    # a pinned revision is part of the download command
+    assert "--revision refs/pr/70" in " ".join(preflight.model_problems(cfg, "phi-4-multimodal", "models"))
+
+
 def test_plan_orders_stages_and_refuses_unknown_names(repo, tmp_path):
     cfg = load_config(repo / "configs" / "smoke.yaml")
     assert [j.stage for j in plan(cfg)] == ["prepare", "generate", "verify", "score", "analyse", "report"]

@@ -8,9 +8,11 @@ samples they combine -- before anything runs -- and one ConfigError lists every 
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
+from ambiemo.alm.registry import ADAPTERS
 from ambiemo.config import ConfigError, ModelEntry, StudyConfig
 from ambiemo.run_plan import NOTEBOOKS, STAGES, Job, plan
 
@@ -77,7 +79,8 @@ def checkpoint_problem(checkpoint: str, revision: str | None, root: Path) -> str
         return None
     at = f"@{revision}" if revision else ""
     return (f"checkpoint {checkpoint}{at} is not in the Hugging Face cache "
-            f"({constants.HF_HUB_CACHE}); download it (hf download {checkpoint}) or point "
+            f"({constants.HF_HUB_CACHE}); download it (hf download {checkpoint}"
+            + (f" --revision {revision}" if revision else "") + ") or point "
             "the model's checkpoint: to a local copy")
 
 
@@ -99,6 +102,11 @@ def model_problems(cfg: StudyConfig, name: str, key: str) -> list[str]:
     revision = entry.revision or spec.revision
     why = checkpoint_problem(checkpoint, revision, cfg.root)
     problems = [f"{key}: model {name!r}: {why}"] if why else []
+    needs = getattr(ADAPTERS.get(spec.adapter), "required_packages", None)
+    for module, why in (needs(checkpoint, {**spec.options, **entry.options}) if needs else {}).items():
+        if importlib.util.find_spec(module) is None:
+            problems.append(f"{key}: model {name!r} needs the Python package {module!r}, "
+                            f"which is not installed: {why}")
     if remote_code(spec) and not revision and not checkpoint.startswith("tiny:"):
         # The adapter refuses to load it (alm/hf.py); say so now, not after hours of sampling.
         problems.append(f"{key}: model {name!r} runs the code shipped with {checkpoint} "
@@ -109,7 +117,6 @@ def model_problems(cfg: StudyConfig, name: str, key: str) -> list[str]:
 
 def remote_code(spec) -> bool:
     """Whether `spec`'s adapter loads the checkpoint with trust_remote_code."""
-    from ambiemo.alm.registry import ADAPTERS
     return bool(getattr(ADAPTERS.get(spec.adapter), "trust_remote_code", False))
 
 

@@ -124,6 +124,13 @@ class TransformersAdapter(ALMAdapter):
             else self.eos_id
 
     # -- what subclasses may override ------------------------------------------------------
+    @classmethod
+    def required_packages(cls, checkpoint: str, options: dict) -> dict[str, str]:
+        """Python packages beyond the pinned core that loading `checkpoint` with `options`
+        needs: {import name: what it is for and how to install it}. The pipeline's checks
+        (ambiemo.preflight) name a missing one before anything runs."""
+        return {}
+
     def audio_window_s(self) -> float | None:
         """Longest audio the processor keeps (longer clips are truncated); None: no limit."""
         fe = getattr(self.processor, "feature_extractor", None)

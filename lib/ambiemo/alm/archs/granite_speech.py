@@ -147,6 +147,13 @@ class GraniteSpeechAdapter(TransformersAdapter):
             c, (0, 0, 0, frames - len(c)), value=float("nan")) for c in clips])
         return inputs
 
+    @classmethod
+    def required_packages(cls, checkpoint: str, options: dict) -> dict[str, str]:
+        # The hub checkpoints declare a LoRA adapter (has_lora_adapter); the tiny one does not.
+        if str(checkpoint).startswith("tiny:"):
+            return {}
+        return {"peft": "the checkpoint's LoRA adapter; peft >= 0.22 (transformers 5.24's minimum)"}
+
     def _attach(self, model, processor, engine, revision):
         if getattr(model.config, "has_lora_adapter", False):
             if not getattr(model, "_hf_peft_config_loaded", False):

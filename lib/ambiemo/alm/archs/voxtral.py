@@ -111,6 +111,10 @@ class VoxtralAdapter(TransformersAdapter):
     hf_class = HF_CLASS
     end_of_turn = "</s>"
 
+    @classmethod
+    def required_packages(cls, checkpoint: str, options: dict) -> dict[str, str]:
+        return {"mistral_common": "Voxtral's tokenizer; pip install -e .[voxtral]"}
+
     def __init__(self, checkpoint, **kwargs):
         require_mistral_common()
         super().__init__(checkpoint, **kwargs)
