@@ -27,18 +27,32 @@ from ambiemo.run_plan import NOTEBOOKS, STAGES, Job, plan
 from ambiemo.run_status import Outcome, read_status, summarise
 
 
-def _execute(job: Job, cfg: StudyConfig) -> Outcome:
+def execute_notebook(notebook: Path, out: Path, parameters: dict, cwd: Path) -> None:
+    """Run `notebook` with papermill on this Python's kernel, writing `out`; raises
+    PapermillExecutionError with the failing cell's error."""
     import papermill as pm
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        # The kernel runs on this machine: IPC sockets rather than TCP ports, which also
+        # spares every notebook ipykernel's "running over TCP without encryption" warning.
+        def __init__(self, **kwargs):
+            super().__init__(**{"transport": "ipc", **kwargs})
+
+    pm.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=str(cwd),
+                        progress_bar=False, kernel_name="python3",
+                        kernel_manager_class=LocalKernelManager)
+
+
+def _execute(job: Job, cfg: StudyConfig) -> Outcome:
 
     out, status = job.output(cfg), job.status_path(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     status.unlink(missing_ok=True)      # a status left by an earlier run must not be read
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(cfg.root / "notebooks" / f"{NOTEBOOKS[job.stage]}.ipynb"),
-                            str(out), parameters=job.parameters(cfg),
-                            cwd=str(cfg.root / "notebooks"), progress_bar=False,
-                            kernel_name="python3")
+        execute_notebook(cfg.root / "notebooks" / f"{NOTEBOOKS[job.stage]}.ipynb", out,
+                         job.parameters(cfg), cfg.root / "notebooks")
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
         return Outcome(job, "failed", time.perf_counter() - t0,
                        f"{_last_line(e)} (see {out.relative_to(cfg.root)})")
