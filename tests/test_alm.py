@@ -77,6 +77,24 @@ def test_greedy_matches_plain_generate(tiny_qwen2_audio, clips):
     assert gens[0].text == text
 
 
+def test_static_cache_option_gives_the_same_samples_and_enters_the_key(tiny_qwen2_audio, clips,
+                                                                       tiny_cache):
+    """The GPU decoding options reach the engine through load_model's options (a config's
+    model `options:`); the compiled step is the same code path (checked on a GPU)."""
+    kw = dict(n=4, greedy=False, decoding=Decoding(constrained=True), classes=C, seed=5)
+    static = load_model("tiny-qwen2-audio", cache_dir=tiny_cache, device="cpu", static_cache=True)
+    assert static.generate(clips, "Which emotion?", **kw) == \
+        tiny_qwen2_audio.generate(clips, "Which emotion?", **kw)
+    assert static.identity() == {**tiny_qwen2_audio.identity(), "static_cache": True}
+    with pytest.raises(ValueError, match="options of the prefix engine"):
+        load_model("tiny-qwen2-audio", cache_dir=tiny_cache, device="cpu", engine="generate",
+                   compile=True)
+    # a model whose prompt cache cannot be shared (sliding-window layers) says so
+    sliding = load_model("tiny-gemma-3n", cache_dir=tiny_cache, device="cpu", static_cache=True)
+    with pytest.raises(ValueError, match="needs prefix_sharing='shared'"):
+        sliding.generate(clips[:1], "Which emotion?", **kw)
+
+
 def test_unknown_model_lists_valid_names():
     with pytest.raises(KeyError, match="tiny-qwen2-audio"):
         load_model("qwen9-audio")

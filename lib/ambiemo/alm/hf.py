@@ -60,10 +60,15 @@ class TransformersAdapter(ALMAdapter):
     end_of_turn: str = ""          # the token that ends the assistant's answer
     trust_remote_code: bool = False
     default_engine: str = "prefix"
+    # Prefix-engine decoding on a GPU (engine.decode): a preallocated per-sample cache and a
+    # torch.compile'd step. Both need a shareable prompt cache; off by default.
+    static_cache: bool = False
+    compile: bool = False
 
     def __init__(self, checkpoint: str | Path, *, name: str, revision: str | None = None,
                  device: str = "auto", dtype: str | None = None, engine: str | None = None,
-                 trust_remote_code: bool | None = None):
+                 trust_remote_code: bool | None = None, static_cache: bool = False,
+                 compile: bool = False):
         import torch
         import transformers
         from transformers import AutoProcessor
@@ -75,6 +80,7 @@ class TransformersAdapter(ALMAdapter):
         self.name = name
         self.checkpoint = str(checkpoint)
         self.device = resolve_device(device)
+        self.static_cache, self.compile = bool(static_cache), bool(compile)
         torch_dtype = getattr(torch, dtype) if dtype else (
             torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
         processor = AutoProcessor.from_pretrained(self.checkpoint, revision=revision,
@@ -102,6 +108,9 @@ class TransformersAdapter(ALMAdapter):
         engine = engine or self.default_engine
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if (self.static_cache or self.compile) and engine != "prefix":
+            raise ValueError(f"{self.name}: static_cache / compile are options of the prefix "
+                             f"engine, not of engine={engine!r}")
         self.engine = engine
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
@@ -149,8 +158,12 @@ class TransformersAdapter(ALMAdapter):
     def identity(self) -> dict:
         # The engine enters the run key: in bf16 on a GPU the two paths agree in
         # distribution, not bit for bit, so their samples are never mixed in one run.
+        # A compiled step may round differently, so it enters the key too (only when on, so
+        # keys of runs without it are unchanged).
+        fast = {k: True for k in ("static_cache", "compile") if getattr(self, k)}
         return {"model": self.name, "checkpoint": self.checkpoint, "revision": self.revision,
-                "dtype": str(self.model.dtype).removeprefix("torch."), "engine": self.engine}
+                "dtype": str(self.model.dtype).removeprefix("torch."), "engine": self.engine,
+                **fast}
 
     def build_prompt(self, user_text: str) -> str:
         return self.processor.apply_chat_template(self.messages(user_text),
@@ -184,7 +197,8 @@ class TransformersAdapter(ALMAdapter):
                 self.model, prefix, n=n, greedy=greedy, max_new_tokens=decoding.max_new_tokens,
                 stop_ids=self.stop_ids, pad_id=self.pad_id, temperature=decoding.temperature,
                 top_k=decoding.top_k, top_p=decoding.top_p,
-                allowed=trie.allowed if trie else None, min_new_tokens=min_new_tokens)
+                allowed=trie.allowed if trie else None, min_new_tokens=min_new_tokens,
+                static_cache=self.static_cache, compile=self.compile)
             return self._to_generations(clips, n, tokens, logp)
         kwargs = dict(num_return_sequences=n)
         if min_new_tokens:
