@@ -139,6 +139,8 @@ def run(args) -> dict:
               "new_tokens": args.new_tokens, "seconds_per_clip": args.seconds_per_clip,
               "batch": args.batch, "classes": len(classes)}
     batches = [clips[i:i + args.batch] for i in range(0, len(clips), args.batch)]
+    # Each method is timed cold: no prefill carried over from the previous call.
+    adapter.reuse_prefill = False
 
     def engine_adapter():
         adapter.engine = "prefix"
@@ -175,6 +177,21 @@ def run(args) -> dict:
             for _, p in adapter.label_scores(b, PROMPT, classes):
                 assert abs(p.sum() - 1) < 1e-6
 
+    def runner_batch(reuse: bool):
+        """What the runner asks of one batch with every kind on: greedy, N samples, beams
+        and class-name scores, all under one prompt; `reuse` shares their prefill."""
+        def fn():
+            adapter.reuse_prefill = reuse
+            for i, b in enumerate(batches):
+                adapter.forget_prefill()         # a new batch starts cold
+                adapter.generate(b, PROMPT, seed=i, **{**kw, "n": 1, "greedy": True})
+                adapter.generate(b, PROMPT, seed=i, **kw)
+                if args.beams:
+                    adapter.beam(b, PROMPT, beams=args.beams, decoding=dec, classes=classes)
+                adapter.label_scores(b, PROMPT, classes)
+            adapter.reuse_prefill = False
+        return fn
+
     result["engine"] = timed(args.device, engine_adapter, len(clips))
     result["engine"]["kv_cache_gib"] = kv_cache_gib(adapter, batches[0], args.n, args.new_tokens, "shared")
     result["engine_repeat"] = timed(args.device, engine_direct(prefix_sharing="repeat"), len(clips))
@@ -189,6 +206,10 @@ def run(args) -> dict:
     if args.beams:
         result["beam_search"] = timed(args.device, beams, len(clips))
         result["beam_search"]["beams"] = args.beams
+    result["all_kinds"] = timed(args.device, runner_batch(False), len(clips))
+    result["all_kinds_reused"] = timed(args.device, runner_batch(True), len(clips))
+    result["all_kinds reused / not"] = (result["all_kinds_reused"]["clips_per_s"]
+                                        / result["all_kinds"]["clips_per_s"])
     if args.naive:
         naive_clips = clips[:args.naive_clips or len(clips)]
         result["naive"] = timed(args.device, naive, len(naive_clips))
@@ -197,7 +218,8 @@ def run(args) -> dict:
     return result
 
 
-PHASES = ("naive", "engine", "engine_repeat", "engine_compiled", "label_scores", "beam_search")
+PHASES = ("naive", "engine", "engine_repeat", "engine_compiled", "label_scores", "beam_search",
+          "all_kinds", "all_kinds_reused")
 
 
 def report(r: dict) -> str:
@@ -213,6 +235,7 @@ def report(r: dict) -> str:
     if "ratio" in r:
         lines.append(f"  engine / naive  {r['ratio']:.1f}x")
     lines.append(f"  KV cache repeat / shared  {r['kv_cache_repeat / shared']:.2f}x")
+    lines.append(f"  all kinds, prefill reused / not  {r['all_kinds reused / not']:.2f}x")
     return "\n".join(lines)
 
 

@@ -153,3 +153,38 @@ def test_beam_engine_equals_generate(name, adapters, clips):
     assert [(g.utt_id, g.idx, g.text, g.n_tokens) for g in mine] == \
         [(g.utt_id, g.idx, g.text, g.n_tokens) for g in ref]
     assert [g.logprob for g in mine] == pytest.approx([g.logprob for g in ref], abs=1e-3)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_one_prefill_serves_every_kind_of_a_batch(name, adapters, clips, monkeypatch):
+    """The runner asks greedy, samples, beams and label scores of the same batch under one
+    prompt: the adapter prefills once when decoding only reads the prompt cache (shared),
+    again when a decode extended it (repeat), and the answers are the same either way."""
+    from ambiemo.alm import engine
+    from ambiemo.alm.engine_continuations import resolve_sharing
+
+    a = adapters(name)
+    calls = []
+    real = engine.prefill
+    monkeypatch.setattr(engine, "prefill", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    dec = Decoding(constrained=True, max_new_tokens=8)
+
+    def batch():
+        a.forget_prefill()
+        return (a.generate(clips, Q, n=1, greedy=True, decoding=dec, classes=C, seed=1),
+                a.generate(clips, Q, n=3, greedy=False, decoding=dec, classes=C, seed=2),
+                a.beam(clips, Q, beams=2, decoding=dec, classes=C),
+                [p.tolist() for _, p in a.label_scores(clips, Q, C)])
+
+    a.reuse_prefill = False
+    try:
+        cold, n_cold = batch(), len(calls)
+    finally:
+        a.reuse_prefill = True
+    calls.clear()
+    warm = batch()
+    assert n_cold == 4
+    shared = resolve_sharing(a.model, real(a.model, a._inputs(clips, Q)), "auto") == "shared"
+    assert len(calls) == (1 if shared else 4)
+    assert warm[:3] == cold[:3]
+    assert np.allclose(warm[3], cold[3], atol=1e-6)

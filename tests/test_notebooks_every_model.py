@@ -9,7 +9,6 @@ config (the verifier is the model itself) in a scratch repository root, so nothi
 into the checkout.
 """
 import json
-import os
 
 import pytest
 
@@ -93,4 +92,4 @@ def test_generate_and_verify_notebooks_run_with_the_model(name, study_root, repo
     # the model judged each of its sampled candidates once, with a probability of "Yes"
     assert len(verdicts) == n_clips * N_SAMPLES
     assert verdicts["score"].between(0, 1).all()
-    assert not os.listdir(repo / "runs").count(f"every-{name}")   # the checkout is untouched
+    assert not (repo / "runs" / f"every-{name}").exists()   # the checkout is untouched

@@ -27,11 +27,13 @@ SHARING = ("auto", "shared", "repeat")
 @dataclass
 class Prefix:
     """What one prefill of B clips leaves behind. With `repeat` sharing the cache is
-    mutated by decoding (the Prefix is then used once); `shared` only reads it."""
+    mutated by decoding (`consumed` is then set: the Prefix cannot serve another decode);
+    `shared` only reads it, so one Prefix can serve several."""
     cache: object                  # transformers Cache holding the B prompts
     last_logits: torch.Tensor      # (B, V) float32: the logits after the last prompt token
     attention_mask: torch.Tensor   # (B, P) 0 on left padding
     next_pos: torch.Tensor         # (B,) the position of the first generated token
+    consumed: bool = False
 
 
 def forward_logits(model, *, last_only: bool, **inputs):
@@ -96,6 +98,10 @@ class Continuations:
                                                          capacity=static_capacity)
             self.masks = engine_shared.mask_mapping(model)
         else:
+            if prefix.consumed:
+                raise ValueError("this Prefix's cache was already extended by a decode "
+                                 "(repeat sharing); prefill again")
+            prefix.consumed = True      # the rows extend this very cache
             if n > 1:
                 prefix.cache.batch_repeat_interleave(n)
             self.cache = prefix.cache

@@ -89,10 +89,13 @@ def jobs_for(settings: GenerationSettings) -> list[Job]:
         jobs.append(Job("sample", settings.n_samples, "sample"))
     if settings.beams:
         jobs.append(Job("beam", settings.beams, "beam"))
-    if settings.cot_prompt is not None:
-        jobs.append(Job("cot", 1, "greedy"))
     if settings.label_scores:
         jobs.append(Job("label_score", 1, "label_scores"))
+    # Last: every kind above has the same prompt, so an adapter can reuse one prefill of the
+    # batch for all of them (TransformersAdapter._prefill); CoT's prompt differs. Seeds are
+    # per kind and batch, so the order changes no sample.
+    if settings.cot_prompt is not None:
+        jobs.append(Job("cot", 1, "greedy"))
     return jobs
 
 
