@@ -327,7 +327,7 @@ def test_hosted_models_are_registered_without_a_parameter_count():
 def test_a_hosted_verifier_scores_stored_candidates_once(server, demo_manifest, repo, tmp_path):
     """generate_samples with GPT-4o audio, then verify_samples with Gemini as the verifier
     (the verifier_score prompt): one scored row per candidate, and a rerun judges nothing."""
-    from ambiemo.alm.runner import verify_samples
+    from ambiemo.alm.verify_runner import verify_samples
 
     def reply(api, body, count):
         if "A listener answered" in request_text(api, body):

@@ -186,7 +186,7 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(demo_copy, tmp_path, t
 
 
 def test_verifier_scores_every_parsed_candidate_once(demo_copy, tmp_path, tiny_qwen2_audio, repo):
-    from ambiemo.alm.runner import verify_samples
+    from ambiemo.alm.verify_runner import verify_samples
     manifest = _small(corpora.load("demo", demo_copy), 4)
     prompts = repo / "configs" / "prompts"
     settings = GenerationSettings(n_samples=3, decoding=Decoding(constrained=True))

@@ -1,9 +1,9 @@
-"""Sampling a corpus with one model into the sample store, resumably; verifying candidates.
+"""Sampling a corpus with one model into the sample store, resumably.
 
 This is the `Manifest -> Samples` arrow of the study (Jia et al., 2026): per clip one
 greedy answer (the baseline), N sampled answers (what the test-time-scaling strategies
 combine), optionally B beam candidates, a chain-of-thought answer and the class-name
-scores; and, for ALM-v / W-ALM-v, a verifier model's score of each candidate. Clips are
+scores (a verifier's scores of the candidates: alm/verify_runner.py). Clips are
 sorted by duration and cut into fixed batches, and each batch's seed is derived from the run
 seed, the kind and the batch's first clip, so a run that was killed and resumed produces the
 same samples as one that was not.
@@ -114,10 +114,11 @@ def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSet
     if settings.cot_prompt is not None:
         content["cot"] = {"id": settings.cot_prompt.id, "version": settings.cot_prompt.version,
                           "max_new_tokens": settings.cot_max_new_tokens}
-    return _digest(content), content
+    return content_digest(content), content
 
 
-def _digest(content: dict) -> str:
+def content_digest(content: dict) -> str:
+    """A run key: the first 16 hex digits of the SHA-256 of everything that entered it."""
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -273,88 +274,3 @@ def _failure_row(utt_id: str, job: Job, idx: int, reason: str) -> dict:
 def _batch_seed(seed: int, kind: str, first_utt: str) -> int:
     h = hashlib.sha256(f"{seed}:{kind}:{first_utt}".encode()).digest()
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
-
-
-# -- verification (ALM-v, W-ALM-v) ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class VerifyReport:
-    run_key: str
-    n_clips: int
-    rows_written: int
-    clips_cached: int           # already judged in an earlier run
-    clips_without_candidates: int   # every candidate failed to parse: nothing to judge
-    failures: int               # verdicts without a score (API error, unparseable score)
-    seconds: float
-
-
-def verify_key(verifier: ALMAdapter, prompt: PromptTemplate, source_key: str,
-               candidates: str, n: int | None) -> tuple[str, dict]:
-    content = {"verifier": verifier.identity(), "prompt": {"id": prompt.id, "version": prompt.version},
-               "source_run": source_key, "candidates": candidates, "n": n}
-    return _digest(content), content
-
-
-def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleStore,
-                   source_key: str, prompt: PromptTemplate, *, candidates: str = "sample",
-                   n: int | None = None, batch_size: int = 8,
-                   progress: bool = True) -> VerifyReport:
-    """Score every parsed candidate of `source_key` (kind `candidates`, the first `n` per
-    clip) with `verifier`; rows of kind `verify` with idx = the candidate's idx and `score`.
-
-    Unparseable candidates are not judged (no strategy can use them); a verdict without a
-    score is stored as a failure with its reason. The verify run key hashes the verifier,
-    the prompt, the source run and the candidate selection, so a rerun judges nothing twice.
-    """
-    from tqdm.auto import tqdm
-
-    start = time.perf_counter()
-    if not prompt.is_verifier:
-        raise ValueError(f"prompt {prompt.id!r} is not a verifier prompt (answer: verify|score)")
-    if "verify" not in verifier.capabilities:
-        raise ValueError(f"{verifier.name} cannot act as a verifier")
-    classes = list(manifest.attrs["classes"])
-    require_audio(manifest, allow_empty=True)
-    key, content = verify_key(verifier, prompt, source_key, candidates, n)
-    store.register_run(key, verifier.name, content, classes)
-    source = store.read(source_key)
-    rows = source[(source["kind"] == candidates) & source["parse_ok"]]
-    if n is not None:
-        rows = rows[rows["idx"] < n]
-    if rows.empty:
-        raise ValueError(f"run {source_key} has no parsed candidates of kind {candidates!r} "
-                         "to verify")
-    by_clip = {u: list(zip(g["idx"].astype(int), g["text"])) for u, g in rows.groupby("utt_id")}
-    order = manifest.sort_values(["duration_s", "utt_id"], na_position="last")
-    paths = dict(zip(order["utt_id"], order["audio_path"]))
-    judged = {r[0] for r in store.conn.execute(
-        "SELECT DISTINCT utt_id FROM samples WHERE run_key=? AND kind='verify'", (key,))}
-    todo = [u for u in order["utt_id"] if u in by_clip and u not in judged]
-    user_text = prompt.render(classes)
-    written = failures = 0
-    bar = tqdm(total=len(todo), desc=f"{verifier.name} verify", unit="clip", disable=not progress)
-    for i in range(0, len(todo), batch_size):
-        batch = todo[i:i + batch_size]
-        out, clips = [], []
-        for u in batch:
-            try:
-                clips.append(Clip(u, load_audio(paths[u])))
-            except AudioError as e:
-                out += [{"utt_id": u, "idx": int(idx), "score": None, "text": "",
-                         "error": f"audio: {e}"} for idx, _ in by_clip[u]]
-        t0 = time.perf_counter()
-        if clips:
-            verdicts = verifier.verify(clips, [by_clip[c.utt_id] for c in clips], user_text)
-            out += [asdict(v) for v in verdicts]
-        per_row = (time.perf_counter() - t0) / max(len(out), 1)
-        stored = [{"utt_id": v["utt_id"], "kind": "verify", "idx": int(v["idx"]),
-                   "text": v["text"], "logprob": None, "n_tokens": None, "dist": None,
-                   "score": v["score"], "parse_ok": v["score"] is not None,
-                   "parse_error": v["error"], "seconds": per_row} for v in out]
-        failures += sum(not r["parse_ok"] for r in stored)
-        written += store.write(key, stored)
-        bar.update(len(batch))
-    bar.close()
-    return VerifyReport(key, len(manifest), written, len(judged),
-                        len(set(manifest["utt_id"]) - set(by_clip)), failures,
-                        time.perf_counter() - start)
