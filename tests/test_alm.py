@@ -126,6 +126,11 @@ def test_bad_audio_is_named(tmp_path):
     sf.write(tmp_path / "empty.wav", np.zeros(0, dtype="float32"), 16000)
     with pytest.raises(AudioError, match="empty"):
         load_audio(tmp_path / "empty.wav")
+    nan = np.zeros(1600, dtype="float32")
+    nan[[3, 700]] = [np.nan, np.inf]
+    sf.write(tmp_path / "nan.wav", nan, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan.wav: 2 non-finite samples \(NaN or inf\) of 1600"):
+        load_audio(tmp_path / "nan.wav")
 
 
 def test_stereo_and_other_rates_are_normalised(tmp_path):

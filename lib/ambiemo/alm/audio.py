@@ -31,6 +31,11 @@ def load_audio(path: str | Path, target_sr: int = TARGET_SR) -> np.ndarray:
         raise AudioError(f"{path}: not a readable audio file ({e})") from None
     if audio.shape[0] == 0:
         raise AudioError(f"{path}: audio file is empty (0 samples)")
+    bad = int(np.count_nonzero(~np.isfinite(audio)))
+    if bad:
+        # A float WAV can hold NaN/inf; a model would turn them into NaN logits (and an
+        # adapter that marks padding with NaN would take them for padding).
+        raise AudioError(f"{path}: {bad} non-finite samples (NaN or inf) of {audio.size}")
     mono = audio.mean(axis=1)
     if sr != target_sr:
         g = np.gcd(int(sr), target_sr)
