@@ -1,6 +1,6 @@
 """Qwen2.5-Omni thinker specifics beyond the shared conformance tests (tests/test_adapters.py):
-the chat layout, the audio window, the positions the shared-prefix engine relies on, and the
-registered parameter counts."""
+the chat layout, the audio window, the positions the shared-prefix engine relies on (here
+for Qwen3-Omni too), and the registered parameter counts."""
 import numpy as np
 import pytest
 import torch
@@ -38,18 +38,20 @@ def test_audio_past_the_window_is_truncated(omni):
     assert n_audio_tokens(omni, window + 3) == n_audio_tokens(omni, window) == 25 * window
 
 
-def test_audio_prompt_positions_are_the_running_index(omni, repo):
-    """What makes the shared-prefix engine exact: for a left-padded batch of audio-only
-    prompts, the model's own 3-D M-RoPE positions are the running index over the attention
-    mask in all three components, and the rope delta is 0."""
+@pytest.mark.parametrize("name", ["tiny-qwen2.5-omni", "tiny-qwen3-omni"])
+def test_audio_prompt_positions_are_the_running_index(name, tiny_cache, repo):
+    """What makes the shared-prefix engine exact for both Omni thinkers: for a left-padded
+    batch of audio-only prompts, the model's own 3-D M-RoPE positions are the running index
+    over the attention mask in all three components, and the rope delta is 0."""
     from ambiemo.alm.audio import load_audio
 
+    adapter = load_model(name, cache_dir=tiny_cache, device="cpu")
     audio = load_audio(repo / "data" / "demo" / "wav" / "spk1_sad_s1.wav")
-    inputs = omni._inputs([Clip("a", audio), Clip("b", audio[: len(audio) // 2])],
-                          "Which emotion?")
+    inputs = adapter._inputs([Clip("a", audio), Clip("b", audio[: len(audio) // 2])],
+                             "Which emotion?")
     mask = inputs["attention_mask"]
     assert mask[1].min() == 0                                   # the shorter clip is padded
-    pos, delta = omni.model.get_rope_index(
+    pos, delta = adapter.model.get_rope_index(
         inputs["input_ids"], attention_mask=mask,
         audio_seqlens=inputs["feature_attention_mask"].sum(-1))
     assert delta.tolist() == [[0], [0]]

@@ -1,6 +1,7 @@
 """Qwen3-Omni thinker specifics beyond the shared conformance tests (tests/test_adapters.py):
-the chat layout, long audio (never truncated), the positions the shared-prefix engine relies
-on, the tiny decoder being a mixture of experts, and the registered parameter count."""
+the chat layout, long audio (never truncated), the tiny decoder being a mixture of experts,
+and the registered parameter count. The M-RoPE positions the shared-prefix engine relies on
+are checked beside Qwen2.5-Omni's (tests/test_arch_qwen2_5_omni.py)."""
 import numpy as np
 import pytest
 import torch
@@ -47,28 +48,6 @@ def test_long_audio_is_encoded_whole(q3):
     assert n_audio_tokens(q3, q3._inputs([clip], "Which emotion?")) == [10 * TOKENS_PER_S]
     [(_, p)] = q3.label_scores([clip], "Which emotion?", ["happy", "sad"])
     assert np.isfinite(p).all() and p.sum() == pytest.approx(1.0)
-
-
-def test_audio_prompt_positions_are_the_running_index(q3, repo):
-    """What makes the shared-prefix engine exact: for a left-padded batch of audio-only
-    prompts, the model's own 3-D M-RoPE positions are the running index over the attention
-    mask in all three components, and the rope delta is 0."""
-    from ambiemo.alm.audio import load_audio
-
-    audio = load_audio(repo / "data" / "demo" / "wav" / "spk1_sad_s1.wav")
-    clips = [Clip("a", audio), Clip("b", audio[: len(audio) // 2])]
-    inputs = q3._inputs(clips, "Which emotion?")
-    mask = inputs["attention_mask"]
-    assert mask[1].min() == 0                                   # the shorter clip is padded
-    pos, delta = q3.model.get_rope_index(
-        inputs["input_ids"], attention_mask=mask,
-        audio_seqlens=inputs["feature_attention_mask"].sum(-1))
-    assert delta.tolist() == [[0], [0]]
-    for row in range(2):
-        valid = mask[row] == 1
-        running = torch.arange(int(valid.sum()), dtype=pos.dtype)
-        for axis in range(3):
-            assert torch.equal(pos[axis, row, valid], running)
 
 
 def test_tiny_decoder_is_a_mixture_of_experts(q3):

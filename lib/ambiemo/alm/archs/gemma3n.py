@@ -34,13 +34,13 @@ images). Not tested offline: the hub checkpoints themselves.
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 
 from ambiemo.alm.audio import TARGET_SR
 from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.per_clip import pad_time, wrap_once
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 from ambiemo.alm.tiny import register_tiny, train_bpe
 
@@ -122,9 +122,7 @@ class Gemma3nAdapter(TransformersAdapter):
         return _collate(rows, self.pad_id)
 
     def _attach(self, model, processor, engine, revision):
-        tower = model.model.audio_tower
-        if not isinstance(tower.forward, functools.partial):
-            tower.forward = functools.partial(_encode_each_clip, tower.forward)
+        wrap_once(model.model.audio_tower, "forward", _encode_each_clip)
         super()._attach(model, processor, engine, revision)
 
 
@@ -136,7 +134,7 @@ def _collate(rows, pad_id: int):
 
     def stack(key, value, left=False):
         width = max(r[key].shape[1] for r in rows)
-        return torch.cat([_pad_time(r[key], width, value, left) for r in rows])
+        return torch.cat([pad_time(r[key], width, value, left) for r in rows])
 
     text = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
     data = {key: stack(key, value, left=True) for key, value in text.items() if key in rows[0]}
@@ -159,17 +157,8 @@ def _encode_each_clip(encode, audio_mel, audio_mel_mask, **kwargs):
             for m, p, n in zip(audio_mel, audio_mel_mask, lengths)]
     width = max(r.last_hidden_state.shape[1] for r in rows)
     return Gemma3nAudioEncoderModelOutput(
-        last_hidden_state=torch.cat([_pad_time(r.last_hidden_state, width, 0.0) for r in rows]),
-        audio_mel_mask=torch.cat([_pad_time(r.audio_mel_mask, width, True) for r in rows]))
-
-
-def _pad_time(t, width: int, value, left: bool = False):
-    """`t` (batch, time, ...) padded with `value` to `width` steps, at the end or the start."""
-    import torch
-
-    extra = width - t.shape[1]
-    return torch.nn.functional.pad(t, (0, 0) * (t.ndim - 2) + ((extra, 0) if left else (0, extra)),
-                                   value=value)
+        last_hidden_state=torch.cat([pad_time(r.last_hidden_state, width, 0.0) for r in rows]),
+        audio_mel_mask=torch.cat([pad_time(r.audio_mel_mask, width, True) for r in rows]))
 
 
 # Parameter counts: every weight the adapter loads, counted on the meta device from the hub

@@ -37,12 +37,12 @@ hub checkpoints themselves.
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 
 from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.per_clip import pad_stack, wrap_once
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 from ambiemo.alm.tiny import register_tiny, train_bpe
 
@@ -164,10 +164,7 @@ class GraniteSpeechAdapter(TransformersAdapter):
                     "5.24) and load again.")
             # Audio is in every prompt, and the prefix engine bypasses generate()'s switch.
             model.enable_adapters()
-        inner = model.model
-        if not isinstance(inner.get_audio_features, functools.partial):
-            inner.get_audio_features = functools.partial(_encode_each_clip,
-                                                         inner.get_audio_features)
+        wrap_once(model.model, "get_audio_features", _encode_each_clip)
         super()._attach(model, processor, engine, revision)
 
 
@@ -175,16 +172,13 @@ def _encode_each_clip(encode, input_features, **kwargs):
     """`GraniteSpeechModel.get_audio_features` row by row, each row without its NaN-marked
     padding frames: the projected audio of every clip as if it were encoded alone, zero-padded
     to the longest (the model keeps each clip's first tokens, `input_features_mask`)."""
-    import torch
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
     padding = input_features.isnan().any(dim=-1)
     if not padding.any():
         return encode(input_features, **kwargs)
-    rows = [encode(f[~p][None], **kwargs).pooler_output[0] for f, p in zip(input_features, padding)]
-    width = max(len(r) for r in rows)
-    return BaseModelOutputWithPooling(pooler_output=torch.stack(
-        [torch.nn.functional.pad(r, (0, 0, 0, width - len(r))) for r in rows]))
+    return BaseModelOutputWithPooling(pooler_output=pad_stack(
+        [encode(f[~p][None], **kwargs).pooler_output[0] for f, p in zip(input_features, padding)]))
 
 
 # Parameter counts: every weight the adapter loads (conformer encoder + Q-former projector +

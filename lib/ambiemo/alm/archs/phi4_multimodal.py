@@ -46,10 +46,10 @@ checkpoint itself.
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.per_clip import pad_stack, wrap_once
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 from ambiemo.alm.tiny import register_tiny, train_bpe
 
@@ -114,9 +114,7 @@ class Phi4MultimodalAdapter(TransformersAdapter):
                                                   add_generation_prompt=True, tokenize=False)
 
     def _attach(self, model, processor, engine, revision):
-        encoder = model.model.embed_tokens_extend.audio_embed.encoder
-        if not isinstance(encoder.forward, functools.partial):
-            encoder.forward = functools.partial(_encode_each_clip, encoder.forward)
+        wrap_once(model.model.embed_tokens_extend.audio_embed.encoder, "forward", _encode_each_clip)
         super()._attach(model, processor, engine, revision)
 
 
@@ -141,13 +139,10 @@ def _encode_each_clip(encode, features, mask=None, **kwargs):
     """The Phi-4 audio encoder row by row, each row cut to its own frames (`mask`, True on
     real frames): every clip's encoding as if it were alone, zero-padded to the longest
     (the model keeps each clip's first `audio_embed_sizes` frames)."""
-    import torch
-
     if mask is None:
         return encode(features, mask, **kwargs)
-    rows = [encode(f[None, :n], None, **kwargs)[0] for f, n in zip(features, mask.sum(-1).tolist())]
-    width = max(len(r) for r in rows)
-    return torch.stack([torch.nn.functional.pad(r, (0, 0, 0, width - len(r))) for r in rows])
+    return pad_stack([encode(f[None, :n], None, **kwargs)[0]
+                      for f, n in zip(features, mask.sum(-1).tolist())])
 
 
 # Parameter count: what the adapter loads, the native model (4.744e9: decoder 3.836e9 with
