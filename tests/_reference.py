@@ -24,3 +24,19 @@ def teacher_forced_logp(adapter, clip, user_text: str, continuation: list[int]) 
     logits, p0 = full_forward_logits(adapter, clip, adapter.build_prompt(user_text), continuation)
     logp = torch.log_softmax(logits[p0 - 1:-1], -1)
     return logp.gather(-1, torch.tensor(continuation)[:, None]).sum().item()
+
+
+def meta_thinker(full_config_class, thinker_config_class, model_class, arch: dict):
+    """An Omni model's thinker on the meta device, its config read back the way transformers
+    reads it from a full Omni config.json (thinker + talker + vocoder) with the `arch`
+    sub-configs ("text", "audio", "vision"): what the registered parameter count counts."""
+    import tempfile
+
+    full = full_config_class(thinker_config={f"{k}_config": arch[k] for k in ("text", "audio", "vision")})
+    with tempfile.TemporaryDirectory() as d:
+        full.save_pretrained(d)
+        thinker = thinker_config_class.from_pretrained(d)
+    assert thinker.text_config.num_hidden_layers == arch["text"]["num_hidden_layers"]
+    with torch.device("meta"):
+        return model_class(thinker)
+

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from _reference import meta_thinker
 from ambiemo.alm import MODELS, Clip, load_model
 from ambiemo.alm.archs.qwen2_5_omni import OMNI_THINKERS
 
@@ -67,22 +68,13 @@ def test_registered_parameter_counts_are_the_thinkers_of_the_published_configs(n
     """The capacity axis: the thinker (what the adapter loads) of each hub config, counted
     on the meta device, and the thinker config is what transformers reads from the full
     Omni config.json (the hub checkpoints hold thinker, talker and vocoder)."""
-    import tempfile
-
     from transformers import (Qwen2_5OmniConfig, Qwen2_5OmniThinkerConfig,
                               Qwen2_5OmniThinkerForConditionalGeneration)
 
     arch = OMNI_THINKERS[name]
-    full = Qwen2_5OmniConfig(thinker_config={"text_config": arch["text"],
-                                             "audio_config": arch["audio"],
-                                             "vision_config": arch["vision"]})
-    with tempfile.TemporaryDirectory() as d:
-        full.save_pretrained(d)
-        thinker = Qwen2_5OmniThinkerConfig.from_pretrained(d)
-    assert thinker.text_config.hidden_size == arch["text"]["hidden_size"]
-    assert thinker.text_config.num_hidden_layers == arch["text"]["num_hidden_layers"]
-    with torch.device("meta"):
-        model = Qwen2_5OmniThinkerForConditionalGeneration(thinker)
+    model = meta_thinker(Qwen2_5OmniConfig, Qwen2_5OmniThinkerConfig,
+                         Qwen2_5OmniThinkerForConditionalGeneration, arch)
+    assert model.config.text_config.hidden_size == arch["text"]["hidden_size"]
     n = sum(p.numel() for p in model.parameters())
     assert MODELS[name].n_params == pytest.approx(n, rel=5e-3)
     assert MODELS[name].hf_class == type(model).__name__

@@ -4,8 +4,8 @@ and the registered parameter count. The M-RoPE positions the shared-prefix engin
 are checked beside Qwen2.5-Omni's (tests/test_arch_qwen2_5_omni.py)."""
 import numpy as np
 import pytest
-import torch
 
+from _reference import meta_thinker
 from ambiemo.alm import MODELS, Clip, load_model
 from ambiemo.alm.archs.qwen3_omni import QWEN3_OMNI_THINKER
 
@@ -62,22 +62,13 @@ def test_registered_parameter_count_is_the_thinker_of_the_published_config():
     """The capacity axis: the thinker (what the adapter loads) of the hub config, counted on
     the meta device; the thinker config is what transformers reads from the full Omni
     config.json. The count is the MoE total, not the ~3.3e9 routed per token."""
-    import tempfile
-
     from transformers import (Qwen3OmniMoeConfig, Qwen3OmniMoeThinkerConfig,
                               Qwen3OmniMoeThinkerForConditionalGeneration)
 
     arch = QWEN3_OMNI_THINKER
-    full = Qwen3OmniMoeConfig(thinker_config={"text_config": arch["text"],
-                                              "audio_config": arch["audio"],
-                                              "vision_config": arch["vision"]})
-    with tempfile.TemporaryDirectory() as d:
-        full.save_pretrained(d)
-        thinker = Qwen3OmniMoeThinkerConfig.from_pretrained(d)
-    assert thinker.text_config.num_experts == arch["text"]["num_experts"]
-    assert thinker.text_config.num_hidden_layers == arch["text"]["num_hidden_layers"]
-    with torch.device("meta"):
-        model = Qwen3OmniMoeThinkerForConditionalGeneration(thinker)
+    model = meta_thinker(Qwen3OmniMoeConfig, Qwen3OmniMoeThinkerConfig,
+                         Qwen3OmniMoeThinkerForConditionalGeneration, arch)
+    assert model.config.text_config.num_experts == arch["text"]["num_experts"]
     n = sum(p.numel() for p in model.parameters())
     spec = MODELS["qwen3-omni-30b-a3b"]
     assert spec.n_params == pytest.approx(n, rel=5e-3)
