@@ -3,7 +3,7 @@
 Jia et al. (2026) draw N responses per clip for every model, corpus, prompt and strategy;
 this measures what that costs. On the same model and the same synthetic clips it times
 (1) the naive loop, one `generate()` per sample; (2) the engine as the adapter runs it
-(alm/engine.py: one prefill per batch of clips, N samples decoded from it, the prompt's KV
+(alm/hf/engine/decode.py: one prefill per batch of clips, N samples decoded from it, the prompt's KV
 cache shared by the N rows); (3) `engine_repeat`, the same with the prompt cache repeated
 N times (the memory comparison); (4) with `--compile`, the shared path with a static
 suffix cache and a torch.compile'd step; (5) class-name scoring (`label_scores`: one
@@ -36,9 +36,10 @@ import numpy as np
 import torch
 import transformers
 
-from ambiemo.alm import Clip, Decoding, engine, load_model
-from ambiemo.alm.engine_continuations import Continuations
-from ambiemo.alm.qwen2_audio import Qwen2AudioAdapter
+from ambiemo.alm import Clip, Decoding, load_model
+from ambiemo.alm.hf import engine
+from ambiemo.alm.hf.engine.continuations import Continuations
+from ambiemo.alm.archs.qwen2_audio import Qwen2AudioAdapter
 from ambiemo.labels import classes_for
 
 PROMPT = "Which emotion does the speaker express? Answer with one word."

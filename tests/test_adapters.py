@@ -12,7 +12,7 @@ import torch
 from _reference import full_forward_logits, teacher_forced_logp
 from ambiemo.alm import MODELS, Clip, Decoding, load_model
 from ambiemo.alm.audio import load_audio
-from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.hf.adapter import TransformersAdapter
 from ambiemo.labels import classes_for
 
 C = list(classes_for("demo"))
@@ -160,8 +160,8 @@ def test_one_prefill_serves_every_kind_of_a_batch(name, adapters, clips, monkeyp
     """The runner asks greedy, samples, beams and label scores of the same batch under one
     prompt: the adapter prefills once when decoding only reads the prompt cache (shared),
     again when a decode extended it (repeat), and the answers are the same either way."""
-    from ambiemo.alm import engine
-    from ambiemo.alm.engine_continuations import resolve_sharing
+    from ambiemo.alm.hf import engine
+    from ambiemo.alm.hf.engine.continuations import resolve_sharing
 
     a = adapters(name)
     calls = []

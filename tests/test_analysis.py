@@ -8,7 +8,7 @@ from statsmodels.stats.multitest import multipletests
 
 from ambiemo import analysis, metrics, tts
 from ambiemo.corpora.manifest import build_manifest
-from ambiemo.references import reference_predictions
+from ambiemo.tts.references import reference_predictions
 
 CLASSES = ["neutral", "happy", "sad", "angry"]
 PCOLS = [f"p_{c}" for c in CLASSES]
@@ -133,7 +133,7 @@ def test_capacity_model_matches_statsmodels_and_drops_single_model():
     assert out.attrs["n_clusters"] == 60
     # the same fit by hand
     d = sc[sc.strategy != "reference"].dropna(subset=["js_divergence"]).copy()
-    bins = analysis.ambiguity_bins(man)
+    bins = analysis.ambiguity_bin_of(man)
     d["ambiguity_bin"] = pd.Categorical(bins.reindex(d.utt_id).to_numpy(),
                                         categories=bins.cat.categories).remove_unused_categories()
     d["log_params"] = np.log10(d.model.map({"small": 1e9, "large": 7e9}))
@@ -157,7 +157,7 @@ def test_summary_by_ambiguity_is_summary_table_within_each_bin():
     sc = make_scores(man)
     by_bin = analysis.summary_by_ambiguity(sc, man, metrics=("js_divergence", "accuracy"),
                                            n_boot=50)
-    bins = analysis.ambiguity_bins(man)
+    bins = analysis.ambiguity_bin_of(man)
     assert list(by_bin.ambiguity_bin.cat.categories) == list(bins.cat.categories)
     high = bins[bins == bins.cat.categories[-1]].index
     row = by_bin[(by_bin.model == "large") & (by_bin.strategy == "majority")
@@ -173,7 +173,7 @@ def test_gain_by_ambiguity_is_signed_so_positive_is_better():
     gains = analysis.gain_by_ambiguity(sc, man, "js_divergence", n_perm=200, n_boot=100)
     assert set(gains.strategy) == {"majority"} and set(gains.model) == {"small", "large"}
     assert len(gains) == 2 * 3 and (gains.gain_lo <= gains.gain).all() and (gains.gain <= gains.gain_hi).all()
-    bins = analysis.ambiguity_bins(man)
+    bins = analysis.ambiguity_bin_of(man)
     low = bins[bins == "low"].index
     g = sc[sc.utt_id.isin(low) & (sc.model == "small")].pivot_table(
         index="utt_id", columns="strategy", values="js_divergence")
@@ -210,7 +210,7 @@ def test_capacity_analysis_leaves_out_hosted_models_and_says_when_no_fit():
     assert any(n.startswith("no fit") for n in hosted.attrs["notes"])
     with pytest.raises(KeyError, match="large"):
         analysis.capacity_analysis(sc, man, {"small": 1e9})
-    from ambiemo.tables import capacity_table
+    from ambiemo.outputs.tables import capacity_table
     table = capacity_table({("demo", "js_divergence"): fit, ("demo", "r2"): hosted})
     assert (table.loc[table.metric == "r2", "term"] == "no fit").all()
     assert table.loc[table.metric == "r2", "estimate"].isna().all()

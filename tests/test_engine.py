@@ -40,7 +40,7 @@ def _inputs(adapter, clips):
 
 def _token_ids(adapter, clips, **kw):
     """The engine's raw token rows, to compare with generate()'s sequences."""
-    from ambiemo.alm import engine
+    from ambiemo.alm.hf import engine
     inputs = _inputs(adapter, clips)
     torch.manual_seed(kw.pop("seed", 0))
     tokens, _ = engine.decode(adapter.model, engine.prefill(adapter.model, inputs),
@@ -136,8 +136,8 @@ def test_unknown_engine_is_refused(tiny_cache):
 
 def test_runner_writes_label_scores_only_when_asked(repo, tmp_path, adapter, demo_manifest):
     from ambiemo.alm.prompts import load_prompt
-    from ambiemo.alm.runner import GenerationSettings, generate_samples, run_key
-    from ambiemo.alm.store import SampleStore
+    from ambiemo.sampling.generate import GenerationSettings, generate_samples, run_key
+    from ambiemo.sampling.store import SampleStore
 
     prompt = load_prompt("direct_label", repo / "configs" / "prompts")
     classes = demo_manifest.attrs["classes"]
@@ -155,7 +155,7 @@ def test_runner_writes_label_scores_only_when_asked(repo, tmp_path, adapter, dem
     assert df["parse_ok"].all() and (df["text"] == "").all()
 
 
-# -- shared-prefix attention (alm/engine_shared.py) -----------------------------------------
+# -- shared-prefix attention (alm/hf/engine/shared.py) -----------------------------------------
 
 @pytest.mark.parametrize("heads,kv_heads,length", [(4, 4, 1), (8, 2, 1), (8, 2, 3)])
 def test_cascade_attention_equals_sdpa_over_the_repeated_cache(heads, kv_heads, length):
@@ -164,7 +164,7 @@ def test_cascade_attention_equals_sdpa_over_the_repeated_cache(heads, kv_heads, 
     positions), with and without grouped-query heads."""
     from torch.nn.functional import scaled_dot_product_attention as sdpa
 
-    from ambiemo.alm.engine_shared import cascade_attention
+    from ambiemo.alm.hf.engine.shared import cascade_attention
 
     g = torch.Generator().manual_seed(0)
     clips, n, plen, tlen, dim = 3, 4, 7, 5, 16
@@ -188,14 +188,14 @@ def test_cascade_attention_equals_sdpa_over_the_repeated_cache(heads, kv_heads, 
 
 
 def _prefill(adapter, clips):
-    from ambiemo.alm import engine
+    from ambiemo.alm.hf import engine
     return engine.prefill(adapter.model, _inputs(adapter, clips))
 
 
 def test_shared_prefix_decodes_as_the_repeated_cache(adapter, clips):
     """Greedy tokens identical, per-token log-probs within float32 rounding, and the prompt
     left untouched: a second decode from the same prefill gives the same answer."""
-    from ambiemo.alm import engine
+    from ambiemo.alm.hf import engine
     kw = dict(n=3, greedy=True, max_new_tokens=10, stop_ids=adapter.stop_ids, pad_id=adapter.pad_id)
     ref_tokens, ref_logp = engine.decode(adapter.model, _prefill(adapter, clips),
                                          prefix_sharing="repeat", **kw)
@@ -209,7 +209,7 @@ def test_shared_prefix_decodes_as_the_repeated_cache(adapter, clips):
 
 def test_shared_prefix_samples_as_the_repeated_cache(adapter, clips):
     """Same seed, same draws: both paths consume the RNG identically."""
-    from ambiemo.alm import engine
+    from ambiemo.alm.hf import engine
     kw = dict(n=4, greedy=False, max_new_tokens=8, temperature=1.3, stop_ids=adapter.stop_ids,
               pad_id=adapter.pad_id)
     out = {}
@@ -222,7 +222,7 @@ def test_shared_prefix_samples_as_the_repeated_cache(adapter, clips):
 
 def test_shared_prefix_holds_the_prompt_once(adapter, clips):
     """What sharing is for: the cache holds B prompts + B*n suffixes, not B*n prompts."""
-    from ambiemo.alm.engine_continuations import Continuations
+    from ambiemo.alm.hf.engine.continuations import Continuations
     n, steps = 4, 3
     sizes = {}
     for sharing in ("repeat", "shared"):
@@ -240,7 +240,7 @@ def test_shared_prefix_holds_the_prompt_once(adapter, clips):
 
 
 def test_teacher_force_shared_equals_repeat(adapter, clips):
-    from ambiemo.alm import engine
+    from ambiemo.alm.hf import engine
     seqs = [[5, 6, 7, 8], [9], [10, 11]]
     shared = engine.teacher_force(adapter.model, _prefill(adapter, clips), seqs, prefix_sharing="shared")
     repeat = engine.teacher_force(adapter.model, _prefill(adapter, clips), seqs, prefix_sharing="repeat")
@@ -250,7 +250,7 @@ def test_teacher_force_shared_equals_repeat(adapter, clips):
 def test_prefix_sharing_is_validated(adapter, clips):
     from transformers.cache_utils import DynamicSlidingWindowLayer
 
-    from ambiemo.alm import engine
+    from ambiemo.alm.hf import engine
     kw = dict(n=2, greedy=True, max_new_tokens=2, stop_ids=adapter.stop_ids, pad_id=adapter.pad_id)
     with pytest.raises(ValueError, match="prefix_sharing must be one of"):
         engine.decode(adapter.model, _prefill(adapter, clips), prefix_sharing="copy", **kw)
@@ -260,15 +260,15 @@ def test_prefix_sharing_is_validated(adapter, clips):
         engine.decode(adapter.model, prefix, prefix_sharing="shared", **kw)
 
 
-# -- beam search from the shared prefill (alm/engine_beam.py) -------------------------------
+# -- beam search from the shared prefill (alm/hf/engine/beam.py) -------------------------------
 
 @pytest.mark.parametrize("constrained,beams,early_stopping,length_penalty", [
     (False, 3, True, 1.0), (False, 2, False, 0.5), (True, 4, True, 1.0),
     (True, 3, "never", 2.0), (True, 3, False, -1.0)])
 def test_beam_search_equals_generate(adapter, clips, constrained, beams, early_stopping,
                                      length_penalty):
-    from ambiemo.alm import engine
-    from ambiemo.alm.constrained import class_name_trie, prefix_allowed_tokens_fn
+    from ambiemo.alm.hf import engine
+    from ambiemo.alm.hf.constrained import class_name_trie, prefix_allowed_tokens_fn
 
     inputs = _inputs(adapter, clips)
     plen = inputs["input_ids"].shape[1]
@@ -297,7 +297,7 @@ def test_static_suffix_cache_decodes_as_the_dynamic_one(adapter, clips):
     """The preallocated, in-place suffix cache (the compiled GPU path's cache) changes
     nothing: same tokens, same log-probs. torch.compile itself takes minutes on this CPU
     and is exercised by benchmarks/gpu.sh only."""
-    from ambiemo.alm import engine
+    from ambiemo.alm.hf import engine
     kw = dict(n=3, greedy=True, max_new_tokens=9, stop_ids=adapter.stop_ids, pad_id=adapter.pad_id,
               min_new_tokens=9)
     ref = engine.decode(adapter.model, _prefill(adapter, clips), prefix_sharing="repeat", **kw)

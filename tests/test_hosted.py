@@ -19,8 +19,8 @@ from ambiemo.alm.hosted import BudgetExhausted
 from ambiemo.alm.hosted.hosted_adapter import parse_score
 from ambiemo.alm.prompts import load_prompt
 from ambiemo.alm.registry import ADAPTERS
-from ambiemo.alm.runner import GenerationSettings, generate_samples
-from ambiemo.alm.store import SampleStore
+from ambiemo.sampling.generate import GenerationSettings, generate_samples
+from ambiemo.sampling.store import SampleStore
 
 OPENAI_KEY, GEMINI_KEY = "sk-test-not-a-real-key-1234", "gm-test-not-a-real-key-5678"
 MODEL = {"openai": "gpt-4o-audio-preview", "gemini": "gemini-2.0-flash"}
@@ -327,7 +327,7 @@ def test_hosted_models_are_registered_without_a_parameter_count():
 def test_a_hosted_verifier_scores_stored_candidates_once(server, demo_manifest, repo, tmp_path):
     """generate_samples with GPT-4o audio, then verify_samples with Gemini as the verifier
     (the verifier_score prompt): one scored row per candidate, and a rerun judges nothing."""
-    from ambiemo.alm.verify_runner import verify_samples
+    from ambiemo.sampling.verify import verify_samples
 
     def reply(api, body, count):
         if "A listener answered" in request_text(api, body):

@@ -9,7 +9,7 @@ from scipy.spatial.distance import jensenshannon
 
 from ambiemo import metrics as M
 from ambiemo.corpora.manifest import build_manifest
-from ambiemo.references import reference_predictions
+from ambiemo.tts.references import reference_predictions
 
 CLASSES = ["neutral", "happy", "sad", "angry"]
 

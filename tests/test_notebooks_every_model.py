@@ -14,7 +14,7 @@ import pytest
 
 from ambiemo import corpora
 from ambiemo.alm import MODELS
-from ambiemo.alm.store import SampleStore
+from ambiemo.sampling.store import SampleStore
 from ambiemo.config import load_config
 
 TINY = sorted(n for n, s in MODELS.items() if s.checkpoint.startswith("tiny:"))
@@ -59,7 +59,7 @@ def study_root(tmp_path_factory, repo):
 @pytest.mark.parametrize("name", TINY)
 def test_generate_and_verify_notebooks_run_with_the_model(name, study_root, repo, tiny_cache,
                                                           monkeypatch):
-    from ambiemo.pipeline import execute_notebook
+    from ambiemo.pipeline.run import execute_notebook
 
     monkeypatch.setenv("IPYTHONDIR", str(study_root / "ipython"))
     monkeypatch.setenv("AMBIEMO_CACHE", str(tiny_cache))   # tiny checkpoints built once

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from ambiemo.config import ConfigError, load_config
-from ambiemo.preflight import checkpoint_problem, validate
-from ambiemo.run_plan import Job, plan
-from ambiemo.run_status import Outcome, read_status, summarise, write_status
+from ambiemo.pipeline.preflight import checkpoint_problem, validate
+from ambiemo.pipeline.plan import Job, plan
+from ambiemo.pipeline.status import Outcome, read_status, summarise, write_status
 
 
 def fake_repo(tmp_path, text):
@@ -89,7 +89,7 @@ def test_checkpoints_must_be_usable_offline(tmp_path, monkeypatch):
 def test_remote_code_models_need_a_pinned_revision(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
-    from ambiemo.preflight import model_problems
+    from ambiemo.pipeline.preflight import model_problems
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     snap = tmp_path / "hub" / "models--fixie-ai--ultravox-v0_4" / "snapshots" / "c0ffee"
@@ -108,7 +108,7 @@ def test_remote_code_models_need_a_pinned_revision(tmp_path, monkeypatch):
 def test_packages_a_model_needs_are_named_before_a_run(tmp_path, monkeypatch):
     import importlib.util
 
-    from ambiemo import preflight
+    from ambiemo.pipeline import preflight
 
     real = importlib.util.find_spec
     monkeypatch.setattr(preflight.importlib.util, "find_spec",
@@ -300,7 +300,7 @@ def test_run_all_regenerates_the_smoke_study(repo):
                "03_verify__demo__tiny-qwen2-audio", "04_score__demo", "05_capacity_vs_ambiguity"):
         assert (repo / "runs" / "smoke" / "executed" / f"{nb}.ipynb").is_file()
         assert (repo / "runs" / "smoke" / "report" / "notebooks" / f"{nb}.html").is_file()
-    # Every figure of the study, as PNG and PDF (issue: one function each in ambiemo.plots).
+    # Every figure of the study, as PNG and PDF (issue: one function each in ambiemo.outputs.figures).
     figures = ["demo_human_entropy", "demo_entropy_pred_vs_human", "demo_reliability",
                "demo_scaling_curves"]
     figures += [f"demo_by_ambiguity_{m}" for m in ("js_divergence", "bhattacharyya_coefficient",

@@ -1,4 +1,4 @@
-"""The figures (ambiemo.plots) on small synthetic tables: axes labelled with units, one line
+"""The figures (ambiemo.outputs.figures) on small synthetic tables: axes labelled with units, one line
 per strategy, corpus in the title, both PNG and PDF written, hosted models left out of the
 capacity figure and named."""
 import matplotlib.pyplot as plt
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ambiemo import analysis, metrics, plots, tts
+from ambiemo import analysis, metrics, tts
+from ambiemo.outputs import figures as plots
 from test_analysis import make_manifest, make_scores
 
 STRATEGIES = ["greedy", "majority"]

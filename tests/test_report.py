@@ -14,15 +14,15 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ambiemo import plots  # noqa: E402
-from ambiemo.report import markdown_table_html, write_report  # noqa: E402
-from ambiemo.tables import write_table  # noqa: E402
+from ambiemo.outputs import figures as plots  # noqa: E402
+from ambiemo.outputs.report import markdown_table_html, write_report  # noqa: E402
+from ambiemo.outputs.tables import write_table  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """A report built from real artefacts: an executed-notebook file with a PNG output, a
-    figure saved by ambiemo.plots (PNG + PDF), a table written by ambiemo.tables."""
+    figure saved by ambiemo.outputs.figures (PNG + PDF), a table written by ambiemo.outputs.tables."""
     import matplotlib.pyplot as plt
 
     src = tmp_path_factory.mktemp("run")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ambiemo.reported import ReportedError, load_reported, reported_beside
+from ambiemo.outputs.paper_numbers import ReportedError, load_reported, reported_beside
 
 
 def test_shipped_file_holds_the_public_numbers_with_source():

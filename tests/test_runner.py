@@ -6,8 +6,8 @@ import pytest
 from ambiemo import corpora
 from ambiemo.alm import Decoding
 from ambiemo.alm.prompts import load_prompt
-from ambiemo.alm.runner import GenerationSettings, generate_samples
-from ambiemo.alm.store import SampleStore
+from ambiemo.sampling.generate import GenerationSettings, generate_samples
+from ambiemo.sampling.store import SampleStore
 from ambiemo.corpora.manifest import AudioUnavailableError
 
 
@@ -186,7 +186,7 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(demo_copy, tmp_path, t
 
 
 def test_verifier_scores_every_parsed_candidate_once(demo_copy, tmp_path, tiny_qwen2_audio, repo):
-    from ambiemo.alm.verify_runner import verify_samples
+    from ambiemo.sampling.verify import verify_samples
     manifest = _small(corpora.load("demo", demo_copy), 4)
     prompts = repo / "configs" / "prompts"
     settings = GenerationSettings(n_samples=3, decoding=Decoding(constrained=True))
@@ -211,7 +211,7 @@ def test_verifier_scores_every_parsed_candidate_once(demo_copy, tmp_path, tiny_q
                        on=["utt_id", "idx"], suffixes=("_v", ""))
     assert (merged.groupby(["utt_id", "text"])["score"].nunique() == 1).all()
     # The store's frames go straight into the strategies: every clip gets a verified answer.
-    from ambiemo.predict import predict, verifier_scores
+    from ambiemo.tts.predictions import predict, verifier_scores
     pred = predict(samples, samples.attrs["classes"], ["alm_v", "w_alm_v"], model="m",
                    verifier=verifier_scores(ver))
     assert not pred["missing"].any() and (pred["n_usable"] == 2).all()

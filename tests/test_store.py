@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from ambiemo.alm.store import SampleStore
+from ambiemo.sampling.store import SampleStore
 
 
 def _row(utt, idx, kind="sample", dist=(1.0, 0.0)):
@@ -47,8 +47,8 @@ SCRIPT = textwrap.dedent("""
     from ambiemo import corpora
     from ambiemo.alm import load_model, Decoding
     from ambiemo.alm.prompts import load_prompt
-    from ambiemo.alm.runner import GenerationSettings, generate_samples
-    from ambiemo.alm.store import SampleStore
+    from ambiemo.sampling.generate import GenerationSettings, generate_samples
+    from ambiemo.sampling.store import SampleStore
     repo, store_path, cache, slow = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     adapter = load_model("tiny-qwen2-audio", cache_dir=cache, device="cpu")
     if slow:  # give the parent time to kill us between batches

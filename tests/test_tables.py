@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ambiemo import tables, tts
-from ambiemo.predict import unavailable_strategies
-from ambiemo.tables import to_markdown, with_intervals, write_table
+from ambiemo import tts
+from ambiemo.outputs import tables
+from ambiemo.tts.predictions import unavailable_strategies
+from ambiemo.outputs.tables import to_markdown, with_intervals, write_table
 
 METRICS = ("js_divergence", "accuracy")
 

@@ -10,7 +10,7 @@ from scipy import optimize
 from scipy import stats as sps
 
 from ambiemo import tts
-from ambiemo.dirichlet_fit import fit_dirichlet, smooth
+from ambiemo.tts.dirichlet_fit import fit_dirichlet, smooth
 
 NAN = np.nan
 POOLED = ["majority", "bon", "w_bon", "alm_v", "w_alm_v", "dirichlet"]

@@ -8,7 +8,7 @@ is an error naming the file and the key, never silently ignored.
 Corpus roots and model checkpoints may name environment variables as `${NAME}` (the corpora
 and checkpoints live outside the repository, differently on each machine). An unset variable
 is not an error here -- loading a config does no I/O beyond reading it -- but it is recorded
-(`missing_env`) and `ambiemo.preflight.validate` lists it with every other problem.
+(`missing_env`) and `ambiemo.pipeline.preflight.validate` lists it with every other problem.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ambiemo.alm.base import Decoding
+from ambiemo.decoding import Decoding
 
 
 class ConfigError(ValueError):

@@ -1,4 +1,5 @@
-"""Audio-language models: the registry, `load_model`, and the sample store.
+"""Audio-language models: the registry and `load_model` (the models only; running them over a
+corpus is `ambiemo.sampling`).
 
 `load_model(name_or_checkpoint, **options)` returns an adapter (alm/base.py) for a
 registered name (`MODELS`) or a local checkpoint directory. Jia et al. (2026) evaluate
@@ -14,25 +15,12 @@ import tempfile
 from pathlib import Path
 
 from ambiemo.alm.base import ALMAdapter, Clip, Decoding, Generation
-from ambiemo.alm.registry import ADAPTERS, MODELS, ModelSpec, get_spec, register_model
-from ambiemo.alm import qwen2_audio  # noqa: F401  (registers the adapter)
+from ambiemo.alm.registry import ADAPTERS, MODEL_TYPES, MODELS, ModelSpec, get_spec, register_model
 from ambiemo.alm import archs  # noqa: F401  (registers every architecture in alm/archs/)
 from ambiemo.alm import hosted  # noqa: F401  (registers the hosted API models)
 
 __all__ = ["ALMAdapter", "Clip", "Decoding", "Generation", "MODELS", "ModelSpec",
            "load_model", "register_model"]
-
-# n_params 8.4e9: 8.397e9 counted on the meta device from the checkpoint's published config
-# (Whisper-large-v3-sized encoder: d_model 1280, 32 layers; Qwen-7B decoder: hidden 4096,
-# 32 layers, vocabulary 156,032, untied embeddings).
-register_model(ModelSpec(
-    name="qwen2-audio-7b-instruct", checkpoint="Qwen/Qwen2-Audio-7B-Instruct",
-    hf_class="Qwen2AudioForConditionalGeneration", n_params=8.4e9,
-    adapter="Qwen2AudioAdapter"))
-register_model(ModelSpec(
-    name="tiny-qwen2-audio", checkpoint="tiny:qwen2_audio",
-    hf_class="Qwen2AudioForConditionalGeneration", n_params=168_128,
-    adapter="Qwen2AudioAdapter"))
 
 def cache_dir() -> Path:
     return Path(os.environ.get("AMBIEMO_CACHE", Path.home() / ".cache" / "ambiemo"))
@@ -86,9 +74,9 @@ def load_model(name_or_checkpoint: str, **options) -> ALMAdapter:
     path = Path(name_or_checkpoint)
     if (path / "config.json").is_file():
         model_type = json.loads((path / "config.json").read_text()).get("model_type")
-        if model_type not in ADAPTERS:
+        if model_type not in MODEL_TYPES:
             raise KeyError(f"{path}: no adapter for model_type {model_type!r}; supported: "
-                           f"{sorted(t for t in ADAPTERS if t.islower())}")
-        return ADAPTERS[model_type](path, name=path.name, **options)
+                           f"{sorted(MODEL_TYPES)}")
+        return MODEL_TYPES[model_type](path, name=path.name, **options)
     get_spec(name_or_checkpoint)  # raises with the list of valid names
     raise AssertionError("unreachable")

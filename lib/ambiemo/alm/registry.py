@@ -43,16 +43,21 @@ def get_spec(name: str) -> ModelSpec:
                        "(or a local checkpoint directory)") from None
 
 
-ADAPTERS: dict[str, Callable] = {}
+ADAPTERS: dict[str, Callable] = {}     # adapter class name (ModelSpec.adapter) -> class
+MODEL_TYPES: dict[str, Callable] = {}  # a checkpoint's config.json model_type -> adapter class
 
 
 def register_adapter(*model_types: str):
-    """Class decorator: the adapter that serves checkpoints of these `config.model_type`s."""
+    """Class decorator: register an adapter under its class name (what `ModelSpec.adapter`
+    names) and as the adapter for checkpoints of these `config.model_type`s (what
+    `load_model(<local checkpoint dir>)` reads)."""
     def decorate(cls):
-        for t in model_types:
-            if t in ADAPTERS:
-                raise ValueError(f"model type {t!r} has two adapters")
-            ADAPTERS[t] = cls
+        if cls.__name__ in ADAPTERS:
+            raise ValueError(f"adapter {cls.__name__!r} is registered twice")
         ADAPTERS[cls.__name__] = cls
+        for t in model_types:
+            if t in MODEL_TYPES:
+                raise ValueError(f"model type {t!r} has two adapters")
+            MODEL_TYPES[t] = cls
         return cls
     return decorate

@@ -1,12 +1,15 @@
 """Corpora as Manifests: human emotion-vote distributions per utterance.
 
-`load(name, root, label_space=None, **options)` is the public entry point (DESIGN.md); each
-corpus module registers its loader with `@register_corpus`. Jia et al. (2026) evaluate on
+`load(name, root, label_space=None, **options)` is the public entry point (docs/design.md); each
+corpus module registers its loader with `@register_corpus` and is discovered (imported
+with the package), so adding a corpus is adding one file. Jia et al. (2026) evaluate on
 IEMOCAP, MSP-Podcast and CREMA-D; `demo` is the synthetic corpus shipped in `data/demo/`.
 """
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,8 +17,11 @@ import pandas as pd
 
 from ambiemo.corpora.manifest import add_ambiguity_bin, require_audio
 from ambiemo.corpora.registry import LOADERS, get_loader, register_corpus
-from ambiemo.corpora import demo  # noqa: F401  (registers the loader)
-from ambiemo.corpora import crema_d, iemocap, msp_podcast  # noqa: F401  (register loaders)
+
+# Every module of this package is imported, so a corpus module registers its loader by being
+# here: adding a corpus is adding one file (as with alm/archs/).
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = ["load", "LOADERS", "register_corpus", "require_audio"]
 

@@ -1,7 +1,7 @@
 """The Manifest table: one row per utterance with its human vote distribution.
 
 Every corpus loader funnels through `build_manifest`, so the columns the rest of the
-pipeline relies on (DESIGN.md, "Tables") are produced in exactly one place. Human soft
+pipeline relies on (docs/design.md, "Tables") are produced in exactly one place. Human soft
 labels are the normalised rater votes, as in Jia et al. (2026), whose targets are the
 per-clip distributions of IEMOCAP, MSP-Podcast and CREMA-D annotations.
 """
@@ -209,3 +209,16 @@ def require_audio(manifest: pd.DataFrame, shown: int = 20, *, allow_empty: bool 
 def probabilities(manifest: pd.DataFrame) -> np.ndarray:
     """The (n, K) human distribution of a Manifest, in `attrs["classes"]` order."""
     return manifest[columns("p", manifest.attrs["classes"])].to_numpy(dtype=float)
+
+
+def manifest_classes(manifest: pd.DataFrame, classes: Sequence[str] | None = None) -> list[str]:
+    """Class order: explicit `classes`, else `attrs["classes"]`, else the p_ columns (Parquet
+    round trips can drop attrs)."""
+    if classes is not None:
+        return list(classes)
+    if manifest.attrs.get("classes"):
+        return list(manifest.attrs["classes"])
+    found = [c[2:] for c in manifest.columns if c.startswith("p_")]
+    if not found:
+        raise ValueError("cannot tell the classes: pass classes=, or a Manifest with p_ columns")
+    return found

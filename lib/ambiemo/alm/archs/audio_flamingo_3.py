@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ambiemo.alm.audio import TARGET_SR
-from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.hf.adapter import TransformersAdapter
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 from ambiemo.alm.tiny import (chatml_tokenizer, register_tiny, save_seeded,
                               tiny_qwen2_text_config, whisper_features)
@@ -53,7 +53,7 @@ AF3_CHAT_TEMPLATE = (
 AF3_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>"]
 
 
-@register_adapter("audioflamingo3", "AudioFlamingo3Adapter")
+@register_adapter("audioflamingo3")
 class AudioFlamingo3Adapter(TransformersAdapter):
     """Audio Flamingo 3 (chunks audio into 30 s windows up to 600 s; see module docstring)."""
 

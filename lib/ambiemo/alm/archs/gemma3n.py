@@ -3,7 +3,7 @@
 One of today's open ALMs that this project adds beyond the models Jia et al. (2026)
 compare: a USM conformer audio encoder and a MobileNet-V5 image encoder (a timm model)
 feeding a MatFormer decoder with per-layer token embeddings, AltUp, and KV sharing across its
-last layers. What differs from the shared base (alm/hf.py):
+last layers. What differs from the shared base (alm/hf/adapter.py):
 
 - the prompt is the hub chat template's (`<bos><start_of_turn>user\\n<audio_soft_token>...`);
   it starts with `<bos>` itself, so the text is tokenized without adding another;
@@ -20,7 +20,7 @@ Audio: 16 kHz mono float arrays; the feature extractor keeps the first 30 s (its
 Positions: plain 1-D rotary positions and no bidirectional attention over audio tokens
 (`token_type_ids` change nothing), so the shared-prefix engine reproduces `generate()`
 exactly (`default_engine = "prefix"`). The decoder's sliding-window layers make the engine
-repeat the prompt's cache per sample rather than share it (engine_shared.py); the per-layer
+repeat the prompt's cache per sample rather than share it (alm/hf/engine/shared.py); the per-layer
 embeddings come from the token ids and KV sharing works inside each forward, both as in
 `generate()`.
 
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ambiemo.alm.audio import TARGET_SR
-from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.hf.adapter import TransformersAdapter
 from ambiemo.alm.per_clip import pad_time, wrap_once
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 from ambiemo.alm.tiny import register_tiny, train_bpe
@@ -104,7 +104,7 @@ IMAGE_RANGE = ["<end_of_image>", "<image_soft_token>"]
 AUDIO_RANGE = ["<end_of_audio>", "<audio_soft_token>"]
 
 
-@register_adapter("gemma3n", "Gemma3nAdapter")
+@register_adapter("gemma3n")
 class Gemma3nAdapter(TransformersAdapter):
     """Gemma-3n (each clip's audio encoded alone; see the module docstring)."""
 

@@ -3,7 +3,7 @@
 One of the open ALMs a study like Jia et al. (2026) compares: a conformer CTC encoder, a
 windowed Q-former projector and a Granite-3.3-instruct decoder with a LoRA adapter that is
 meant to be active whenever audio is in the prompt. What differs from the shared base
-(alm/hf.py):
+(alm/hf/adapter.py):
 
 - the prompt is Granite's chat (`<|start_of_role|>user<|end_of_role|>...<|end_of_text|>`) with
   plain-string content and the `<|audio|>` placeholder before the instruction, as IBM's model
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.hf.adapter import TransformersAdapter
 from ambiemo.alm.per_clip import pad_stack, wrap_once
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 from ambiemo.alm.tiny import register_tiny, train_bpe
@@ -119,7 +119,7 @@ GRANITE_SPECIAL = [
     "<|end_of_plugin|>", AUDIO_PLACEHOLDER]
 
 
-@register_adapter("granite_speech", "GraniteSpeechAdapter")
+@register_adapter("granite_speech")
 class GraniteSpeechAdapter(TransformersAdapter):
     """Granite-Speech 3.3 (each clip encoded alone; see the module docstring)."""
 

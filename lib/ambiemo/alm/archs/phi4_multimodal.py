@@ -2,7 +2,7 @@
 
 One of today's open ALMs that this project adds beyond the models Jia et al. (2026)
 compare: a conformer speech encoder and a SigLIP image encoder feeding Phi-4-mini, with one
-LoRA adapter per modality ("mixture of LoRAs"). What differs from the shared base (alm/hf.py):
+LoRA adapter per modality ("mixture of LoRAs"). What differs from the shared base (alm/hf/adapter.py):
 
 - the checkpoint: the hub repository's main branch holds the remote-code `phi4mm` layout;
   the transformers-native weights live at revision `refs/pr/70` (the one transformers' model
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.hf.adapter import TransformersAdapter
 from ambiemo.alm.per_clip import pad_stack, wrap_once
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 from ambiemo.alm.tiny import register_tiny, train_bpe
@@ -81,7 +81,7 @@ PHI4_SPECIAL = [ENDOFTEXT, "<|image|>", AUDIO_PLACEHOLDER, "<|assistant|>", END,
                 "<|tool_response|>", "<|tag|>"]
 
 
-@register_adapter("phi4_multimodal", "Phi4MultimodalAdapter")
+@register_adapter("phi4_multimodal")
 class Phi4MultimodalAdapter(TransformersAdapter):
     """Phi-4-multimodal with its speech LoRA (see the module docstring)."""
 

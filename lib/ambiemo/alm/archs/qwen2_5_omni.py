@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.hf.adapter import TransformersAdapter
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 from ambiemo.alm.tiny import chatml_tokenizer, register_tiny, save_seeded, whisper_features
 
@@ -77,7 +77,7 @@ OMNI_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *OMNI_NAMED_TOKEN
 
 
 # Both the thinker-only config and the full Omni one (a hub download) load as the thinker.
-@register_adapter("qwen2_5_omni_thinker", "qwen2_5_omni", "Qwen2_5OmniAdapter")
+@register_adapter("qwen2_5_omni_thinker", "qwen2_5_omni")
 class Qwen2_5OmniAdapter(TransformersAdapter):
     """Qwen2.5-Omni's thinker (see the module docstring for audio limits and positions)."""
 

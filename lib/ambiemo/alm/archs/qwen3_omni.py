@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.hf.adapter import TransformersAdapter
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 from ambiemo.alm.tiny import chatml_tokenizer, register_tiny, save_seeded, whisper_features
 
@@ -168,7 +168,7 @@ QWEN3_THINK_TOKENS = ["<think>", "</think>"]
 
 
 # Both the thinker-only config and the full Omni one (the hub checkpoint) load as the thinker.
-@register_adapter("qwen3_omni_moe_thinker", "qwen3_omni_moe", "Qwen3OmniAdapter")
+@register_adapter("qwen3_omni_moe_thinker", "qwen3_omni_moe")
 class Qwen3OmniAdapter(TransformersAdapter):
     """Qwen3-Omni's thinker (see the module docstring for audio length and positions)."""
 

@@ -3,7 +3,7 @@ joined by a projector, loaded through `AutoModel` with the checkpoint's own remo
 
 One of the open ALMs a study like Jia et al. (2026) compares. Transformers has no native
 Ultravox class, so model and processor come from the checkpoint (`trust_remote_code`), and the
-adapter refuses to load without a pinned `revision` (alm/hf.py raises): the registry records no
+adapter refuses to load without a pinned `revision` (alm/hf/adapter.py raises): the registry records no
 commit hash because none could be verified offline; pass `revision=` in the model's config
 options. No offline checkpoint exists, so tests/test_arch_ultravox.py tests what does not need
 the model: the prompt (a Llama-3 chat with the `<|audio|>` placeholder in the user turn), the
@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ambiemo.alm.audio import TARGET_SR
-from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.hf.adapter import TransformersAdapter
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 
 AUDIO_PLACEHOLDER = "<|audio|>"
@@ -36,7 +36,7 @@ AUDIO_PLACEHOLDER = "<|audio|>"
 WHISPER_WINDOW_S = 30.0
 
 
-@register_adapter("ultravox", "UltravoxAdapter")
+@register_adapter("ultravox")
 class UltravoxAdapter(TransformersAdapter):
     hf_class = "AutoModel"          # remote code registers UltravoxModel under AutoModel
     end_of_turn = "<|eot_id|>"

@@ -3,7 +3,7 @@
 Jia et al. (2026) compare open ALMs of different capacity; Voxtral Mini (3B decoder) and
 Small (24B decoder) are a Whisper-large-v3 encoder, a projector that stacks 4 encoder frames
 into one 12.5 Hz audio token, and a Llama-layout Mistral decoder. What differs from the
-shared base (alm/hf.py):
+shared base (alm/hf/adapter.py):
 
 - **No Jinja chat template.** The processor's tokenizer is Mistral's tekken through
   transformers' mistral-common backend, and `VoxtralProcessor.apply_chat_template` builds
@@ -50,7 +50,7 @@ import re
 import numpy as np
 
 from ambiemo.alm.audio import TARGET_SR
-from ambiemo.alm.hf import TransformersAdapter
+from ambiemo.alm.hf.adapter import TransformersAdapter
 from ambiemo.alm.registry import ModelSpec, register_adapter, register_model
 
 HF_CLASS = "VoxtralForConditionalGeneration"
@@ -104,7 +104,7 @@ class ControlTokenReader:
         return ids
 
 
-@register_adapter("voxtral", "VoxtralAdapter")
+@register_adapter("voxtral")
 class VoxtralAdapter(TransformersAdapter):
     """Voxtral Mini / Small (audio in 30 s chunks, first 40 min kept; see module docstring)."""
 

@@ -24,7 +24,7 @@ KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")  # the SDK's own names, in its o
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
 
 
-@register_adapter("GeminiAdapter")
+@register_adapter()
 class GeminiAdapter(HostedAdapter):
     api = "gemini"
     prefix = "gemini"

@@ -22,7 +22,7 @@ from ambiemo.alm.registry import register_adapter
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-@register_adapter("OpenAIChatAdapter")
+@register_adapter()
 class OpenAIChatAdapter(HostedAdapter):
     api = "openai-chat"
     prefix = "openai"

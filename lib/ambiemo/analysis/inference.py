@@ -1,0 +1,300 @@
+"""Statistics over Scores: bootstrap CIs, paired comparisons, ambiguity bins, capacity models.
+
+The analyses of Jia et al. (2026): is one strategy better than another on the same
+utterances (paired permutation test, Holm-corrected across a table), and how does the gain
+depend on ambiguity and model capacity (metric ~ strategy x ambiguity + log parameter count,
+with utterances as clusters). Everything is seeded; every p-value can be recomputed.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from ambiemo import metrics as M
+from ambiemo.tts.references import is_reference
+from ambiemo.analysis.summaries import GROUP_KEYS, ambiguity_bin_of
+
+DEFAULT_N_PERM = 10_000
+
+
+def bootstrap_ci(values, statistic=np.mean, *, n_boot: int = 1000, seed: int = 0,
+                 confidence: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, lo, hi): percentile bootstrap of `statistic` over the finite `values`."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return (np.nan, np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    boot = np.array([statistic(v[rng.integers(0, len(v), len(v))]) for _ in range(n_boot)])
+    a = (1 - confidence) / 2
+    return float(statistic(v)), float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); NaN kept."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """a versus b on the utterances both scored: difference of means, CI and p-value."""
+    a: str
+    b: str
+    metric: str
+    direction: str
+    n_utts: int
+    mean_a: float
+    mean_b: float
+    diff: float      # mean(a - b)
+    diff_lo: float
+    diff_hi: float
+    p_value: float   # two-sided sign-flip permutation test of mean(a - b) = 0
+    a_better: bool
+
+
+def _select(scores: pd.DataFrame, spec) -> tuple[str, pd.DataFrame]:
+    spec = {"strategy": spec} if isinstance(spec, str) else dict(spec)
+    rows = scores
+    for k, v in spec.items():
+        rows = rows[rows[k] == v]
+    groups = rows[GROUP_KEYS].drop_duplicates()
+    if len(groups) != 1:
+        raise ValueError(f"{spec} selects {len(groups)} (model, strategy, n) groups; "
+                         f"name model/strategy/n so that it selects exactly one")
+    label = "/".join(str(groups.iloc[0][k]) for k in GROUP_KEYS)
+    return label, rows
+
+
+def _per_utterance(rows: pd.DataFrame, metric: str) -> pd.Series:
+    # Replicates (scaling subsets, ceiling draws) of one utterance are averaged first, so
+    # the utterance stays the unit of the test.
+    return rows.groupby("utt_id")[metric].mean()
+
+
+def paired_comparison(scores: pd.DataFrame, a, b, metric: str = "js_divergence", *,
+                      n_perm: int = DEFAULT_N_PERM, n_boot: int = 1000, seed: int = 0,
+                      confidence: float = 0.95) -> PairedComparison:
+    """Compare a and b (a strategy name, or {model, strategy, n}) on the same utterances.
+
+    `metric` is a per-utterance metric or `correct` (accuracy). Utterances where either side
+    is NaN are dropped. The p-value is a seeded sign-flip permutation test (two-sided,
+    (1 + #|T*| >= |T|) / (1 + n_perm)); the CI is a percentile bootstrap of mean(a - b).
+    """
+    direction = "higher" if metric == "correct" else M.get_metric(metric).direction
+    label_a, rows_a = _select(scores, a)
+    label_b, rows_b = _select(scores, b)
+    both = pd.concat([_per_utterance(rows_a, metric), _per_utterance(rows_b, metric)],
+                     axis=1, join="inner").dropna()
+    d = (both.iloc[:, 0] - both.iloc[:, 1]).to_numpy()
+    if len(d) == 0:
+        raise ValueError(f"{label_a} and {label_b} share no utterance with a finite {metric}")
+    rng = np.random.default_rng(seed)
+    observed = d.mean()
+    signs = rng.choice([-1.0, 1.0], size=(n_perm, len(d)))
+    null = (signs * d).mean(axis=1)
+    # A small tolerance keeps exact ties (e.g. all-zero differences) from being floating noise.
+    p = (1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (1 + n_perm)
+    _, lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed, confidence=confidence)
+    better = observed < 0 if direction == "lower" else observed > 0
+    return PairedComparison(label_a, label_b, metric, direction, len(d),
+                            float(both.iloc[:, 0].mean()), float(both.iloc[:, 1].mean()),
+                            float(observed), lo, hi, float(p), bool(better))
+
+
+def paired_table(scores: pd.DataFrame, baseline, metric: str = "js_divergence", *,
+                 n_perm: int = DEFAULT_N_PERM, n_boot: int = 1000, seed: int = 0,
+                 confidence: float = 0.95) -> pd.DataFrame:
+    """Every other (model, strategy, n) group against `baseline`, Holm-corrected (`p_holm`)."""
+    base_label, _ = _select(scores, baseline)
+    out = []
+    for key in scores[GROUP_KEYS].drop_duplicates().itertuples(index=False):
+        spec = dict(zip(GROUP_KEYS, key))
+        if "/".join(str(v) for v in key) == base_label:
+            continue
+        out.append(asdict(paired_comparison(scores, spec, baseline, metric, n_perm=n_perm,
+                                            n_boot=n_boot, seed=seed, confidence=confidence)))
+    table = pd.DataFrame(out)
+    if len(table):
+        table["p_holm"] = holm(table["p_value"])
+    return table
+
+
+def _shared_finite(scores: pd.DataFrame, a: dict, b: dict, metric: str) -> bool:
+    per = [_per_utterance(_select(scores, spec)[1], metric) for spec in (a, b)]
+    return not pd.concat(per, axis=1, join="inner").dropna().empty
+
+
+def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
+                      metric: str = "js_divergence", *, baseline: str = "greedy",
+                      n_perm: int = 2000, n_boot: int = 1000, seed: int = 0,
+                      confidence: float = 0.95) -> pd.DataFrame:
+    """Gain of every strategy over the same model's `baseline`, per ambiguity bin.
+
+    The gain is signed so that positive means better (baseline - strategy for a
+    lower-is-better metric such as JS), with the paired bootstrap CI and sign-flip p-value
+    of `paired_comparison` on the bin's utterances. Models without a `baseline` row are left
+    out and named in `attrs["notes"]`. Columns: model, strategy, n, ambiguity_bin, gain,
+    gain_lo, gain_hi, p_value, n_utts, metric, direction.
+    """
+    direction = "higher" if metric in ("correct", "accuracy") else M.get_metric(metric).direction
+    column = "correct" if metric == "accuracy" else metric
+    sign = -1.0 if direction == "lower" else 1.0
+    bins = ambiguity_bin_of(manifest)
+    data = scores[~is_reference(scores)]
+    data = data.assign(ambiguity_bin=bins.reindex(data["utt_id"]).to_numpy())
+    rows, notes = [], []
+    for model, of_model in data.groupby("model", sort=False):
+        base = of_model[of_model["strategy"] == baseline]
+        if base.empty:
+            notes.append(f"{model}: no {baseline!r} row, so no gain over it")
+            continue
+        base_spec = {"model": model, "strategy": baseline, "n": int(base["n"].iloc[0])}
+        for (strategy, n), _ in of_model.groupby(["strategy", "n"], sort=False):
+            if strategy == baseline:
+                continue
+            for b in bins.cat.categories:
+                part = of_model[of_model["ambiguity_bin"] == b]
+                if part.empty:
+                    continue
+                spec = {"model": model, "strategy": strategy, "n": n}
+                if not _shared_finite(part, spec, base_spec, column):
+                    # e.g. a strategy whose every prediction is missing has no R2 to pair.
+                    notes.append(f"{model}/{strategy}/{n}, {b} ambiguity: no utterance with a "
+                                 f"finite {column} for both it and {baseline}; no gain")
+                    continue
+                res = paired_comparison(part, spec, base_spec, column, n_perm=n_perm,
+                                        n_boot=n_boot, seed=seed, confidence=confidence)
+                lo, hi = sorted((sign * res.diff_lo, sign * res.diff_hi))
+                rows.append(dict(model=model, strategy=strategy, n=n, ambiguity_bin=b,
+                                 gain=sign * res.diff, gain_lo=lo, gain_hi=hi,
+                                 p_value=res.p_value, n_utts=res.n_utts))
+    out = pd.DataFrame(rows, columns=["model", "strategy", "n", "ambiguity_bin", "gain",
+                                      "gain_lo", "gain_hi", "p_value", "n_utts"])
+    out["ambiguity_bin"] = pd.Categorical(out["ambiguity_bin"], categories=bins.cat.categories,
+                                          ordered=True)
+    out = out.assign(metric=metric, direction=direction)
+    out.attrs.update(baseline=baseline, notes=notes)
+    return out
+
+
+def capacity_analysis(scores: pd.DataFrame, manifest: pd.DataFrame,
+                      n_params: Mapping[str, float | None], metric: str = "js_divergence", *,
+                      method: str = "cluster_ols") -> pd.DataFrame:
+    """`capacity_model` over the models whose parameter count is known, or the reason why
+    no fit is possible.
+
+    Models with `n_params` None (hosted, unpublished size) are left out and named in
+    `attrs["notes"]`. With fewer than two known, distinct parameter counts the capacity term
+    cannot be estimated: the result is an empty table with `attrs["fitted"]` False and the
+    reason in `attrs["notes"]` (never a fit without its capacity term passed off as one).
+    """
+    data = scores[~is_reference(scores)]
+    models = list(pd.unique(data["model"]))
+    unknown = [m for m in models if m not in n_params]
+    if unknown:
+        raise KeyError(f"n_params has no entry for {unknown} (None marks an unknown size)")
+    hosted = [m for m in models if n_params[m] is None]
+    known = {m: float(n_params[m]) for m in models if n_params[m] is not None}
+    notes = ([f"left out (parameter count not published): {', '.join(hosted)}"]
+             if hosted else [])
+    if len(set(known.values())) < 2:
+        empty = pd.DataFrame(columns=["term", "estimate", "std_error", "statistic", "p_value",
+                                      "ci_lo", "ci_hi"])
+        notes.append(f"no fit: the capacity term needs at least two models with different "
+                     f"known parameter counts; this run has {len(known)} "
+                     f"({', '.join(f'{m}={v:.3g}' for m, v in known.items()) or 'none'})")
+        empty.attrs.update(fitted=False, notes=notes, metric=metric, method=method,
+                           formula=None, n_obs=0, n_clusters=0)
+        return empty
+    fit = capacity_model(data[data["model"].isin(known)], manifest, known, metric,
+                         method=method)
+    fit.attrs.update(fitted=True, notes=notes + fit.attrs["notes"])
+    return fit
+
+
+def capacity_model(scores: pd.DataFrame, manifest: pd.DataFrame,
+                   params_by_model: Mapping[str, float], metric: str = "js_divergence", *,
+                   method: str = "cluster_ols") -> pd.DataFrame:
+    """Tidy fit of metric ~ strategy x ambiguity_bin + log10(parameter count).
+
+    `method="cluster_ols"` (default): OLS with cluster-robust errors, utterances as clusters;
+    `method="mixedlm"`: a random intercept per utterance. Reference rows are left out;
+    replicates are averaged per utterance; a term with one level (one model, one strategy,
+    one bin) is dropped rather than failing. Columns: term, estimate, std_error, statistic,
+    p_value, ci_lo, ci_hi; `attrs` holds formula, notes, n_obs, n_clusters, method.
+    """
+    import statsmodels.formula.api as smf
+
+    if method not in ("cluster_ols", "mixedlm"):
+        raise ValueError(f"method must be 'cluster_ols' or 'mixedlm', got {method!r}")
+    notes = []
+    refs = is_reference(scores)
+    if refs.any():
+        notes.append(f"left out {int(refs.sum())} reference rows")
+    data = scores[~refs]
+    ns = data.groupby(["model", "strategy"])["n"].nunique()
+    if (ns > 1).any():
+        raise ValueError("capacity_model needs one n per (model, strategy); filter the scores "
+                         f"first (several n for {list(ns[ns > 1].index[:3])})")
+    unknown = sorted(set(data["model"]) - set(params_by_model))
+    if unknown:
+        raise KeyError(f"params_by_model has no parameter count for {unknown}")
+    data = (data.groupby(["utt_id", "model", "strategy"], as_index=False, observed=True)[metric]
+            .mean())
+    dropped = int(data[metric].isna().sum())
+    if dropped:
+        notes.append(f"dropped {dropped} rows with NaN {metric}")
+    data = data.dropna(subset=[metric])
+    bins = ambiguity_bin_of(manifest)
+    order = bins.cat.categories if isinstance(bins.dtype, pd.CategoricalDtype) else None
+    # Keep the bins' own order (low < mid < high) so that "low" is the reference level.
+    data["ambiguity_bin"] = pd.Categorical(bins.reindex(data["utt_id"]).to_numpy(),
+                                           categories=order, ordered=order is not None
+                                           ).remove_unused_categories()
+    data["log_params"] = np.log10([float(params_by_model[m]) for m in data["model"]])
+    data = data.rename(columns={metric: "y"})
+    terms = []
+    n_strat = data["strategy"].nunique()
+    n_bins = data["ambiguity_bin"].nunique()
+    strat = ("C(strategy, Treatment('greedy'))" if "greedy" in set(data["strategy"])
+             else "C(strategy)")
+    if n_strat > 1 and n_bins > 1:
+        terms.append(f"{strat} * C(ambiguity_bin)")
+    elif n_strat > 1:
+        terms.append(strat)
+        notes.append("one ambiguity bin: ambiguity term dropped")
+    elif n_bins > 1:
+        terms.append("C(ambiguity_bin)")
+        notes.append("one strategy: strategy term dropped")
+    if data["log_params"].nunique() > 1:
+        terms.append("log_params")
+    else:
+        notes.append("one model (or one parameter count): capacity term dropped")
+    formula = "y ~ " + (" + ".join(terms) if terms else "1")
+    groups = data["utt_id"].astype("category").cat.codes.to_numpy()
+    if method == "cluster_ols":
+        fit = smf.ols(formula, data).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    else:
+        fit = smf.mixedlm(formula, data, groups=groups).fit()
+    ci = fit.conf_int()
+    names = [t for t in fit.params.index if t != "Group Var"]
+    table = pd.DataFrame({
+        "term": names, "estimate": fit.params[names].to_numpy(),
+        "std_error": fit.bse[names].to_numpy(), "statistic": fit.tvalues[names].to_numpy(),
+        "p_value": fit.pvalues[names].to_numpy(), "ci_lo": ci.loc[names, 0].to_numpy(),
+        "ci_hi": ci.loc[names, 1].to_numpy()})
+    table.attrs.update(formula=formula.replace("y ~", f"{metric} ~"), notes=notes,
+                       n_obs=int(fit.nobs), n_clusters=int(data["utt_id"].nunique()),
+                       method=method, metric=metric)
+    return table
+

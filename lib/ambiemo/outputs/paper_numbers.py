@@ -1,0 +1,130 @@
+"""Numbers reported for Jia et al. (2026), set beside the reproduced ones and never mixed in.
+
+The reported numbers live in one data file (data/reported/jia2026.yaml) with their source
+(paper, authors, year, which public claim). `load_reported` reads and checks it;
+`reported_beside` joins it to a reproduced summary so that each row shows the reported value
+(as published, and on the reproduced scale), the reproduced value with its interval, and the
+difference, in separate, labelled columns. Accuracy is published in percent and reproduced as
+a fraction: the conversion (divide by 100) is explicit and named in the `unit_note` column.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ambiemo import metrics as M
+from ambiemo.tts import STRATEGIES
+
+DEFAULT_PATH = Path(__file__).resolve().parents[3] / "data" / "reported" / "jia2026.yaml"
+KEYS = ("model", "model_as_published", "corpus", "strategy", "strategy_as_published",
+        "metric", "value", "unit", "claim")
+UNITS = {"fraction": 1.0, "percent": 100.0}   # divide by this to reach the 0-1 scale
+SOURCE_KEYS = ("title", "authors", "year", "kind")
+
+
+class ReportedError(ValueError):
+    """A reported-numbers file that cannot be used; the message names the file and entry."""
+
+
+def load_reported(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
+    """The reported numbers, one row per (model, corpus, strategy, metric), with `value` as
+    published, `unit`, `reported` (on the 0-1 scale of the reproduced tables) and `source`
+    (one line: authors, year, title, kind). `attrs["source"]` holds the source mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportedError(f"reported numbers file {path} not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    source = data.get("source") or {}
+    lacking = [k for k in SOURCE_KEYS if k not in source]
+    if lacking:
+        raise ReportedError(f"{path}: source lacks {lacking}; every number needs its source")
+    rows = []
+    for i, entry in enumerate(data.get("numbers") or []):
+        where = f"{path}: numbers[{i}]"
+        if not isinstance(entry, dict):
+            raise ReportedError(f"{where}: must be a mapping, got {entry!r}")
+        missing = [k for k in KEYS if k not in entry]
+        if missing:
+            raise ReportedError(f"{where}: missing key(s) {missing}")
+        if entry["unit"] not in UNITS:
+            raise ReportedError(f"{where}: unit {entry['unit']!r} is not one of {sorted(UNITS)}")
+        if entry["strategy"] not in STRATEGIES:
+            raise ReportedError(f"{where}: unknown strategy {entry['strategy']!r}; "
+                                f"valid: {sorted(STRATEGIES)}")
+        try:
+            M.get_metric(entry["metric"])
+        except KeyError as e:
+            raise ReportedError(f"{where}: {e.args[0]}") from None
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ReportedError(f"{where}: value must be a finite number, got {value!r}")
+        if entry["metric"] != "r2" and not 0 <= value <= UNITS[entry["unit"]]:
+            raise ReportedError(f"{where}: value {value} is outside 0..{UNITS[entry['unit']]:g} "
+                                f"for a {entry['metric']} in {entry['unit']}")
+        rows.append({k: entry[k] for k in KEYS})
+    if not rows:
+        raise ReportedError(f"{path}: no numbers")
+    out = pd.DataFrame(rows)
+    dup = out.duplicated(["model", "corpus", "strategy", "metric"], keep=False)
+    if dup.any():
+        raise ReportedError(f"{path}: the same number is given twice: "
+                            f"{out.loc[dup, ['model', 'corpus', 'strategy', 'metric']].values.tolist()}")
+    out["reported"] = out["value"] / out["unit"].map(UNITS)
+    out["source"] = (f"{source['authors']} ({source['year']}), \"{source['title']}\"; "
+                     f"{source['kind']}")
+    out.attrs["source"] = dict(source)
+    return out
+
+
+def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = None
+                    ) -> pd.DataFrame:
+    """Every reported number beside the matching reproduced one.
+
+    `reproduced` is a summary table (one row per corpus, model, strategy; a `corpus` column
+    and `<metric>`, `<metric>_lo`, `<metric>_hi` columns, as summary_table writes them plus
+    the corpus). Columns of the result: corpus, model, strategy, metric, then
+    `reported_as_published` (text, with its unit), `reported` (0-1 scale), `unit_note`,
+    `reproduced`, `reproduced_lo`, `reproduced_hi`, `reproduced_minus_reported`, `status`
+    ("reproduced" or why not), `claim`, `source`. Reported numbers without a reproduced
+    match stay, with NaN reproduced values and the reason in `status`.
+    """
+    reported = load_reported() if reported is None else reported
+    need = {"corpus", "model", "strategy"}
+    if not need <= set(reproduced.columns):
+        raise KeyError(f"reported_beside: reproduced needs columns {sorted(need)}, "
+                       f"has {sorted(reproduced.columns)}")
+    out = []
+    for r in reported.itertuples(index=False):
+        match = reproduced[(reproduced["corpus"] == r.corpus) & (reproduced["model"] == r.model)
+                           & (reproduced["strategy"] == r.strategy)]
+        if "n" in match and match["n"].nunique() > 1:  # several n (a scaling curve): the largest
+            match = match[match["n"] == match["n"].max()]
+        if len(match) > 1:
+            raise ValueError(f"reported_beside: {len(match)} reproduced rows for "
+                             f"{r.corpus}/{r.model}/{r.strategy}; pass one row per group")
+        if match.empty:
+            status = f"not run: no {r.model} / {r.strategy} on {r.corpus} in this config"
+            value = lo = hi = np.nan
+        elif r.metric not in match:
+            status = f"not run: the reproduced summary has no {r.metric}"
+            value = lo = hi = np.nan
+        else:
+            row = match.iloc[0]
+            value = float(row[r.metric])
+            lo, hi = (float(row.get(f"{r.metric}_{s}", np.nan)) for s in ("lo", "hi"))
+            status = "reproduced" if np.isfinite(value) else "reproduced value missing"
+        unit = "%" if r.unit == "percent" else ""
+        out.append(dict(
+            corpus=r.corpus, model=r.model, strategy=r.strategy, metric=r.metric,
+            reported_as_published=f"{r.value:.{2 if unit else 4}f}{unit} ({r.model_as_published}, "
+                                  f"{r.strategy_as_published})",
+            reported=r.reported,
+            unit_note=("published in percent, divided by 100" if r.unit == "percent"
+                       else "published on the 0-1 scale"),
+            reproduced=value, reproduced_lo=lo, reproduced_hi=hi,
+            reproduced_minus_reported=value - r.reported, status=status, claim=r.claim,
+            source=r.source))
+    return pd.DataFrame(out)

@@ -1,0 +1,224 @@
+"""The study's tables, written as CSV (for machines), Markdown and LaTeX (for people).
+
+The main table of Jia et al. (2026) per corpus: model x strategy with JS, BC, R^2, accuracy
+and macro-F1, each with its 95% bootstrap interval, the best model row per column marked,
+the reference rows (prior, uniform, resampled-rater ceiling) beside them, the share of
+missing predictions, and strategies a model cannot run shown as "unavailable" with the
+reason, never as numbers. Also the capacity-fit table (statsmodels). Rounding happens only
+here, at the edge; the CSV keeps full precision.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ambiemo import metrics as M
+from ambiemo.tts.references import is_reference
+
+MAIN_METRICS = M.MAIN_METRICS
+UNAVAILABLE = "unavailable"
+
+
+def _fmt(v, digits: int) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "–" if np.isnan(v) else f"{v:.{digits}f}"
+    return "" if v is None else str(v)
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 3, bold: pd.DataFrame | None = None) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency); cells where `bold` (same
+    shape, booleans) is True are written `**x**`."""
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---"
+                          for c in df.columns) + "|"
+    body = []
+    for i, row in enumerate(df.itertuples(index=False)):
+        cells = [_fmt(v, digits) for v in row]
+        if bold is not None:
+            cells = [f"**{c}**" if bool(bold.iat[i, j]) else c for j, c in enumerate(cells)]
+        body.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}", "–": "--", "²": r"\textsuperscript{2}",
+                  "↓": r"$\downarrow$", "↑": r"$\uparrow$"}
+
+
+def latex_escape(text: str) -> str:
+    """Text safe inside a LaTeX tabular cell (underscores, %, &, ... escaped)."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def to_latex(df: pd.DataFrame, digits: int = 3, bold: pd.DataFrame | None = None,
+             header: Sequence[str] | None = None, caption: str | None = None) -> str:
+    """A booktabs tabular of `df`; cells escaped, `bold` cells in \\textbf{}. `header`
+    replaces the column names verbatim (already LaTeX)."""
+    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in df.columns)
+    names = list(header) if header is not None else [latex_escape(c) for c in df.columns]
+    lines = [r"\begin{tabular}{" + align + "}", r"\toprule", " & ".join(names) + r" \\",
+             r"\midrule"]
+    for i, row in enumerate(df.itertuples(index=False)):
+        cells = [latex_escape(_fmt(v, digits)) for v in row]
+        if bold is not None:
+            cells = [rf"\textbf{{{c}}}" if bool(bold.iat[i, j]) else c
+                     for j, c in enumerate(cells)]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines = [r"\begin{table}[t]", r"\centering", *lines,
+                 r"\caption{" + latex_escape(caption) + "}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def with_intervals(summary: pd.DataFrame, metrics, digits: int = 3,
+                   keys=("model", "strategy", "n")) -> pd.DataFrame:
+    """The people's view of a summary table: one `value [lo, hi]` cell per metric (from the
+    `<m>`, `<m>_lo`, `<m>_hi` columns) beside the key columns and the missing share."""
+    out = summary[list(keys)].copy()
+    for m in metrics:
+        out[m] = [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(v) else "–"
+                  for v, lo, hi in zip(summary[m], summary[f"{m}_lo"], summary[f"{m}_hi"])]
+    share = "missing_share" if "missing_share" in summary else "share_missing"
+    if share in summary:
+        out["missing"] = [f"{x:.1%}" if np.isfinite(x) else "–" for x in summary[share]]
+    return out
+
+
+def write_table(df: pd.DataFrame, stem: str | Path, digits: int = 3,
+                markdown: pd.DataFrame | None = None, bold: pd.DataFrame | None = None,
+                latex_header: Sequence[str] | None = None,
+                caption: str | None = None) -> list[Path]:
+    """Write `<stem>.csv` (full precision), `<stem>.md` and `<stem>.tex` (rounded, or the
+    given `markdown` view of the same rows, with `bold` cells marked); returns the paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv, md, tex = (stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
+    df.to_csv(csv, index=False)
+    view = df if markdown is None else markdown
+    md.write_text((f"{caption}\n\n" if caption else "") + to_markdown(view, digits, bold))
+    tex.write_text(to_latex(view, digits, bold, header=latex_header, caption=caption))
+    return [csv, md, tex]
+
+
+# --- the main table --------------------------------------------------------------------------
+
+def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *,
+               metrics: Sequence[str] = MAIN_METRICS,
+               strategy_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """The main table of one corpus from `summary.summary_table` output.
+
+    `unavailable` has columns model, strategy, reason (predict.unavailable_strategies with
+    the model added). Rows: each model's strategies in the order given (unavailable ones in
+    the same list, with `row_type` "unavailable", NaN metrics and the reason in `note`), then
+    the reference rows (prior, uniform, rater_ceiling); `strategy_order` (e.g. the config's
+    strategies) orders each model's rows, else first-seen order. Columns: row_type, model, strategy,
+    n, each metric with `_lo`/`_hi`, `best_<metric>` (True on the best model row(s) in the
+    metric's direction, references and unavailable rows never), missing_share, n_missing,
+    n_utts, n_ties, note.
+    """
+    lacking = [c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi") if c not in summary]
+    if lacking:
+        raise KeyError(f"main_table: the summary lacks columns {lacking}; run summary_table "
+                       f"with metrics={list(metrics)}")
+    is_ref = is_reference(summary)
+    rows = summary.assign(row_type=np.where(is_ref, "reference", "model"), note="")
+    rows = rows.rename(columns={"share_missing": "missing_share"})
+    if unavailable is not None and len(unavailable):
+        clash = unavailable.merge(rows[["model", "strategy"]], on=["model", "strategy"])
+        if len(clash):
+            raise ValueError("strategies both scored and marked unavailable: "
+                             f"{clash[['model', 'strategy']].values.tolist()}")
+        rows = pd.concat([rows, unavailable[["model", "strategy", "reason"]]
+                          .rename(columns={"reason": "note"}).assign(row_type=UNAVAILABLE)],
+                         ignore_index=True)
+    # Model rows (scored or unavailable) in their first-seen order, references last.
+    order = {m: i for i, m in enumerate(pd.unique(rows["model"]))}
+    rank = rows["model"].map(order) + np.where(rows["row_type"] == "reference", 10_000, 0)
+    strategy_rank = rows.groupby("model", sort=False).cumcount()
+    if strategy_order is not None:
+        pos = {s: i for i, s in enumerate(strategy_order)}
+        strategy_rank = rows["strategy"].map(pos).fillna(len(pos)) * 1000 + strategy_rank
+    rows = rows.assign(_r=rank, _s=strategy_rank).sort_values(["_r", "_s"], kind="stable")
+    scored = rows["row_type"] == "model"
+    for m in metrics:
+        values = rows[m].where(scored).astype(float)
+        best = values.min() if M.direction(m) == "lower" else values.max()
+        # Ties at the reported precision are not distinguishable, so all of them are marked.
+        rows[f"best_{m}"] = scored & np.isclose(values, best, rtol=0, atol=1e-12)
+    cols = ["row_type", "model", "strategy", "n",
+            *[c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")],
+            *[f"best_{m}" for m in metrics], "missing_share", "n_missing", "n_utts", "n_ties",
+            "note"]
+    return rows.reindex(columns=cols).reset_index(drop=True)
+
+
+def main_table_view(table: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS,
+                    digits: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cells, bold): the people's view of `main_table` — `value [lo, hi]` per metric,
+    "unavailable" across an unavailable row's metrics with the reason in `note` — and the
+    mask of cells to set in bold (the best per column)."""
+    view = with_intervals(table, metrics, digits)
+    unavailable = (table["row_type"] == UNAVAILABLE).to_numpy()
+    for m in metrics:
+        view.loc[unavailable, m] = UNAVAILABLE
+    view.loc[unavailable, "missing"] = "–"
+    view["n"] = [("–" if not np.isfinite(v) else str(int(v))) for v in table["n"].astype(float)]
+    view["note"] = table["note"].fillna("").replace({"": ""})
+    view.loc[table["row_type"] == "reference", "note"] = "reference"
+    bold = pd.DataFrame(False, index=view.index, columns=view.columns)
+    for m in metrics:
+        bold[m] = table[f"best_{m}"].fillna(False).astype(bool).to_numpy()
+    return view, bold
+
+
+def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
+                     metrics: Sequence[str] = MAIN_METRICS, digits: int = 3) -> list[Path]:
+    """The main table as .csv (full precision), .md and .tex (best per column in bold)."""
+    view, bold = main_table_view(table, metrics, digits)
+    header = ["model", "strategy", "$n$", *[M.table_header(m, latex=True) if m in M.MAIN_METRICS
+                                           else latex_escape(m) for m in metrics],
+              r"missing", "note"]
+    caption = (f"{corpus}: mean over clips with 95% bootstrap interval; best model row per "
+               "column in bold (JS lower is better, the others higher); accuracy and macro-F1 "
+               "against the majority label, ties excluded.")
+    view = view.rename(columns={m: M.table_header(m) for m in metrics})
+    return write_table(table, stem, digits, markdown=view, bold=bold, latex_header=header,
+                       caption=caption)
+
+
+# --- the capacity fit ------------------------------------------------------------------------
+
+CAPACITY_COLUMNS = ["corpus", "metric", "term", "estimate", "std_error", "statistic", "p_value",
+                    "ci_lo", "ci_hi", "formula", "method", "n_obs", "n_clusters", "note"]
+
+
+def capacity_table(fits: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """One table from `analysis.capacity_analysis` results keyed by (corpus, metric): each
+    fitted term a row with the formula and fit size; a (corpus, metric) without a fit one
+    row whose `note` says why (term empty, no numbers)."""
+    frames = []
+    for (corpus, metric), fit in fits.items():
+        note = "; ".join(fit.attrs.get("notes", []))
+        meta = dict(corpus=corpus, metric=metric, formula=fit.attrs.get("formula"),
+                    method=fit.attrs.get("method"), n_obs=fit.attrs.get("n_obs", 0),
+                    n_clusters=fit.attrs.get("n_clusters", 0), note=note)
+        if fit.attrs.get("fitted", len(fit) > 0) and len(fit):
+            frames.append(fit.assign(**meta))
+        else:
+            frames.append(pd.DataFrame([{**meta, "term": "no fit"}]))
+    return pd.concat(frames, ignore_index=True).reindex(columns=CAPACITY_COLUMNS)
+
+
+def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3) -> list[Path]:
+    """The capacity fit as .csv (full precision), .md and .tex (formula and notes kept)."""
+    view = table.drop(columns=["method"]).copy()
+    for c in ("n_obs", "n_clusters"):
+        view[c] = view[c].astype("Int64").astype(str)
+    caption = ("Capacity x ambiguity: metric ~ strategy x ambiguity bin + log10(parameter "
+               "count), OLS with errors clustered by clip (Jia et al., 2026).")
+    return write_table(table, stem, digits, markdown=view, caption=caption)

@@ -1,0 +1,159 @@
+"""Checks before a study run: everything the planned jobs need, all problems in one error.
+
+A full run of the study of Jia et al. (2026) takes GPU-days; finding a missing corpus root
+or API key after the first model has sampled for hours wastes them. `validate` checks corpus
+roots, checkpoints available offline (and pinned revisions where a checkpoint runs its own
+code), API keys of hosted models, prompts, notebooks, and that the strategies have the
+samples they combine -- before anything runs -- and one ConfigError lists every problem.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from ambiemo.alm.registry import ADAPTERS
+from ambiemo.config import ConfigError, ModelEntry, StudyConfig
+from ambiemo.pipeline.plan import NOTEBOOKS, STAGES, Job, plan
+
+# Hosted checkpoints ("openai:<id>", "gemini:<id>") and the variables that hold their keys.
+API_KEYS = {"openai": ("OPENAI_API_KEY",), "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+
+
+def strategy_problems(cfg: StudyConfig) -> list[str]:
+    """Strategies asked for whose inputs the config does not generate."""
+    from ambiemo.sampling.kinds import switch_for
+    from ambiemo.tts import STRATEGIES
+
+    gen, problems = cfg.generation, []
+    for s in cfg.scoring.strategies:
+        if s not in STRATEGIES:
+            problems.append(f"scoring.strategies: unknown strategy {s!r} "
+                            f"(valid: {sorted(STRATEGIES)})")
+            continue
+        need = STRATEGIES[s]
+        if "verifier" in need.needs:
+            missing = "a verification: section (the verifier that scores candidates)" \
+                if cfg.verification is None else None
+        else:
+            missing = switch_for(need.kind, gen)
+        if missing:
+            problems.append(f"scoring.strategies: {s!r} needs {missing}")
+    v = cfg.verification
+    if v is not None:
+        have = gen.n_samples if v.candidates == "sample" else gen.beams
+        if have < 1:
+            problems.append(f"verification.candidates: {v.candidates!r} but generation."
+                            f"{'n_samples' if v.candidates == 'sample' else 'beams'} is {have}")
+    return problems
+
+
+def checkpoint_problem(checkpoint: str, revision: str | None, root: Path) -> str | None:
+    """Why `checkpoint` cannot be used offline on this machine, or None when it can."""
+    scheme, sep, _ = checkpoint.partition(":")
+    if sep and scheme == "tiny":
+        return None                      # built offline on first use
+    if sep and scheme in API_KEYS:
+        if any(os.environ.get(var) for var in API_KEYS[scheme]):
+            return None
+        return (f"hosted checkpoint {checkpoint} needs an API key: set "
+                f"{' or '.join(API_KEYS[scheme])}")
+    path = Path(checkpoint).expanduser()
+    path = path if path.is_absolute() else root / path
+    if checkpoint.startswith((".", "/", "~")) or path.exists() or checkpoint.count("/") > 1:
+        if (path / "config.json").is_file():
+            return None
+        return f"local checkpoint directory {path} does not exist or has no config.json"
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+    try:
+        cached = try_to_load_from_cache(checkpoint, "config.json", revision=revision)
+    except HFValidationError as e:
+        return f"checkpoint {checkpoint!r} is neither a local directory nor a hub id ({e})"
+    if isinstance(cached, str):
+        return None
+    at = f"@{revision}" if revision else ""
+    return (f"checkpoint {checkpoint}{at} is not in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}); download it (hf download {checkpoint}"
+            + (f" --revision {revision}" if revision else "") + ") or point "
+            "the model's checkpoint: to a local copy")
+
+
+def model_problems(cfg: StudyConfig, name: str, key: str) -> list[str]:
+    """Problems loading model `name` (named in the config at `key`) on this machine."""
+    from ambiemo.alm import MODELS
+
+    entry = cfg.model_entries.get(name, ModelEntry(name))
+    spec = MODELS.get(name)
+    if spec is None:
+        if entry.checkpoint is None and (Path(name) / "config.json").is_file():
+            return []                    # a local checkpoint directory named directly
+        return [f"{key}: unknown model {name!r}: not in ambiemo.alm.MODELS, nor a local "
+                "checkpoint directory"]
+    checkpoint = entry.checkpoint or spec.checkpoint
+    if entry.missing_env:
+        return [f"{key}: model {name!r}: checkpoint {checkpoint} needs environment "
+                f"variable(s) {', '.join(entry.missing_env)}, which are not set"]
+    revision = entry.revision or spec.revision
+    why = checkpoint_problem(checkpoint, revision, cfg.root)
+    problems = [f"{key}: model {name!r}: {why}"] if why else []
+    needs = getattr(ADAPTERS.get(spec.adapter), "required_packages", None)
+    for module, why in (needs(checkpoint, {**spec.options, **entry.options}) if needs else {}).items():
+        if importlib.util.find_spec(module) is None:
+            problems.append(f"{key}: model {name!r} needs the Python package {module!r}, "
+                            f"which is not installed: {why}")
+    if remote_code(spec) and not revision and not checkpoint.startswith("tiny:"):
+        # The adapter refuses to load it (alm/hf/adapter.py); say so now, not after hours of sampling.
+        problems.append(f"{key}: model {name!r} runs the code shipped with {checkpoint} "
+                        "(trust_remote_code), so a commit must be pinned: give its model "
+                        "entry a `revision:` (models: - {name: ..., revision: <commit hash>})")
+    return problems
+
+
+def remote_code(spec) -> bool:
+    """Whether `spec`'s adapter loads the checkpoint with trust_remote_code."""
+    return bool(getattr(ADAPTERS.get(spec.adapter), "trust_remote_code", False))
+
+
+def validate(cfg: StudyConfig, jobs: list[Job] | None = None) -> None:
+    """Check everything the planned jobs (default: the whole plan) need before anything
+    runs; one ConfigError lists every problem."""
+    from ambiemo.corpora import LOADERS
+
+    jobs = plan(cfg) if jobs is None else jobs
+    stages = {j.stage for j in jobs}
+    problems = strategy_problems(cfg)
+    for name in dict.fromkeys(j.corpus for j in jobs if j.corpus):
+        c = cfg.corpora[name]
+        if name not in LOADERS:
+            problems.append(f"corpora.{name}: unknown corpus {name!r} (valid: {sorted(LOADERS)})")
+        elif stages & {"prepare", "generate", "verify"}:
+            if c.missing_env:
+                problems.append(f"corpora.{name}.root: {c.root} needs environment variable(s) "
+                                f"{', '.join(c.missing_env)}, which are not set")
+            elif not c.root.exists():
+                problems.append(f"corpora.{name}.root: corpus {name!r}: root {c.root} does "
+                                "not exist")
+    for name in dict.fromkeys(j.model for j in jobs if j.stage == "generate"):
+        problems += model_problems(cfg, name, "models")
+    if "verify" in stages:
+        problems += model_problems(cfg, cfg.verification.model, "verification.model")
+    prompts = {"generate": [("generation.prompt", cfg.generation.prompt)]
+               + ([("generation.cot.prompt", cfg.generation.cot.prompt)]
+                  if cfg.generation.cot else []),
+               "verify": [("verification.prompt", cfg.verification.prompt)]
+               if cfg.verification else []}
+    for stage in sorted(stages & set(prompts)):
+        for key, prompt in prompts[stage]:
+            if not (cfg.prompt_dir / f"{prompt}.yaml").is_file():
+                problems.append(f"{key}: prompt {prompt!r} not found in {cfg.prompt_dir}")
+    for stage in sorted(stages & set(NOTEBOOKS), key=STAGES.index):
+        nb = cfg.root / "notebooks" / f"{NOTEBOOKS[stage]}.ipynb"
+        if not nb.is_file():
+            problems.append(f"stage {stage!r}: notebook {nb} not found")
+    if any("unknown model" in p for p in problems):
+        from ambiemo.alm import MODELS
+        problems.append(f"registered models: {sorted(MODELS)}")
+    if problems:
+        raise ConfigError(f"{cfg.path}: nothing was run; {len(problems)} problem(s):\n  "
+                          + "\n  ".join(problems))

@@ -1,0 +1,120 @@
+"""Config -> papermill runs: the notebooks of the study, in order, then the HTML report.
+
+What `run_all.sh` calls. Each notebook runs one arrow of the data flow (docs/design.md) of the
+study of Jia et al. (2026): 01_prepare_corpus per corpus, 02_generate per (corpus, model),
+03_verify per (corpus, model) when the config has a verifier, 04_score per corpus,
+05_capacity_vs_ambiguity once; then `report` builds runs/<config>/report/index.html.
+
+The plan is `ambiemo.pipeline.plan`; before anything runs, `ambiemo.pipeline.preflight.validate` checks
+everything it needs and one error lists every problem. A failed notebook does not stop
+independent ones; a job whose inputs failed is skipped. The run ends with the summary of
+`ambiemo.pipeline.status` (ran / cached / skipped / failed per stage) and a non-zero exit if
+anything failed.
+
+    python -m ambiemo.pipeline [CONFIG] [--stage S] [--model M] [--corpus C]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ambiemo.config import StudyConfig, load_config
+from ambiemo.pipeline.preflight import validate
+from ambiemo.pipeline.plan import NOTEBOOKS, STAGES, Job, plan
+from ambiemo.pipeline.status import Outcome, read_status, summarise
+
+
+def execute_notebook(notebook: Path, out: Path, parameters: dict, cwd: Path) -> None:
+    """Run `notebook` with papermill on this Python's kernel, writing `out`; raises
+    PapermillExecutionError with the failing cell's error."""
+    import papermill as pm
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        # The kernel runs on this machine: IPC sockets rather than TCP ports, which also
+        # spares every notebook ipykernel's "running over TCP without encryption" warning.
+        def __init__(self, **kwargs):
+            super().__init__(**{"transport": "ipc", **kwargs})
+
+    pm.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=str(cwd),
+                        progress_bar=False, kernel_name="python3",
+                        kernel_manager_class=LocalKernelManager)
+
+
+def _execute(job: Job, cfg: StudyConfig) -> Outcome:
+
+    out, status = job.output(cfg), job.status_path(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    status.unlink(missing_ok=True)      # a status left by an earlier run must not be read
+    t0 = time.perf_counter()
+    try:
+        execute_notebook(cfg.root / "notebooks" / f"{NOTEBOOKS[job.stage]}.ipynb", out,
+                         job.parameters(cfg), cfg.root / "notebooks")
+    except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
+        return Outcome(job, "failed", time.perf_counter() - t0,
+                       f"{_last_line(e)} (see {out.relative_to(cfg.root)})")
+    state, note = read_status(status)
+    return Outcome(job, state, time.perf_counter() - t0, note)
+
+
+def _build_report(cfg: StudyConfig, outcomes: list[Outcome]) -> Outcome:
+    from ambiemo.outputs.report import build_report
+
+    t0 = time.perf_counter()
+    job = Job("report")
+    try:
+        index = build_report(cfg, [o.row() for o in outcomes])
+    except Exception as e:  # a broken table or notebook must not hide the run summary
+        return Outcome(job, "failed", time.perf_counter() - t0, f"{type(e).__name__}: {e}")
+    return Outcome(job, "ran", time.perf_counter() - t0, str(index.relative_to(cfg.root)))
+
+
+def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
+        log=print) -> int:
+    """Validate, run the plan, log the summary; returns the number of failed or skipped jobs."""
+    cfg = load_config(config_path)
+    jobs = plan(cfg, stages, models, corpora)
+    validate(cfg, jobs)
+    outcomes: list[Outcome] = []
+    for job in jobs:
+        blockers = [o.job.label for o in outcomes
+                    if o.state in ("failed", "skipped") and job.depends_on(o.job)]
+        if blockers:
+            outcome = Outcome(job, "skipped", note=f"its inputs failed ({', '.join(blockers)})")
+        elif job.stage == "report":
+            outcome = _build_report(cfg, outcomes)
+        else:
+            outcome = _execute(job, cfg)
+        outcomes.append(outcome)
+        log(f"{outcome.state:<8} {job.label} ({outcome.seconds:.1f} s)"
+            + (f": {outcome.note}" if outcome.note else ""))
+    (cfg.run_dir / "status").mkdir(parents=True, exist_ok=True)
+    (cfg.run_dir / "status" / "summary.json").write_text(
+        json.dumps([o.row() for o in outcomes], indent=1))
+    log(summarise(cfg, outcomes))
+    return sum(o.state in ("failed", "skipped") for o in outcomes)
+
+
+def _last_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return next((ln for ln in reversed(text) if ln.strip()), type(e).__name__)[:300]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ambiemo.pipeline", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config", nargs="?", default="configs/smoke.yaml")
+    ap.add_argument("--stage", action="append", choices=STAGES, help="run only this stage (repeatable)")
+    ap.add_argument("--model", action="append", help="run only this model (repeatable)")
+    ap.add_argument("--corpus", action="append", help="run only this corpus (repeatable)")
+    args = ap.parse_args(argv)
+    try:
+        n_bad = run(args.config, stages=tuple(args.stage or STAGES), models=args.model,
+                    corpora=args.corpus)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 1 if n_bad else 0

@@ -1,0 +1,283 @@
+"""The work of each notebook, one function per stage: what 01-05 call, and what a test or a
+script can call without papermill.
+
+Each function reads its inputs from the run layout (`ambiemo.layout.RunLayout`), writes its
+outputs there, records the job's status line, and returns what the notebook displays. The
+notebooks stay thin: a parameters cell, one call, the figures and tables it returns, and the
+summary cell nbval compares.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ambiemo.config import StudyConfig
+from ambiemo.layout import RunLayout
+from ambiemo.pipeline.status import write_status
+
+
+def load(config_path: str) -> StudyConfig:
+    """The study config at `config_path` (relative to the repository root)."""
+    from ambiemo.config import load_config, repo_root
+    return load_config(config_path, root=repo_root())
+
+
+# --- 01_prepare_corpus --------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    manifest: pd.DataFrame
+    statistics: pd.DataFrame
+    figures: dict = field(default_factory=dict)
+
+
+def prepare_corpus(cfg: StudyConfig, corpus: str) -> Prepared:
+    """Raw corpus -> Manifest (Parquet), corpus statistics table, human-entropy figure."""
+    from ambiemo import corpora
+    from ambiemo.corpora.stats import corpus_statistics
+    from ambiemo.outputs import figures
+    from ambiemo.outputs.tables import write_table
+
+    lay = RunLayout.of(cfg)
+    cc = cfg.corpora[corpus]
+    manifest = corpora.load(corpus, cc.root, cc.label_space, **cc.options)
+    out = lay.manifest(corpus)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    manifest.to_parquet(out, index=False)
+    stats = corpus_statistics(manifest)
+    write_table(stats, lay.table(f"{corpus}_corpus_statistics"))
+    fig = figures.human_entropy(manifest)
+    figures.save(fig, lay.figure(f"{corpus}_human_entropy"))
+    return Prepared(manifest, stats, {"human_entropy": fig})
+
+
+def read_manifest(cfg: StudyConfig, corpus: str) -> pd.DataFrame:
+    path = RunLayout.of(cfg).manifest(corpus)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: prepare the corpus first "
+                                f"(./run_all.sh CONFIG --stage prepare --corpus {corpus})")
+    return pd.read_parquet(path)
+
+
+# --- 02_generate --------------------------------------------------------------------------
+
+def generation_settings(cfg: StudyConfig):
+    """The runner's settings from the config's `generation:` section (prompts loaded)."""
+    from ambiemo.alm.prompts import load_prompt
+    from ambiemo.sampling.generate import GenerationSettings
+
+    gen = cfg.generation
+    lay = RunLayout.of(cfg)
+    cot = load_prompt(gen.cot.prompt, lay.prompt_dir) if gen.cot else None
+    kwargs = dict(n_samples=gen.n_samples, greedy=gen.greedy, label_scores=gen.label_scores,
+                  beams=gen.beams, cot_prompt=cot, decoding=gen.decoding, seed=cfg.seed,
+                  batch_size=gen.batch_size)
+    if gen.cot:
+        kwargs["cot_max_new_tokens"] = gen.cot.max_new_tokens
+    return GenerationSettings(**kwargs)
+
+
+@dataclass
+class Generated:
+    report: object            # sampling.generate.GenerationReport
+    samples: pd.DataFrame
+
+
+def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True) -> Generated:
+    """Manifest -> Samples for one (model, corpus): every answer kind the config asks for,
+    resumable; writes the samples pointer and the job's status line."""
+    from ambiemo.alm import load_model
+    from ambiemo.alm.prompts import load_prompt
+    from ambiemo.sampling.generate import generate_samples
+    from ambiemo.sampling.store import SampleStore
+
+    lay = RunLayout.of(cfg)
+    manifest = read_manifest(cfg, corpus)
+    adapter = load_model(model, device=cfg.generation.device, **cfg.model_options(model))
+    prompt = load_prompt(cfg.generation.prompt, lay.prompt_dir)
+    with SampleStore(lay.store) as store:
+        report = generate_samples(adapter, manifest, store, prompt, generation_settings(cfg),
+                                  progress=progress)
+        samples = store.read(report.run_key)
+    lay.write_pointer(lay.samples_pointer(model, corpus), run_key=report.run_key, model=model,
+                      corpus=corpus)
+    note = (f"{report.rows_written} rows, {report.parse_failures} unparsed, "
+            f"{report.unreadable_clips} unreadable, {report.truncated_clips} truncated, "
+            f"{report.oom_splits} OOM splits"
+            + (f"; unavailable: {'; '.join(report.unavailable)}" if report.unavailable else ""))
+    write_status(cfg, "generate", corpus=corpus, model=model, ran=report.batches_run,
+                 cached=report.batches_cached, note=note)
+    return Generated(report, samples)
+
+
+# --- 03_verify ----------------------------------------------------------------------------
+
+@dataclass
+class Verified:
+    report: object            # sampling.verify.VerifyReport
+    verdicts: pd.DataFrame
+
+
+def verify(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True) -> Verified:
+    """The config's verifier judges `model`'s candidates on `corpus` (for alm_v / w_alm_v)."""
+    from ambiemo.alm import load_model
+    from ambiemo.alm.prompts import load_prompt
+    from ambiemo.sampling.store import SampleStore
+    from ambiemo.sampling.verify import verify_samples
+
+    ver = cfg.verification
+    if ver is None:
+        raise ValueError(f"{cfg.path}: no `verification` section, so there is nothing to verify")
+    lay = RunLayout.of(cfg)
+    manifest = read_manifest(cfg, corpus)
+    source = lay.read_pointer(lay.samples_pointer(model, corpus))["run_key"]
+    options = cfg.model_options(ver.model) if ver.model in cfg.models else {}
+    verifier = load_model(ver.model, device=cfg.generation.device, **options)
+    prompt = load_prompt(ver.prompt, lay.prompt_dir)
+    with SampleStore(lay.store) as store:
+        report = verify_samples(verifier, manifest, store, source, prompt,
+                                candidates=ver.candidates, n=ver.n,
+                                batch_size=cfg.generation.batch_size, progress=progress)
+        verdicts = store.read(report.run_key)
+    lay.write_pointer(lay.verify_pointer(model, corpus), run_key=report.run_key,
+                      verifier=ver.model, source_run=source, model=model, corpus=corpus)
+    write_status(cfg, "verify", corpus=corpus, model=model, ran=report.rows_written,
+                 cached=report.clips_cached,
+                 note=f"{report.failures} verdicts failed, {report.clips_without_candidates} "
+                      "clips had nothing to judge")
+    return Verified(report, verdicts)
+
+
+# --- 04_score -----------------------------------------------------------------------------
+
+@dataclass
+class Scored:
+    predictions: pd.DataFrame
+    scores: pd.DataFrame
+    unavailable: pd.DataFrame
+    summary: pd.DataFrame
+    table: pd.DataFrame
+    curve: pd.DataFrame
+    figures: dict = field(default_factory=dict)
+
+
+def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
+    """Samples -> Predictions -> Scores for every model on `corpus`, beside the reference
+    rows: the main table (CSV/MD/LaTeX), the by-ambiguity, gain, entropy, reliability and
+    scaling figures."""
+    from ambiemo import analysis, metrics
+    from ambiemo.outputs import figures, tables
+    from ambiemo.sampling.store import SampleStore
+    from ambiemo.tts import (default_ns, predict, reference_predictions, scaling_curve,
+                             unavailable_strategies, verifier_scores)
+
+    lay = RunLayout.of(cfg)
+    manifest = read_manifest(cfg, corpus)
+    classes = manifest.attrs["classes"]
+    strategies = list(cfg.scoring.strategies)
+    main_metrics = metrics.MAIN_METRICS
+    scaling_ns = default_ns(cfg.generation.n_samples)  # n = 1, 2, 4, ..., N
+    predictions, curves, unavailable = [reference_predictions(manifest, seed=cfg.seed)], [], []
+    with SampleStore(lay.store) as store:
+        for model in cfg.models:
+            samples = store.read(lay.read_pointer(lay.samples_pointer(model, corpus))["run_key"])
+            pointer = lay.verify_pointer(model, corpus)
+            verifier = (verifier_scores(store.read(lay.read_pointer(pointer)["run_key"]),
+                                        str(pointer))
+                        if pointer.is_file() else None)
+            lacking = unavailable_strategies(samples, strategies, verifier=verifier).assign(model=model)
+            unavailable.append(lacking)
+            predictions.append(predict(samples, classes, strategies, model=model,
+                                       verifier=verifier, skip_unavailable=True))
+            usable = [s for s in strategies if s not in set(lacking["strategy"])]
+            if usable:
+                curves.append(scaling_curve(samples, classes, usable, model=model, ns=scaling_ns,
+                                            seed=cfg.seed, verifier=verifier))
+    unavailable = pd.concat(unavailable, ignore_index=True)
+    predictions = pd.concat(predictions, ignore_index=True)
+    scores = metrics.score(predictions, manifest, classes=classes)
+    predictions.to_parquet(lay.predictions(corpus), index=False)
+    scores.to_parquet(lay.scores(corpus), index=False)
+
+    summary = analysis.summary_table(scores, metrics=main_metrics, n_boot=cfg.scoring.n_boot,
+                                     seed=cfg.seed, classes=classes)
+    summary.assign(corpus=corpus).to_parquet(lay.summary(corpus), index=False)
+    table = tables.main_table(summary, unavailable, metrics=main_metrics,
+                              strategy_order=strategies)
+    tables.write_main_table(table, lay.table(f"{corpus}_main"), corpus=corpus,
+                            metrics=main_metrics)
+
+    figs = {}
+    by_bin = analysis.summary_by_ambiguity(scores, manifest, metrics=main_metrics,
+                                           n_boot=cfg.scoring.n_boot, seed=cfg.seed,
+                                           classes=classes)
+    for metric in main_metrics:
+        figs[f"by_ambiguity_{metric}"] = figures.metric_by_ambiguity(by_bin, metric, corpus)
+    gain_metrics = [m for m in main_metrics if m != "macro_f1"]  # no per-clip value to pair
+    for metric in gain_metrics:
+        gains = analysis.gain_by_ambiguity(scores, manifest, metric, baseline="greedy",
+                                           n_boot=cfg.scoring.n_boot, seed=cfg.seed)
+        figs[f"gain_vs_ambiguity_{metric}"] = figures.gain_vs_ambiguity(gains, corpus)
+    figs["entropy_pred_vs_human"] = figures.entropy_pred_vs_human(scores, corpus)
+    figs["reliability"] = figures.reliability_diagram(analysis.reliability_table(scores), corpus)
+    curve = (analysis.summary_table(metrics.score(pd.concat(curves, ignore_index=True), manifest,
+                                                  classes=classes),
+                                    metrics=main_metrics, n_boot=cfg.scoring.n_boot,
+                                    seed=cfg.seed, classes=classes)
+             if curves else pd.DataFrame(columns=["model", "strategy", "n", *main_metrics]))
+    curve.to_csv(lay.table(f"{corpus}_scaling").with_suffix(".csv"), index=False)
+    figs["scaling_curves"] = figures.scaling_curves(curve, main_metrics, corpus)
+    for name, fig in figs.items():
+        figures.save(fig, lay.figure(f"{corpus}_{name}"))
+    return Scored(predictions, scores, unavailable, summary, table, curve, figs)
+
+
+# --- 05_capacity_vs_ambiguity -------------------------------------------------------------
+
+@dataclass
+class Analysed:
+    n_params: dict
+    capacity: pd.DataFrame
+    reported: pd.DataFrame
+    figures: dict = field(default_factory=dict)
+
+
+def analyse(cfg: StudyConfig) -> Analysed:
+    """Across corpora: the capacity x ambiguity fits and figures, and the paper's reported
+    numbers beside this run's."""
+    from ambiemo import analysis, metrics
+    from ambiemo.alm.registry import MODELS
+    from ambiemo.outputs import figures, tables
+    from ambiemo.outputs.paper_numbers import load_reported, reported_beside
+
+    lay = RunLayout.of(cfg)
+    # Parameter count per model: the registry's; None for hosted models and unregistered
+    # checkpoints.
+    n_params = {m: (MODELS[m].n_params if m in MODELS else None) for m in cfg.models}
+    fit_metrics = ("js_divergence", "bhattacharyya_coefficient", "r2", "correct")
+    main_metrics = metrics.MAIN_METRICS
+    fits, by_bins = {}, {}
+    for corpus in cfg.corpora:
+        scores = pd.read_parquet(lay.scores(corpus))
+        manifest = read_manifest(cfg, corpus)
+        for metric in fit_metrics:
+            fits[corpus, metric] = analysis.capacity_analysis(scores, manifest, n_params, metric)
+        by_bins[corpus] = analysis.summary_by_ambiguity(scores, manifest, metrics=main_metrics,
+                                                        n_boot=cfg.scoring.n_boot, seed=cfg.seed,
+                                                        classes=manifest.attrs["classes"])
+    capacity = tables.capacity_table(fits)
+    tables.write_capacity_table(capacity, lay.table("capacity_fit"))
+    figs = {}
+    for corpus, by_bin in by_bins.items():
+        for metric in main_metrics:
+            fig = figures.capacity_vs_metric(by_bin, n_params, metric, corpus)
+            figures.save(fig, lay.figure(f"{corpus}_capacity_{metric}"))
+            figs[f"{corpus}_capacity_{metric}"] = fig
+    reproduced = pd.concat([pd.read_parquet(lay.summary(c)) for c in cfg.corpora],
+                           ignore_index=True)
+    beside = reported_beside(reproduced, load_reported())
+    tables.write_table(beside, lay.table("reported_vs_reproduced"), digits=4,
+                       caption="Reported numbers (Jia et al., 2026; public summaries of the "
+                               "paper) beside this run's; never mixed into the results.")
+    return Analysed(n_params, capacity, beside, figs)

@@ -1,0 +1,79 @@
+"""What each job of a study run did: status files written by notebooks, and the summary.
+
+A notebook of the study of Jia et al. (2026) records through `write_status` how much of its
+work ran, came from the sample store's cache, or failed; the pipeline reads that back into an
+`Outcome` per job and ends a run with `summarise`: a count per stage of ran / cached /
+skipped / failed, then one line per job that did not simply run. A failure is counted and
+reported, never hidden.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ambiemo.config import StudyConfig
+from ambiemo.pipeline.plan import NOTEBOOKS, Job
+
+
+def write_status(cfg: StudyConfig, stage: str, *, corpus: str | None = None,
+                 model: str | None = None, ran: int, cached: int = 0, failed: int = 0,
+                 note: str = "") -> Path:
+    """For notebooks: record how much of this job ran, came from the cache, or failed (units
+    of the notebook's choosing, e.g. batches), read into the run summary. `failed > 0` makes
+    the job count as failed. Written to runs/<config>/status/<executed notebook stem>.json."""
+    counts = {"ran": ran, "cached": cached, "failed": failed}
+    bad = {k: v for k, v in counts.items() if not isinstance(v, int) or v < 0}
+    if stage not in NOTEBOOKS or bad:
+        raise ValueError(f"write_status: stage must be one of {list(NOTEBOOKS)} (got {stage!r})"
+                         f" and counts non-negative ints (bad: {bad})")
+    path = Job(stage, corpus, model).status_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**counts, "note": str(note)}, indent=1))
+    return path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    state: str          # ran | cached | skipped | failed
+    seconds: float = 0.0
+    note: str = ""
+
+    def row(self) -> dict:
+        return {"stage": self.job.stage, "job": self.job.label, "state": self.state,
+                "seconds": round(self.seconds, 1), "note": self.note}
+
+
+def read_status(path: Path) -> tuple[str, str]:
+    """(state, note) from a notebook's status file; a notebook without one simply ran."""
+    if not path.is_file():
+        return "ran", ""
+    try:
+        s = json.loads(path.read_text())
+        ran, cached, failed = (int(s[k]) for k in ("ran", "cached", "failed"))
+    except (ValueError, KeyError, TypeError) as e:
+        return "failed", f"unreadable status file {path}: {e!r}"
+    note = str(s.get("note", ""))
+    if failed:
+        return "failed", f"{failed} failed, {ran} ran, {cached} cached" + (f": {note}" if note else "")
+    return ("cached" if ran == 0 and cached > 0 else "ran"), note
+
+
+def summarise(cfg: StudyConfig, outcomes: list[Outcome]) -> str:
+    """The run summary: a count per stage and state, then one line per job not simply ran."""
+    states = ("ran", "cached", "skipped", "failed")
+    lines = [f"summary of {cfg.name} ({cfg.path}):",
+             f"  {'stage':<10}" + "".join(f"{s:>9}" for s in states)]
+    for stage in dict.fromkeys(o.job.stage for o in outcomes):
+        n = [sum(o.job.stage == stage and o.state == s for o in outcomes) for s in states]
+        lines.append(f"  {stage:<10}" + "".join(f"{x:>9}" for x in n))
+    lines += [f"  {o.state.upper() if o.state == 'failed' else o.state:<8} {o.job.label}: {o.note}"
+              for o in outcomes if o.state != "ran" or (o.note and o.job.stage != "report")]
+    total = {s: sum(o.state == s for o in outcomes) for s in states}
+    lines.append(f"summary: {total['ran']} ran, {total['cached']} from cache, "
+                 f"{total['skipped']} skipped, {total['failed']} failed; tables in "
+                 f"{cfg.table_dir.relative_to(cfg.root)}/, figures in "
+                 f"{cfg.figure_dir.relative_to(cfg.root)}/, report in "
+                 f"{(cfg.run_dir / 'report').relative_to(cfg.root)}/index.html")
+    return "\n".join(lines)

@@ -1,0 +1,263 @@
+"""Sampling a corpus with one model into the sample store, resumably.
+
+This is the `Manifest -> Samples` arrow of the study (Jia et al., 2026): per clip one
+greedy answer (the baseline), N sampled answers (what the test-time-scaling strategies
+combine), optionally B beam candidates, a chain-of-thought answer and the class-name
+scores (a verifier's scores of the candidates: sampling/verify.py). Clips are
+sorted by duration and cut into fixed batches, and each batch's seed is derived from the run
+seed, the kind and the batch's first clip, so a run that was killed and resumed produces the
+same samples as one that was not.
+
+Bad input is counted, never fatal and never an answer: a clip whose file is empty gets a
+failure row per expected answer; silent clips and clips longer than the model's audio window
+(truncated by its processor) are counted; a CUDA out-of-memory error halves the batch and
+retries (a single clip that still does not fit is recorded as a failure).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from ambiemo.alm.audio import TARGET_SR, AudioError, is_silent, load_audio
+from ambiemo.alm.base import ALMAdapter, Clip, Decoding
+from ambiemo.alm.prompts import PromptTemplate
+from ambiemo.sampling.kinds import AnswerJob, jobs_for
+from ambiemo.sampling.store import SampleStore
+from ambiemo.corpora.manifest import require_audio
+from ambiemo.parse import parse_response
+
+log = logging.getLogger("ambiemo.alm")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    n_samples: int = 8          # N sampled responses per clip
+    greedy: bool = True         # also one greedy response per clip (the baseline)
+    decoding: Decoding = field(default_factory=Decoding)
+    seed: int = 0
+    batch_size: int = 8         # clips per model call
+    label_scores: bool = False  # also one `label_score` row per clip (adapter.label_scores)
+    beams: int = 0              # also B beam-search candidates per clip (kind `beam`)
+    cot_prompt: PromptTemplate | None = None   # also one greedy chain-of-thought answer
+    cot_max_new_tokens: int = 256               # (kind `cot`, unconstrained)
+
+    def __post_init__(self):
+        if self.n_samples < 0 or self.batch_size < 1 or self.beams < 0:
+            raise ValueError("n_samples and beams must be >= 0 and batch_size >= 1")
+        if not (self.n_samples or self.greedy or self.label_scores or self.beams or self.cot_prompt):
+            raise ValueError("nothing to generate: n_samples and beams are 0, greedy, "
+                             "label_scores and cot are off")
+        if self.cot_prompt is not None and self.cot_prompt.answer != "cot":
+            raise ValueError(f"cot_prompt {self.cot_prompt.id!r} is a {self.cot_prompt.answer!r} "
+                             "prompt, not a chain-of-thought one (answer: cot)")
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    run_key: str
+    n_clips: int
+    rows_written: int
+    batches_cached: int         # batches already in the store from an earlier run
+    batches_run: int
+    parse_failures: int         # among the rows written now (API and audio failures included)
+    silent_clips: int
+    truncated_clips: int        # longer than the model's audio window
+    unreadable_clips: int = 0   # empty audio files: failure rows, not answers
+    oom_splits: int = 0         # batches halved after a CUDA out-of-memory error
+    unavailable: tuple[str, ...] = ()   # kinds this adapter cannot produce, with the reason
+    seconds: float = 0.0
+
+
+def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSettings,
+            classes: Sequence[str]) -> tuple[str, dict]:
+    """Hash of everything that changes the samples; returns (key, what was hashed)."""
+    content = {"adapter": adapter.identity(), "prompt": {"id": prompt.id, "version": prompt.version},
+               "decoding": settings.decoding.as_dict(), "seed": settings.seed,
+               "n_samples": settings.n_samples, "greedy": settings.greedy,
+               "classes": list(classes),
+               # How each kind's text is read (SampleStore.read parses it with this).
+               "answers": answer_formats(prompt, settings)}
+    # Added only when on, so the keys of runs without them do not change.
+    if settings.label_scores:
+        content["label_scores"] = True
+    if settings.beams:
+        content["beams"] = settings.beams
+    if settings.cot_prompt is not None:
+        content["cot"] = {"id": settings.cot_prompt.id, "version": settings.cot_prompt.version,
+                          "max_new_tokens": settings.cot_max_new_tokens}
+    return content_digest(content), content
+
+
+def answer_formats(prompt: PromptTemplate, settings: GenerationSettings) -> dict[str, str]:
+    """The answer format ("label", "distribution", "cot") of each text kind the run asks for."""
+    formats = {k: prompt.answer for k in ("greedy", "sample", "beam")}
+    if settings.cot_prompt is not None:
+        formats["cot"] = "cot"
+    return formats
+
+
+def content_digest(content: dict) -> str:
+    """A run key: the first 16 hex digits of the SHA-256 of everything that entered it."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleStore,
+                     prompt: PromptTemplate, settings: GenerationSettings, *,
+                     progress: bool = True) -> GenerationReport:
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    classes = list(manifest.attrs["classes"])
+    if prompt.is_verifier:
+        raise ValueError(f"prompt {prompt.id!r} is a verifier prompt; use verify_samples")
+    require_audio(manifest, allow_empty=True)
+    key, content = run_key(adapter, prompt, settings, classes)
+    store.register_run(key, adapter.name, content, classes)
+    texts = {"greedy": prompt.render(classes), "sample": prompt.render(classes),
+             "beam": prompt.render(classes), "label_score": prompt.render(classes)}
+    answers = answer_formats(prompt, settings)
+    if settings.cot_prompt is not None:
+        texts["cot"] = settings.cot_prompt.render(classes)
+    jobs, unavailable = [], []
+    for job in jobs_for(settings):
+        if job.capability in adapter.capabilities:
+            jobs.append(job)
+        else:
+            unavailable.append(f"{job.kind}: {adapter.name} has no {job.capability!r}")
+    for why in unavailable:
+        log.warning("unavailable for this model, not generated: %s", why)
+    order = manifest.sort_values(["duration_s", "utt_id"], na_position="last")
+    paths = dict(zip(order["utt_id"], order["audio_path"]))
+    ids = list(order["utt_id"])
+    batches = [ids[i:i + settings.batch_size] for i in range(0, len(ids), settings.batch_size)]
+    window = getattr(adapter, "max_audio_s", None)
+    counts = dict(written=0, cached=0, ran=0, failures=0, oom=0)
+    silent, truncated, unreadable = set(), set(), {}
+    bar = tqdm(total=len(ids) * len(jobs), desc=f"{adapter.name} clips", unit="clip",
+               disable=not progress)
+    done = {j.kind: store.done_clips(key, j.kind, j.n) for j in jobs}
+    # Batches outside, kinds inside: each clip's audio is read once for all kinds. Seeds
+    # depend on (kind, first clip of the batch) only, so the order changes no sample.
+    for batch in batches:
+        todo = {j.kind: [u for u in batch if u not in done[j.kind]] for j in jobs}
+        needed = sorted({u for us in todo.values() for u in us}, key=batch.index)
+        audio = {}
+        for u in needed:
+            try:
+                audio[u] = load_audio(paths[u])
+            except AudioError as e:
+                unreadable[u] = f"audio: {e}"
+                continue
+            if is_silent(audio[u]):
+                silent.add(u)
+            if window and len(audio[u]) > window * TARGET_SR:
+                truncated.add(u)
+        for job in jobs:
+            if not todo[job.kind]:
+                counts["cached"] += 1
+                bar.update(len(batch))
+                continue
+            rows = [_failure_row(u, job, i, unreadable[u], "audio_error")
+                    for u in todo[job.kind] if u in unreadable for i in range(job.n)]
+            clips = [Clip(u, audio[u]) for u in todo[job.kind] if u in audio]
+            if clips:
+                call = _caller(adapter, job, settings, texts[job.kind], classes)
+                rows += _with_oom_halving(call, clips, job, settings.seed, counts)
+            for r in rows:
+                if r["kind"] != "label_score" and not r.get("failure"):
+                    # Parsed now only to report the parse rate as it runs; the store keeps
+                    # the text, and reading it parses again with the parser of that day.
+                    parsed = parse_response(r["text"], classes, answer=answers[job.kind])
+                    r.update(parse_ok=parsed.ok, parse_error=parsed.reason)
+                counts["failures"] += not r["parse_ok"]
+            counts["written"] += store.write(key, rows)
+            counts["ran"] += 1
+            bar.update(len(batch))
+    bar.close()
+    if silent:
+        log.warning("%d silent clip(s) were given to the model: %s", len(silent), sorted(silent)[:10])
+    if truncated:
+        log.warning("%d clip(s) exceed the model's %.0f s audio window and were truncated",
+                    len(truncated), window)
+    if unreadable:
+        log.warning("%d clip(s) could not be read and are stored as failures: %s",
+                    len(unreadable), sorted(unreadable.items())[:5])
+    return GenerationReport(key, len(ids), counts["written"], counts["cached"], counts["ran"],
+                            counts["failures"], len(silent), len(truncated), len(unreadable),
+                            counts["oom"], tuple(unavailable), time.perf_counter() - start)
+
+
+def _caller(adapter, job: AnswerJob, settings: GenerationSettings, user_text: str,
+            classes) -> Callable[[list[Clip], int], list[dict]]:
+    """`call(clips, seed) -> rows` for one job; rows are not yet parsed."""
+    d = settings.decoding
+
+    def call(clips, seed):
+        t0 = time.perf_counter()
+        if job.kind == "label_score":
+            scores = adapter.label_scores(clips, user_text, classes)
+            per_row = (time.perf_counter() - t0) / max(len(scores), 1)
+            return [{"utt_id": u, "kind": "label_score", "idx": 0, "text": "", "logprob": None,
+                     "n_tokens": 0, "seconds": per_row, "dist": p, "parse_ok": True,
+                     "parse_error": ""} for u, p in scores]
+        if job.kind == "beam":
+            gens = adapter.beam(clips, user_text, beams=job.n, decoding=d, classes=classes)
+        elif job.kind == "cot":
+            # Reasoning cannot be spelled through the class-name constraint.
+            cot = Decoding(max_new_tokens=settings.cot_max_new_tokens)
+            gens = adapter.generate(clips, user_text, n=1, greedy=True, decoding=cot,
+                                    classes=classes, seed=seed)
+        else:
+            gens = adapter.generate(clips, user_text, n=job.n, greedy=job.kind == "greedy",
+                                    decoding=d, classes=classes, seed=seed)
+        per_row = (time.perf_counter() - t0) / max(len(gens), 1)
+        rows = []
+        for g in gens:
+            row = asdict(g)
+            error = row.pop("error")
+            # A response that never arrived (API error after retries) is a failure with its
+            # reason, never parsed into an answer.
+            rows.append({**row, "kind": job.kind, "seconds": per_row, "dist": None,
+                         "parse_ok": False, "parse_error": error,
+                         "failure": "api_error" if error else ""})
+        return rows
+    return call
+
+
+def _with_oom_halving(call, clips: list[Clip], job: AnswerJob, seed: int, counts: dict) -> list[dict]:
+    """Run `call` on the clips; on CUDA out-of-memory halve the batch and retry each half.
+    A half's seed comes from its own first clip, so a split run is reproducible too."""
+    import torch
+
+    try:
+        return call(clips, _batch_seed(seed, job.kind, clips[0].utt_id))
+    except torch.OutOfMemoryError as e:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if len(clips) == 1:
+            log.warning("out of memory on a single clip %s: stored as a failure", clips[0].utt_id)
+            return [_failure_row(clips[0].utt_id, job, i, f"out of memory on one clip: {e}", "oom")
+                    for i in range(job.n)]
+        counts["oom"] += 1
+        half = len(clips) // 2
+        log.warning("out of memory on %d clips: retrying as %d + %d", len(clips), half,
+                    len(clips) - half)
+        return (_with_oom_halving(call, clips[:half], job, seed, counts)
+                + _with_oom_halving(call, clips[half:], job, seed, counts))
+
+
+def _failure_row(utt_id: str, job: AnswerJob, idx: int, reason: str, failure: str) -> dict:
+    return {"utt_id": utt_id, "kind": job.kind, "idx": idx, "text": "", "logprob": None,
+            "n_tokens": None, "seconds": None, "dist": None, "parse_ok": False,
+            "parse_error": reason, "failure": failure}
+
+
+def _batch_seed(seed: int, kind: str, first_utt: str) -> int:
+    h = hashlib.sha256(f"{seed}:{kind}:{first_utt}".encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF

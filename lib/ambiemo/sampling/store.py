@@ -1,0 +1,199 @@
+"""The sample store: every response a model produced, in SQLite, written in transactions.
+
+Sampling is the cost of the study (Jia et al., 2026, draw N responses per clip for every
+model, corpus and prompt), so nothing sampled may be lost or repeated. The store is SQLite
+in WAL mode; each batch of clips is one transaction, so a killed run loses at most the batch
+in flight; `(run_key, utt_id, kind, idx)` is the primary key, so no row is ever written
+twice (a second write of the same row raises instead of being dropped silently), and a
+rerun asks `done_clips` what is already there.
+
+Answers are parsed when they are *read*, not when they are written: `read()` parses each
+answer row's stored text with the current parser (`ambiemo.parse`) and the answer format the
+run recorded for its kind, so a fix to the parser or to the synonyms reaches every sample
+already in the store without generating again (the `dist` column keeps only what is not
+text: class-name scores). A row that never produced text (an API error, unreadable audio, an
+answer cut off by the token limit, out of memory) carries its `failure` kind and is never
+parsed; a row whose text does not parse gets the failure kind `unparsed` on reading.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ambiemo.labels import columns
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_key  TEXT PRIMARY KEY,
+    model    TEXT NOT NULL,
+    settings TEXT NOT NULL,        -- JSON: everything that entered the key
+    classes  TEXT NOT NULL         -- JSON list: the order of `dist`
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_key     TEXT NOT NULL REFERENCES runs(run_key),
+    utt_id      TEXT NOT NULL,
+    kind        TEXT NOT NULL,     -- greedy|sample|beam|cot|label_score|verify
+    idx         INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    logprob     REAL,
+    n_tokens    INTEGER,
+    dist        TEXT,              -- JSON list over `classes`; NULL when parsing failed
+    parse_ok    INTEGER NOT NULL,
+    parse_error TEXT NOT NULL,
+    seconds     REAL,              -- the batch's wall time shared equally by its rows
+    score       REAL,              -- kind verify: the verifier's score in [0, 1]; NULL on failure
+    failure     TEXT NOT NULL DEFAULT '',  -- why no answer was produced (GENERATION_FAILURES)
+    PRIMARY KEY (run_key, utt_id, kind, idx)
+);
+"""
+KINDS = ("greedy", "sample", "beam", "cot", "label_score", "verify")
+# Kinds whose rows are text answers, parsed on reading with the run's answer format.
+ANSWER_KINDS = ("greedy", "sample", "beam", "cot")
+# Why a row holds no answer, set when it is written; "unparsed" is added on reading.
+GENERATION_FAILURES = ("api_error", "audio_error", "truncated", "oom")
+UNPARSED = "unparsed"
+COLUMNS = ("run_key", "utt_id", "kind", "idx", "text", "logprob", "n_tokens", "dist",
+           "parse_ok", "parse_error", "seconds", "score", "failure")
+
+
+class SampleStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=60)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Stores written before the `failure` column get it (empty: their failure rows are
+        then told apart by their missing text)."""
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(samples)")}
+        if "failure" not in have:
+            with self.conn:
+                self.conn.execute("ALTER TABLE samples ADD COLUMN failure TEXT NOT NULL DEFAULT ''")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def register_run(self, run_key: str, model: str, settings: dict, classes: Sequence[str]) -> None:
+        settings_json = json.dumps(settings, sort_keys=True)
+        with self.conn:
+            row = self.conn.execute("SELECT settings, classes FROM runs WHERE run_key=?",
+                                    (run_key,)).fetchone()
+            if row is None:
+                self.conn.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
+                                  (run_key, model, settings_json, json.dumps(list(classes))))
+            elif row != (settings_json, json.dumps(list(classes))):
+                raise ValueError(f"{self.path}: run {run_key} exists with other settings")
+
+    def runs(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM runs", self.conn)
+
+    def settings(self, run_key: str) -> dict:
+        """What entered the run's key (the runner's and the verifier's settings)."""
+        row = self.conn.execute("SELECT settings FROM runs WHERE run_key=?", (run_key,)).fetchone()
+        if row is None:
+            raise KeyError(f"{self.path}: no run {run_key}")
+        return json.loads(row[0])
+
+    def clips_with(self, run_key: str, kind: str) -> set[str]:
+        """Clips with at least one row of `kind` in the run."""
+        rows = self.conn.execute("SELECT DISTINCT utt_id FROM samples WHERE run_key=? AND kind=?",
+                                 (run_key, kind))
+        return {r[0] for r in rows}
+
+    def done_clips(self, run_key: str, kind: str, n: int) -> set[str]:
+        """Clips of `kind` whose `n` rows are all stored."""
+        rows = self.conn.execute(
+            "SELECT utt_id FROM samples WHERE run_key=? AND kind=? GROUP BY utt_id "
+            "HAVING COUNT(*) >= ?", (run_key, kind, n))
+        return {r[0] for r in rows}
+
+    def write(self, run_key: str, rows: Iterable[dict]) -> int:
+        """Insert `rows` in one transaction; all or nothing."""
+        values = []
+        for r in rows:
+            if r["kind"] not in KINDS:
+                raise ValueError(f"unknown sample kind {r['kind']!r}; valid: {KINDS}")
+            failure = r.get("failure", "")
+            if failure and failure not in GENERATION_FAILURES:
+                raise ValueError(f"unknown failure kind {failure!r}; valid: {GENERATION_FAILURES}")
+            dist = r.get("dist")
+            values.append((run_key, r["utt_id"], r["kind"], int(r["idx"]), r["text"],
+                           _num(r.get("logprob")), r.get("n_tokens"),
+                           None if dist is None else json.dumps([float(x) for x in dist]),
+                           int(bool(r["parse_ok"])), r.get("parse_error", ""),
+                           _num(r.get("seconds")), _num(r.get("score")), failure))
+        with self.conn:
+            self.conn.executemany(f"INSERT INTO samples ({', '.join(COLUMNS)}) "
+                                  f"VALUES ({', '.join('?' * len(COLUMNS))})", values)
+        return len(values)
+
+    def read(self, run_key: str, *, parse: bool = True) -> pd.DataFrame:
+        """The run's samples with one `p_<class>` column per class (NaN where there is no
+        answer), answer rows parsed from their text now (`parse=False`: as stored)."""
+        row = self.conn.execute("SELECT classes, settings FROM runs WHERE run_key=?",
+                                (run_key,)).fetchone()
+        if row is None:
+            raise KeyError(f"{self.path}: no run {run_key}")
+        classes = json.loads(row[0])
+        answers = json.loads(row[1]).get("answers", {})
+        df = pd.read_sql_query("SELECT * FROM samples WHERE run_key=? ORDER BY utt_id, kind, idx",
+                               self.conn, params=(run_key,))
+        dists = np.array([json.loads(d) if isinstance(d, str) else [np.nan] * len(classes)
+                          for d in df["dist"]], dtype=float).reshape(len(df), len(classes))
+        df = df.drop(columns="dist")
+        df[columns("p", classes)] = dists
+        df["parse_ok"] = df["parse_ok"].astype(bool)
+        if parse and answers:
+            df = parse_answers(df, classes, answers)
+        df.attrs["classes"] = classes
+        return df
+
+
+def parse_answers(samples: pd.DataFrame, classes: Sequence[str],
+                  answers: dict[str, str]) -> pd.DataFrame:
+    """Parse every answer row's text with the current parser; `answers` maps a kind to the
+    answer format its prompt asked for ("label", "distribution", "cot"). Rows with a
+    generation failure keep it; rows whose text does not parse get failure "unparsed" and
+    the parser's reason. Adds `raw_sum` and `dropped_mass` where the parser reports them."""
+    import ambiemo.parse as parser
+
+    df = samples.copy()
+    pcols = columns("p", classes)
+    todo = df["kind"].isin([k for k in answers if k in ANSWER_KINDS]) & (df["failure"] == "")
+    dists = np.array(df[pcols], dtype=float)   # copies: pandas hands out read-only views
+    ok = np.array(df["parse_ok"], dtype=bool)
+    reason, failure = np.array(df["parse_error"], dtype=object), np.array(df["failure"], dtype=object)
+    raw_sum = np.full(len(df), np.nan)
+    dropped = np.zeros(len(df))
+    for i in np.flatnonzero(todo.to_numpy()):
+        r = parser.parse_response(df["text"].iat[i], classes, answer=answers[df["kind"].iat[i]])
+        dists[i] = r.dist if r.ok else np.nan
+        ok[i], reason[i] = r.ok, r.reason
+        failure[i] = "" if r.ok else UNPARSED
+        raw_sum[i] = getattr(r, "raw_sum", np.nan)
+        dropped[i] = getattr(r, "dropped_mass", 0.0)
+    df[pcols] = dists
+    df["parse_ok"], df["parse_error"], df["failure"] = ok.astype(bool), reason, failure
+    df["raw_sum"], df["dropped_mass"] = raw_sum, dropped
+    df.attrs["parser_version"] = getattr(parser, "PARSER_VERSION", "1")
+    return df
+
+
+def _num(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
