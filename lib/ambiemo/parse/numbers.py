@@ -1,0 +1,42 @@
+"""Numbers as models write probabilities: 0.6, .6, 60%, 60 percent, 3/5, -0.1.
+
+Each number keeps its unit, because the scale of an answer (0-1 or 0-100) is decided from
+all its numbers together (ambiemo.parse.distribution), not from each one alone.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PERCENT, FRACTION, BARE = "percent", "fraction", "bare"
+
+# A sign only when glued to the digits ("-0.1"); "Neutral - 0.6" is a separator. Digits inside
+# words ("Qwen2", "2nd") are not numbers.
+_NUMBER = re.compile(
+    r"(?<![\w.])(?P<sign>-)?(?P<num>\d+(?:\.\d+)?|\.\d+)"
+    r"(?:\s*/\s*(?P<den>\d+(?:\.\d+)?))?"
+    r"(?:\s*(?P<pct>%|percent\b|per\s*cent\b))?"
+    r"(?![A-Za-z\d])")
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float       # as written: 60 for "60%", 0.6 for "3/5"
+    unit: str          # PERCENT | FRACTION ("a/b") | BARE
+    start: int
+    end: int
+    text: str
+
+
+def numbers(text: str) -> list[Number]:
+    """Every number of `text` in order; a fraction with a zero denominator is skipped."""
+    out = []
+    for m in _NUMBER.finditer(text):
+        value = float(m["num"])
+        unit = PERCENT if m["pct"] else BARE
+        if m["den"] is not None:
+            if float(m["den"]) == 0:
+                continue
+            value, unit = value / float(m["den"]), (PERCENT if m["pct"] else FRACTION)
+        out.append(Number(-value if m["sign"] else value, unit, m.start(), m.end(), m.group()))
+    return out
