@@ -9,15 +9,18 @@ distributions and chain-of-thought answers; every reader lives in a module of th
   numbers.py       numbers as probabilities are written (0.6, 60%, 3/5)
   surface.py       Markdown and layout removed before reading
   verdicts.py      verifier replies (1-10 scores, Yes/No)
+  failures.py      why predictions are missing: failure kinds counted per model and prompt
   result.py        ParseResult, FAILURE_KINDS, PARSER_VERSION
 """
 from ambiemo.parse.distribution import OUT_OF_SPACE, SUM_TOLERANCE
+from ambiemo.parse.failures import failure_breakdown, failure_kind
 from ambiemo.parse.label_answer import final_answer
 from ambiemo.parse.response import ANSWERS, parse_response
-from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, PARSER_VERSION, TRUNCATED,
-                                  UNPARSED, ParseResult)
+from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY,
+                                  PARSER_VERSION, TRUNCATED, UNPARSED, ParseResult)
 from ambiemo.parse.verdicts import parse_score, parse_yes_no
 
-__all__ = ["ANSWERS", "API_ERROR", "AUDIO_ERROR", "FAILURE_KINDS", "OUT_OF_SPACE", "PARSER_VERSION",
-           "ParseResult", "SUM_TOLERANCE", "TRUNCATED", "UNPARSED", "final_answer",
-           "parse_response", "parse_score", "parse_yes_no"]
+__all__ = ["ANSWERS", "API_ERROR", "AUDIO_ERROR", "FAILURE_KINDS", "OUT_OF_MEMORY", "OUT_OF_SPACE",
+           "PARSER_VERSION", "ParseResult", "SUM_TOLERANCE", "TRUNCATED", "UNPARSED",
+           "failure_breakdown", "failure_kind", "final_answer", "parse_response", "parse_score",
+           "parse_yes_no"]

@@ -19,12 +19,13 @@ import numpy as np
 PARSER_VERSION = "2"
 
 # Why a sample has no prediction. The parser only ever returns UNPARSED; the sampling run
-# records the other three for answers it could not get or had to cut.
+# records the others for answers it could not get or had to cut.
 UNPARSED = "unparsed"          # the model answered; the text could not be read
 TRUNCATED = "truncated"        # generation stopped at the token limit before the answer ended
 API_ERROR = "api_error"        # a hosted model's request failed (after retries)
 AUDIO_ERROR = "audio_error"    # the clip could not be read or was refused as model input
-FAILURE_KINDS = (UNPARSED, TRUNCATED, API_ERROR, AUDIO_ERROR)
+OUT_OF_MEMORY = "out_of_memory"  # one clip alone did not fit on the accelerator
+FAILURE_KINDS = (UNPARSED, TRUNCATED, API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY)
 
 
 @dataclass(frozen=True)
