@@ -15,7 +15,8 @@ Rules, stated once:
 - classes outside the label space (known emotions of other corpora, or unknown emotion words
   in a key position such as "calm: 0.2"): their mass is dropped and the rest renormalised,
   the dropped mass (on 0-1, before renormalising) kept as `dropped_mass`; `out_of_space="refuse"` makes them a failure;
-- a label and its number belong together inside one clause; "0.7 neutral" and "neutral
+- a label and its number belong together inside one clause (or one column of a table whose
+  header row names the classes); "0.7 neutral" and "neutral
   (about 70%)" both pair, a number far from any label is not a probability.
 """
 from __future__ import annotations
@@ -38,13 +39,14 @@ SUM_TOLERANCE = (0.5, 1.5)
 OUT_OF_SPACE = ("drop", "refuse")
 # Words between a label and its number ("Neutral is the most likely at 60%"), at most.
 MAX_GAP_AFTER = 6
-MAX_GAP_BEFORE = 2      # "70% neutral", "70% chance of sad"
+MAX_GAP_BEFORE = 4      # "70% neutral", "a 60% chance listeners pick neutral"
 # Keys in a "key: number" line that are not emotions.
 IGNORED_KEYS = {"total", "sum", "overall", "confidence", "certainty", "score", "probability",
                 "probabilities", "step", "note"}
 _WRAPPERS = ("distribution", "probabilities", "probability", "emotions", "emotion_probabilities",
              "scores", "probs", "result", "answer", "prediction", "predictions", "output")
-_NAME_KEYS = ("emotion", "label", "class", "name", "category")
+_NAME_KEYS = ("emotion", "label", "class", "name", "category", "answer", "prediction",
+              "predicted_emotion", "final_answer")
 _VALUE_KEYS = ("probability", "prob", "p", "score", "confidence", "likelihood", "value",
                "percentage")
 _KEY_LINE = re.compile(r"^\W*([A-Za-z][A-Za-z' -]{0,30}?)\W*\s*[:=|–—-]\s*[^\w-]*"
@@ -75,6 +77,11 @@ def _json_value(name: str, value) -> tuple[float, str]:
     return float(value), BARE
 
 
+def _numeric(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+        isinstance(value, str) and len(numbers(value)) == 1)
+
+
 def _json_pairs(obj) -> list[Pair] | str | None:
     """Pairs of a parsed JSON value; a str is a single label ({"emotion": "sad"})."""
     if isinstance(obj, list):
@@ -99,8 +106,10 @@ def _json_pairs(obj) -> list[Pair] | str | None:
         vkey = next((k for k in _VALUE_KEYS if k in lowered), None)
         return name if vkey is None else [Pair(name, canonical(name),
                                                *_json_value(name, lowered[vkey]))]
+    # Non-numeric values of keys that are no emotion ("reasoning": "...") are commentary.
     return [Pair(str(k), canonical(str(k)), *_json_value(str(k), v))
-            for k, v in obj.items() if str(k).lower() not in IGNORED_KEYS]
+            for k, v in obj.items() if str(k).lower() not in IGNORED_KEYS
+            and (canonical(str(k)) is not None or _numeric(v))]
 
 
 def _from_json(text: str) -> list[Pair] | str | None:
@@ -149,6 +158,27 @@ def _clause_pairs(clause: str) -> list[Pair]:
     return pairs
 
 
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _table_pairs(text: str) -> list[Pair]:
+    """A table with the classes as its header row and the probabilities in the next row
+    ("| Angry | Sad |" over "| 0.2 | 0.8 |"); a first column of row titles is allowed."""
+    rows = [_cells(line) for line in text.splitlines() if line.count("|") >= 2]
+    for head, values in zip(rows, rows[1:]):
+        if len(head) != len(values) or len(head) < 2:
+            continue
+        start = 0 if canonical(head[0]) else 1     # "| Emotion | Angry | ..." / "| p | 0.2 |"
+        named = [canonical(c) for c in head[start:]]
+        nums = [numbers(c) for c in values[start:]]
+        if (len(named) >= 2 and all(named) and all(len(n) == 1 and n[0].text.strip() == c
+                                                   for n, c in zip(nums, values[start:]))):
+            return [Pair(h, cls, n[0].value, n[0].unit)
+                    for h, cls, n in zip(head[start:], named, nums)]
+    return []
+
+
 def read_pairs(text: str) -> list[Pair] | str:
     """The label-number pairs of an answer (empty if none), or a str: the single label of a
     JSON answer such as {"emotion": "sad"}. Raises Refused for unreadable JSON values."""
@@ -156,7 +186,7 @@ def read_pairs(text: str) -> list[Pair] | str:
     found = _from_json(text)
     if found:
         return found
-    pairs = [p for _, c in clauses(text) for p in _clause_pairs(c)]
+    pairs = _table_pairs(text) or [p for _, c in clauses(text) for p in _clause_pairs(c)]
     out: list[Pair] = []
     for p in pairs:                        # a restated pair counts once
         same = [q for q in out if q.name.lower() == p.name.lower()]

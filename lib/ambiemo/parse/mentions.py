@@ -49,6 +49,18 @@ def _starts(words: list[str], i: int, phrase: tuple[str, ...]) -> bool:
     return tuple(words[i:i + len(phrase)]) == phrase
 
 
+def _negated_list(words: list[str], i: int) -> bool:
+    """Whether the words after the comma at `i`, up to the clause's end, are only emotions,
+    commas and conjunctions, closed by "or"/"nor"."""
+    rest = []
+    for w in words[i + 1:]:
+        if w in {".", ";", ":", "!", "?", "\n"}:
+            break
+        rest.append(w)
+    return (bool(rest) and {"or", "nor"} & set(rest)
+            and all(w in {",", "or", "nor", "and"} or canonical(w) for w in rest))
+
+
 def mentions(text: str) -> list[Mention]:
     """Every emotion word of `text` in order, each marked negated or not."""
     toks = list(_TOKEN.finditer(text))
@@ -59,7 +71,9 @@ def mentions(text: str) -> list[Mention]:
     i = 0
     for i, (tok, w) in enumerate(zip(toks, words)):
         if not w[0].isalpha():
-            scope = 0
+            # "no sign of anger, fear, or happiness": a list of emotions closed by "or"/"nor"
+            # stays inside the negation; "not angry, sad" does not.
+            scope = NEGATION_WINDOW + 1 if (w == "," and scope and _negated_list(words, i)) else 0
             continue
         if skip:
             skip -= 1

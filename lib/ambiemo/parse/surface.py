@@ -29,10 +29,22 @@ def plain(text: str) -> str:
     return _EMPHASIS.sub("", text)
 
 
+def _depths(text: str) -> list[int]:
+    depth, out = 0, []
+    for ch in text:
+        depth = max(depth + (ch == "(") - (ch == ")"), 0) if ch != "\n" else 0
+        out.append(depth)
+    return out
+
+
 def clauses(text: str) -> list[tuple[int, str]]:
-    """(offset, clause) pieces of `text`, cut at clause ends; empty pieces dropped."""
+    """(offset, clause) pieces of `text`, cut at clause ends; empty pieces dropped. Commas and
+    semicolons inside parentheses do not cut ("Neutral (most likely, ~0.5)")."""
     out, start = [], 0
+    depth = _depths(text)
     for m in _CLAUSE_END.finditer(text):
+        if m.group() in ",;" and depth[m.start()] > 0:
+            continue
         if text[start:m.start()].strip():
             out.append((start, text[start:m.start()]))
         start = m.end()
