@@ -67,6 +67,8 @@ def test_sums_are_renormalised_only_within_the_tolerance(values, ok):
     narrow = parse_response("neutral: 0.5\nsad: 0.4", CREMA, answer="distribution",
                             sum_tolerance=(0.95, 1.05))
     assert not narrow.ok and "within 0.95x to 1.05x" in narrow.reason
+    with pytest.raises(ValueError, match="sum_tolerance"):
+        parse_response("sad", CREMA, sum_tolerance=(1.1, 1.5))
 
 
 def test_out_of_space_mass_is_dropped_and_recorded_or_refused():

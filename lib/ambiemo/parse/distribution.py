@@ -14,10 +14,12 @@ Rules, stated once:
   a failure. The stated sum is kept as `raw_sum` (on 0-1);
 - classes outside the label space (known emotions of other corpora, or unknown emotion words
   in a key position such as "calm: 0.2"): their mass is dropped and the rest renormalised,
-  the dropped mass (on 0-1, before renormalising) kept as `dropped_mass`; `out_of_space="refuse"` makes them a failure;
+  the dropped mass (on 0-1, before renormalising) kept as `dropped_mass`;
+  `out_of_space="refuse"` makes them a failure;
 - a label and its number belong together inside one clause (or one column of a table whose
-  header row names the classes); "0.7 neutral" and "neutral
-  (about 70%)" both pair, a number far from any label is not a probability.
+  header row names the classes); "0.7 neutral" and "neutral (about 70%)" both pair, a number
+  far from any label is not a probability; a pair restated with the same value counts once,
+  the same label with two different values is a failure.
 """
 from __future__ import annotations
 
@@ -89,6 +91,7 @@ def _json_pairs(obj) -> list[Pair] | str | None:
         for item in obj:
             if not isinstance(item, dict):
                 return None
+            item = {str(k).lower(): v for k, v in item.items()}
             name = next((item[k] for k in _NAME_KEYS if k in item), None)
             vkey = next((k for k in _VALUE_KEYS if k in item), None)
             if name is None or vkey is None:

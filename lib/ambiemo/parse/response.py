@@ -38,6 +38,10 @@ def parse_response(text: str, classes: Sequence[str], *, answer: str = "label",
         raise ValueError(f"answer must be one of {ANSWERS}, got {answer!r}")
     if out_of_space not in OUT_OF_SPACE:
         raise ValueError(f"out_of_space must be one of {OUT_OF_SPACE}, got {out_of_space!r}")
+    lo, hi = sum_tolerance
+    if not 0 < lo <= 1 <= hi:
+        raise ValueError(f"sum_tolerance must be (low, high) with 0 < low <= 1 <= high, "
+                         f"got {sum_tolerance!r}")
     classes = list(classes)
     k = len(classes)
     if answer == "cot" and text and text.strip():
