@@ -21,7 +21,7 @@ ANSWERS = Path(__file__).parent / "data" / "answers"
 PROMPT_ANSWER = {"direct_label": "label", "distribution": "distribution", "cot": "cot"}
 # Cases read successfully / all cases, per file: any moved case changes one of these.
 EXPECTED_PARSED = {"direct_label": (46, 58), "distribution": (88, 102), "cot": (26, 34),
-                   "verifier": (16, 25)}
+                   "verifier": (20, 30)}
 
 
 def _cases(stem: str) -> list[dict]:

@@ -3,7 +3,8 @@
 The study's verifier (GPT-4o in Jia et al., 2026; an open ALM here) judges one candidate
 answer. Open models are scored from the Yes/No token probabilities (alm/hf.py, no text to
 read); hosted models reply in text: a 1-10 score (prompt `verifier_score`) or Yes/No (prompt
-`verifier`). A reply without exactly one readable verdict is a failure, never a guess.
+`verifier`). A score is the number a reply opens with, or else its only number; a reply with
+no readable verdict, or two different numbers and none leading, is a failure, never a guess.
 """
 from __future__ import annotations
 
@@ -17,10 +18,19 @@ _YES = {"yes", "correct", "true", "right"}
 _NO = {"no", "incorrect", "false", "wrong"}
 
 
+# A reply that opens with its score ("8 - the tone ...", "**Score:** 7. Two cues ...").
+_JUNK = r"(?:[^\w-]|_|-(?!\d))*"          # "-3" keeps its sign
+_LEADING = re.compile(rf"^{_JUNK}(?:(?:final\s+)?(?:score|rating)\b{_JUNK})?(-?\d+(?:\.\d+)?)",
+                      re.IGNORECASE)
+
+
 def parse_score(text: str) -> tuple[float | None, str]:
-    """A 1-10 verifier reply -> (score / 10, "") or (None, why). The reply must hold one
-    integer from 1 to 10 (a restated scale such as "out of 10" aside)."""
-    nums = _NUMBER.findall(_SCALE.sub(" ", text or ""))
+    """A 1-10 verifier reply -> (score / 10, "") or (None, why). The score is the number the
+    reply opens with, or else the one number it holds (a restated scale such as "out of 10"
+    aside); it must be an integer from 1 to 10, and two different numbers are a failure."""
+    rest = _SCALE.sub(" ", text or "")
+    lead = _LEADING.match(rest)
+    nums = [lead[1]] if lead else _NUMBER.findall(rest)
     if not nums:
         return None, f"no score in verifier reply {text[:80]!r}"
     bad = [n for n in nums if not re.fullmatch(r"\d+", n) or not 1 <= int(n) <= 10]
