@@ -20,7 +20,7 @@ from ambiemo.parse import parse_response, parse_score, parse_yes_no
 ANSWERS = Path(__file__).parent / "data" / "answers"
 PROMPT_ANSWER = {"direct_label": "label", "distribution": "distribution", "cot": "cot"}
 # Cases read successfully / all cases, per file: any moved case changes one of these.
-EXPECTED_PARSED = {"direct_label": (46, 58), "distribution": (88, 102), "cot": (26, 34),
+EXPECTED_PARSED = {"direct_label": (49, 61), "distribution": (88, 102), "cot": (26, 34),
                    "verifier": (20, 30)}
 
 

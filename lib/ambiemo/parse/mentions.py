@@ -21,7 +21,7 @@ NEGATION_WINDOW = 3
 _CUES = {"not", "no", "never", "without", "nor", "neither", "hardly", "barely", "none",
          "lacks", "lacking", "absent", "absence", "cannot", "cant"}
 _CUE_PHRASES = (("rather", "than"), ("instead", "of"), ("as", "opposed", "to"),
-                ("free", "of"), ("lack", "of"), ("devoid", "of"), ("other", "than"))
+                ("free", "of"), ("lack", "of"), ("devoid", "of"), ("anything", "but"))
 # Look negative, affirm what follows.
 _AFFIRMING = (("no", "doubt"), ("not", "only"), ("not", "just"), ("no", "question"),
               ("without", "a", "doubt"), ("without", "doubt"), ("not", "merely"),
