@@ -61,3 +61,19 @@ def test_breakdown_prefers_the_recorded_kind_and_refuses_bad_input():
         failure_breakdown(rows.drop(columns="prompt"))
     with pytest.raises(ValueError, match="unknown failure kind"):
         failure_breakdown(rows.assign(failure=["timeout", ""]))
+
+
+def test_a_generation_cut_at_the_token_limit_is_truncated_not_unparsed_or_renormalised():
+    from ambiemo.parse import parse_generation
+    cut = dict(n_tokens=32, max_new_tokens=32)
+    r = parse_generation("neutral: 0.6\nsad: 0.", CREMA, answer="distribution", **cut)
+    assert not r.ok and r.failure == "truncated" and "max_new_tokens=32" in r.reason
+    r = parse_generation("Let me think about the pitch, which", CREMA, answer="cot", **cut)
+    assert not r.ok and r.failure == "truncated" and "Answer:" in r.reason
+    # A complete answer that happens to end at the limit is kept; so is any uncut answer.
+    assert parse_generation("neutral: 0.6\nsad: 0.4", CREMA, answer="distribution", **cut).ok
+    assert parse_generation("Sad, because the pitch", CREMA, answer="label", **cut).ok
+    r = parse_generation("neutral: 0.6\nsad: 0.", CREMA, answer="distribution",
+                         n_tokens=12, max_new_tokens=32)
+    assert r.ok and r.raw_sum == pytest.approx(0.6)
+    assert parse_generation("no idea", CREMA, answer="label", n_tokens=3).failure == "unparsed"

@@ -16,13 +16,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ambiemo.parse.response import SUM_EXACT
 from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY, TRUNCATED,
                                   UNPARSED)
 
 # Stored reasons of the sampling run start with these (alm/runner.py, alm/hosted/retry.py).
 _PREFIXES = (("api:", API_ERROR), ("audio:", AUDIO_ERROR), ("out of memory", OUT_OF_MEMORY))
-# A stated sum further than this from 1 counts as renormalised (0.1 + 0.2 is not 0.3 in floats).
-SUM_EXACT = 1e-6
 
 
 def failure_kind(parse_ok: bool, parse_error: str, n_tokens: float | None = None,

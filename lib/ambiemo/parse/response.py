@@ -6,15 +6,19 @@ to the reader for its prompt's kind: `label` and `cot` answers are read as one l
 (ambiemo.parse.label_answer) unless they state probabilities for two or more classes;
 `distribution` answers are read as stated probabilities (ambiemo.parse.distribution) and,
 when they state none, as one label. Anything else is a failure with a reason and the
-failure kind UNPARSED; a failure is never turned into an answer.
+failure kind UNPARSED; a failure is never turned into an answer. `parse_generation` adds
+what only the sampling run knows: whether the generation was cut at its token limit.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ambiemo.parse.distribution import OUT_OF_SPACE, SUM_TOLERANCE, Refused, from_pairs, read_pairs
 from ambiemo.parse.label_answer import final_answer, from_label
-from ambiemo.parse.result import ParseResult, failed
+from ambiemo.parse.result import TRUNCATED, ParseResult, failed
+
+SUM_EXACT = 1e-6   # a stated sum closer than this to 1 is 1 (0.1 + 0.2 is not 0.3 in floats)
 
 ANSWERS = ("label", "distribution", "cot")
 VERIFIER_ANSWERS = ("verify", "score")
@@ -62,3 +66,19 @@ def parse_response(text: str, classes: Sequence[str], *, answer: str = "label",
     if pairs and (answer == "distribution" or len(stated) > 1):
         return from_pairs(pairs, classes, out_of_space=out_of_space, sum_tolerance=sum_tolerance)
     return from_label(text, classes, out_of_space=out_of_space)
+
+
+def parse_generation(text: str, classes: Sequence[str], *, answer: str,
+                     n_tokens: int | None = None, max_new_tokens: int | None = None,
+                     **options) -> ParseResult:
+    """`parse_response` for a generation that may have been cut at the token limit: when it
+    used all `max_new_tokens` and either cannot be read, or is a distribution whose stated
+    sum falls short of 1 (the cut-off lines held the rest), it is a TRUNCATED failure rather
+    than an unparsed or renormalised answer. `options` go to `parse_response`."""
+    r = parse_response(text, classes, answer=answer, **options)
+    cut = n_tokens is not None and max_new_tokens is not None and n_tokens >= max_new_tokens
+    short = r.ok and not math.isnan(r.raw_sum) and r.raw_sum < 1 - SUM_EXACT
+    if cut and (not r.ok or (answer == "distribution" and short)):
+        why = r.reason or f"stated probabilities sum to {r.raw_sum:g}"
+        return failed(len(r.dist), f"cut at max_new_tokens={max_new_tokens}: {why}", TRUNCATED)
+    return r
