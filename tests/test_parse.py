@@ -90,7 +90,8 @@ def test_result_fields_on_success_and_failure():
     assert label.ok and math.isnan(label.raw_sum) and label.dropped_mass == 0.0
     bad = parse_response("no idea", CREMA, answer="distribution")
     assert not bad.ok and bad.failure == UNPARSED and np.isnan(bad.dist).all()
-    assert set(FAILURE_KINDS) == {"unparsed", "truncated", "api_error", "audio_error", "out_of_memory"}
+    assert set(FAILURE_KINDS) == {"unparsed", "truncated", "api_error", "audio_error",
+                                  "out_of_memory"}
     assert isinstance(PARSER_VERSION, str) and PARSER_VERSION
     with pytest.raises(ValueError, match="failure kind"):
         ParseResult(np.zeros(2), False, "why", failure="")

@@ -21,7 +21,7 @@ from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_
                                   PARSER_VERSION, TRUNCATED, UNPARSED, ParseResult)
 from ambiemo.parse.verdicts import parse_score, parse_yes_no
 
-__all__ = ["ANSWERS", "API_ERROR", "AUDIO_ERROR", "FAILURE_KINDS", "OUT_OF_MEMORY", "OUT_OF_SPACE",
-           "PARSER_VERSION", "ParseResult", "SUM_TOLERANCE", "TRUNCATED", "UNPARSED",
-           "failure_breakdown", "failure_kind", "final_answer", "parse_generation", "parse_response", "parse_score",
-           "parse_yes_no"]
+__all__ = ["ANSWERS", "API_ERROR", "AUDIO_ERROR", "FAILURE_KINDS", "OUT_OF_MEMORY",
+           "OUT_OF_SPACE", "PARSER_VERSION", "ParseResult", "SUM_TOLERANCE", "TRUNCATED",
+           "UNPARSED", "failure_breakdown", "failure_kind", "final_answer", "parse_generation",
+           "parse_response", "parse_score", "parse_yes_no"]

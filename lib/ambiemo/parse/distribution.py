@@ -142,8 +142,9 @@ def _clause_pairs(clause: str) -> list[Pair]:
         return []
     if not ms:
         m = _KEY_LINE.match(clause[:ns[0].start]) if len(ns) == 1 else None
-        if m and not clause[ns[0].end:].strip(" \t|*).,") and m[1].strip().lower() not in IGNORED_KEYS:
-            return [Pair(m[1].strip(), None, ns[0].value, ns[0].unit)]
+        key = m[1].strip() if m else ""
+        if key and not clause[ns[0].end:].strip(" \t|*).,") and key.lower() not in IGNORED_KEYS:
+            return [Pair(key, None, ns[0].value, ns[0].unit)]
         return []
     pairs, used = [], set()
     if ns[0].start < ms[0].start:          # "70% neutral, 30% sad": the label follows

@@ -40,7 +40,8 @@ def failure_kind(parse_ok: bool, parse_error: str, n_tokens: float | None = None
     return UNPARSED
 
 
-def failure_breakdown(samples: pd.DataFrame, by: Sequence[str] = ("model", "prompt")) -> pd.DataFrame:
+def failure_breakdown(samples: pd.DataFrame,
+                      by: Sequence[str] = ("model", "prompt")) -> pd.DataFrame:
     """Counts per group of `by`: `n` samples, `parsed`, one column per FAILURE_KINDS, and,
     where the columns exist, `renormalised` (parsed with raw_sum not 1) and `dropped` (parsed
     with dropped_mass > 0).
