@@ -1,28 +1,134 @@
-"""Response text -> distribution: the shapes models answer in, and every failure reason."""
+"""Response text -> distribution: the rules the answer corpus relies on, one by one, and
+every row of issue #20's table read as a researcher would read it."""
+import math
+
 import numpy as np
 import pytest
 
-from ambiemo.parse import parse_response
+from ambiemo.parse import (FAILURE_KINDS, PARSER_VERSION, UNPARSED, ParseResult, parse_response,
+                           parse_yes_no)
+from ambiemo.parse.mentions import mentions
 
 C = ["neutral", "happy", "sad", "angry"]
+CREMA = ["angry", "disgusted", "fearful", "happy", "neutral", "sad"]
+
+
+def _dist(classes, **p):
+    return [p.get(c, 0.0) for c in classes]
+
+
+# Issue #20's table, on the CREMA-D classes, with the distribution prompt.
+@pytest.mark.parametrize("text, expected", [
+    ("neutral: 0.6\nsad: 0.4", dict(neutral=0.6, sad=0.4)),
+    ("Neutral: 60%\nSad: 40%", dict(neutral=0.6, sad=0.4)),
+    ('{"neutral": 0.6, "sad": 0.4}', dict(neutral=0.6, sad=0.4)),
+    ('```json\n{"neutral": 0.6, "sad": 0.4}\n```', dict(neutral=0.6, sad=0.4)),
+    ("neutral: 0.6, sad: 0.4", dict(neutral=0.6, sad=0.4)),
+    ("- neutral: 0.6\n- sad: 0.4", dict(neutral=0.6, sad=0.4)),
+    ("The voice is flat.\nneutral: 0.6\nsad: 0.4", dict(neutral=0.6, sad=0.4)),
+    ("SAD", dict(sad=1.0)),
+    ("scared", dict(fearful=1.0)),
+    ("**Neutral**: 0.7\n**Sad**: 0.3", dict(neutral=0.7, sad=0.3)),
+    ("| neutral | 0.7 |\n| sad | 0.3 |", dict(neutral=0.7, sad=0.3)),
+    ("Neutral (0.6), Sad (0.4)", dict(neutral=0.6, sad=0.4)),
+    ("mostly neutral (about 70%), some sadness (30%)", dict(neutral=0.7, sad=0.3)),
+    ("neutral: 0.5\nsad: 0.4", dict(neutral=5 / 9, sad=4 / 9)),
+    ("surprised: 0.5\nneutral: 0.5", dict(neutral=1.0)),
+])
+def test_issue_table_rows_parse(text, expected):
+    r = parse_response(text, CREMA, answer="distribution")
+    assert r.ok, r.reason
+    np.testing.assert_allclose(r.dist, _dist(CREMA, **expected))
+
+
+def test_issue_table_negation_row():
+    r = parse_response("The speaker does not sound angry; they sound sad.", CREMA, answer="label")
+    assert r.ok and r.dist.tolist() == _dist(CREMA, sad=1.0)
+
+
+def test_sum_messages_name_the_scale_the_answer_used():
+    r = parse_response("neutral: 0.8\nsad: 0.8", CREMA, answer="distribution")
+    assert not r.ok and "sum to 1.6, not 1 " in r.reason
+    r = parse_response("neutral: 90%\nsad: 80%", CREMA, answer="distribution")
+    assert not r.ok and "sum to 170, not 100 " in r.reason
+    r = parse_response("neutral: 70\nsad: 90", CREMA, answer="distribution")   # bare, 0-100
+    assert not r.ok and "sum to 160, not 100 " in r.reason
+    r = parse_response("neutral: 70\nsad: 80", CREMA, answer="distribution")
+    assert r.ok and r.raw_sum == pytest.approx(1.5)   # raw_sum is on 0-1 whatever the scale
+
+
+@pytest.mark.parametrize("values, ok", [((0.25, 0.25), True), ((0.24, 0.25), False),
+                                        ((0.75, 0.75), True), ((0.75, 0.76), False)])
+def test_sums_are_renormalised_only_within_the_tolerance(values, ok):
+    text = f"neutral: {values[0]}\nsad: {values[1]}"
+    r = parse_response(text, CREMA, answer="distribution")
+    assert r.ok == ok, r.reason
+    assert r.raw_sum == pytest.approx(sum(values)) if ok else math.isnan(r.raw_sum)
+    narrow = parse_response("neutral: 0.5\nsad: 0.4", CREMA, answer="distribution",
+                            sum_tolerance=(0.95, 1.05))
+    assert not narrow.ok and "within 0.95x to 1.05x" in narrow.reason
+    with pytest.raises(ValueError, match="sum_tolerance"):
+        parse_response("sad", CREMA, sum_tolerance=(1.1, 1.5))
+
+
+def test_out_of_space_mass_is_dropped_and_recorded_or_refused():
+    r = parse_response("surprised: 0.2\nneutral: 0.6\nsad: 0.2", CREMA, answer="distribution")
+    assert r.ok and r.dropped_mass == pytest.approx(0.2) and r.raw_sum == pytest.approx(1.0)
+    assert r.dropped == ("surprised",)
+    np.testing.assert_allclose(r.dist, _dist(CREMA, neutral=0.75, sad=0.25))
+    r = parse_response("surprised: 0.2\nneutral: 0.8", CREMA, answer="distribution",
+                       out_of_space="refuse")
+    assert not r.ok and "'surprised' is not in this label space" in r.reason
+    with pytest.raises(ValueError, match="out_of_space"):
+        parse_response("sad", CREMA, out_of_space="keep")
+
+
+def test_result_fields_on_success_and_failure():
+    ok = parse_response("neutral: 0.6, sad: 0.4", CREMA, answer="distribution")
+    assert (ok.failure, ok.reason, ok.dropped_mass) == ("", "", 0.0)
+    label = parse_response("Sad.", CREMA, answer="label")
+    assert label.ok and math.isnan(label.raw_sum) and label.dropped_mass == 0.0
+    bad = parse_response("no idea", CREMA, answer="distribution")
+    assert not bad.ok and bad.failure == UNPARSED and np.isnan(bad.dist).all()
+    assert set(FAILURE_KINDS) == {"unparsed", "truncated", "api_error", "audio_error",
+                                  "out_of_memory"}
+    assert isinstance(PARSER_VERSION, str) and PARSER_VERSION
+    with pytest.raises(ValueError, match="failure kind"):
+        ParseResult(np.zeros(2), False, "why", failure="")
+    with pytest.raises(ValueError, match="unknown failure kind"):
+        ParseResult(np.zeros(2), False, "why", failure="oops")
+
+
+@pytest.mark.parametrize("text, negated", [
+    ("not angry", [True]),
+    ("no sign of anger", [True]),
+    ("doesn't sound angry", [True]),
+    ("neutral rather than sad", [False, True]),
+    ("not angry, sad", [True, False]),
+    ("not angry but sad", [True, False]),
+    ("not angry or sad", [True, True]),
+    ("there is no doubt she is angry", [False]),
+    ("not only sad", [False]),
+    ("I'm not sure. Sad.", [False]),
+    ("not at all, really, sounds happy", [False]),
+])
+def test_negation_scope(text, negated):
+    assert [m.negated for m in mentions(text)] == negated
 
 
 @pytest.mark.parametrize("text, expected", [
     ("Neutral", [1, 0, 0, 0]),
     ("The speaker sounds sad.", [0, 0, 1, 0]),
     ("anger", [0, 0, 0, 1]),
-    ("neutral: 0.6, sad: 0.3, angry: 0.1", [0.6, 0, 0.3, 0.1]),
-    ("Neutral 60%; Sad 40%", [0.6, 0, 0.4, 0]),
-    ("happy = 50%\nsad = 50%", [0, 0.5, 0.5, 0]),
-    ('{"neutral": 0.5, "happiness": 0.5}', [0.5, 0.5, 0, 0]),
-    ('Answer: {"distribution": {"sad": 0.98, "angry": 0.0}}', [0, 0, 1, 0]),  # renormalised
+    ("neutral: 0.6, sad: 0.3, angry: 0.1", [0.6, 0, 0.3, 0.1]),   # stated probabilities win
+    ('Answer: {"distribution": {"sad": 0.98, "angry": 0.0}}', [0, 0, 1, 0]),
     ('{"emotion": "Joy"}', [0, 1, 0, 0]),
+    ("Sad (confidence 0.8)", [0, 0, 1, 0]),
 ])
-def test_parses(text, expected):
+def test_label_answers(text, expected):
     r = parse_response(text, C)
     assert r.ok, r.reason
     np.testing.assert_allclose(r.dist, expected)
-    assert r.dist.sum() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -30,31 +136,44 @@ def test_parses(text, expected):
     ("��} nxcited", "no emotion label found"),
     ("sad or angry", "several classes"),
     ("surprised", "not in this label space"),
-    ("neutral: 0.3", "sum to 0.3"),
     ('{"neutral": "high"}', "non-numeric"),
-    ("joyous: 1.0", "unknown emotion"),
+    ("joyous: 1.0, calm: 0.2", "unknown emotion 'joyous'"),
     ("N", "no emotion label found"),  # corpus codes are not read from free text
+    ("not angry", "only negated ones: ['angry']"),
 ])
 def test_failures_are_reported_not_guessed(text, reason):
     r = parse_response(text, C)
-    assert not r.ok
+    assert not r.ok and r.failure == "unparsed"
     assert reason in r.reason
     assert np.isnan(r.dist).all() and r.dist.shape == (4,)
 
 
 def test_class_order_follows_label_space():
-    r = parse_response("sad: 0.25, neutral: 0.75", ["sad", "neutral"])
+    r = parse_response("sad: 0.25, neutral: 0.75", ["sad", "neutral"], answer="distribution")
     np.testing.assert_allclose(r.dist, [0.25, 0.75])
 
 
 def test_chain_of_thought_reads_only_the_final_answer():
-    classes = ["neutral", "happy", "sad", "angry"]
-    text = "The pitch is low, maybe sad, maybe angry... but the pace is calm.\nAnswer: sad"
-    r = parse_response(text, classes, answer="cot")
+    text = "The pitch is low, maybe sad, maybe angry... but the pace is calm.\nAnswer: sad\n" \
+           "Angry is less likely."
+    r = parse_response(text, C, answer="cot")
     assert r.ok and r.dist.tolist() == [0, 0, 1, 0]
     # Without the final line the reasoning names several classes: a failure, not a guess.
-    r = parse_response("maybe sad, maybe angry", classes, answer="cot")
+    r = parse_response("maybe sad, maybe angry", C, answer="cot")
     assert not r.ok and "Answer:" in r.reason
+
+
+def test_answer_kinds_are_checked():
+    with pytest.raises(ValueError, match="parse_score"):
+        parse_response("7", C, answer="score")
+    with pytest.raises(ValueError, match="answer must be one of"):
+        parse_response("sad", C, answer="labels")
+
+
+def test_yes_no_verdicts():
+    assert parse_yes_no("Yes.") == (1.0, "")
+    assert parse_yes_no("**No**, it sounds angry.") == (0.0, "")
+    assert parse_yes_no("Hard to say.")[0] is None
 
 
 def test_every_shipped_prompt_loads_and_verifier_prompts_need_an_answer_slot(repo):

@@ -30,7 +30,7 @@ from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.sampling.kinds import AnswerJob, jobs_for
 from ambiemo.sampling.store import SampleStore
 from ambiemo.corpora.manifest import require_audio
-from ambiemo.parse import parse_response
+from ambiemo.parse import API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, parse_response
 
 log = logging.getLogger("ambiemo.alm")
 
@@ -163,7 +163,7 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
                 counts["cached"] += 1
                 bar.update(len(batch))
                 continue
-            rows = [_failure_row(u, job, i, unreadable[u], "audio_error")
+            rows = [_failure_row(u, job, i, unreadable[u], AUDIO_ERROR)
                     for u in todo[job.kind] if u in unreadable for i in range(job.n)]
             clips = [Clip(u, audio[u]) for u in todo[job.kind] if u in audio]
             if clips:
@@ -225,7 +225,7 @@ def _caller(adapter, job: AnswerJob, settings: GenerationSettings, user_text: st
             # reason, never parsed into an answer.
             rows.append({**row, "kind": job.kind, "seconds": per_row, "dist": None,
                          "parse_ok": False, "parse_error": error,
-                         "failure": "api_error" if error else ""})
+                         "failure": API_ERROR if error else ""})
         return rows
     return call
 
@@ -242,7 +242,7 @@ def _with_oom_halving(call, clips: list[Clip], job: AnswerJob, seed: int, counts
             torch.cuda.empty_cache()
         if len(clips) == 1:
             log.warning("out of memory on a single clip %s: stored as a failure", clips[0].utt_id)
-            return [_failure_row(clips[0].utt_id, job, i, f"out of memory on one clip: {e}", "oom")
+            return [_failure_row(clips[0].utt_id, job, i, f"out of memory on one clip: {e}", OUT_OF_MEMORY)
                     for i in range(job.n)]
         counts["oom"] += 1
         half = len(clips) // 2

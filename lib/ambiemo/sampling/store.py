@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ambiemo.labels import columns
+from ambiemo.parse import (API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, PARSER_VERSION, TRUNCATED,
+                           parse_generation)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -55,9 +57,9 @@ CREATE TABLE IF NOT EXISTS samples (
 KINDS = ("greedy", "sample", "beam", "cot", "label_score", "verify")
 # Kinds whose rows are text answers, parsed on reading with the run's answer format.
 ANSWER_KINDS = ("greedy", "sample", "beam", "cot")
-# Why a row holds no answer, set when it is written; "unparsed" is added on reading.
-GENERATION_FAILURES = ("api_error", "audio_error", "truncated", "oom")
-UNPARSED = "unparsed"
+# Why a row holds no answer, set when it is written (the parser's failure kinds); "unparsed"
+# and "truncated" (an answer cut at the token limit that cannot be read) are added on reading.
+GENERATION_FAILURES = (API_ERROR, AUDIO_ERROR, TRUNCATED, OUT_OF_MEMORY)
 COLUMNS = ("run_key", "utt_id", "kind", "idx", "text", "logprob", "n_tokens", "dist",
            "parse_ok", "parse_error", "seconds", "score", "failure")
 
@@ -151,7 +153,8 @@ class SampleStore:
         if row is None:
             raise KeyError(f"{self.path}: no run {run_key}")
         classes = json.loads(row[0])
-        answers = json.loads(row[1]).get("answers", {})
+        settings = json.loads(row[1])
+        answers = settings.get("answers", {})
         df = pd.read_sql_query("SELECT * FROM samples WHERE run_key=? ORDER BY utt_id, kind, idx",
                                self.conn, params=(run_key,))
         dists = np.array([json.loads(d) if isinstance(d, str) else [np.nan] * len(classes)
@@ -160,19 +163,30 @@ class SampleStore:
         df[columns("p", classes)] = dists
         df["parse_ok"] = df["parse_ok"].astype(bool)
         if parse and answers:
-            df = parse_answers(df, classes, answers)
+            df = parse_answers(df, classes, answers, token_limits(settings))
         df.attrs["classes"] = classes
         return df
 
 
-def parse_answers(samples: pd.DataFrame, classes: Sequence[str],
-                  answers: dict[str, str]) -> pd.DataFrame:
-    """Parse every answer row's text with the current parser; `answers` maps a kind to the
-    answer format its prompt asked for ("label", "distribution", "cot"). Rows with a
-    generation failure keep it; rows whose text does not parse get failure "unparsed" and
-    the parser's reason. Adds `raw_sum` and `dropped_mass` where the parser reports them."""
-    import ambiemo.parse as parser
+def token_limits(settings: dict) -> dict[str, int]:
+    """Each text kind's token limit from a run's settings (see sampling.generate.run_key)."""
+    limit = settings.get("decoding", {}).get("max_new_tokens")
+    out = {k: limit for k in ("greedy", "sample", "beam")} if limit else {}
+    if isinstance(settings.get("cot"), dict) and settings["cot"].get("max_new_tokens"):
+        out["cot"] = settings["cot"]["max_new_tokens"]
+    return out
 
+
+def parse_answers(samples: pd.DataFrame, classes: Sequence[str], answers: dict[str, str],
+                  max_new_tokens: dict[str, int] | None = None) -> pd.DataFrame:
+    """Parse every answer row's text with the current parser; `answers` maps a kind to the
+    answer format its prompt asked for ("label", "distribution", "cot"), `max_new_tokens` a
+    kind to its token limit (an answer that used all of it and cannot be read is
+    "truncated", not "unparsed"). Rows with a generation failure keep it; rows whose text
+    does not parse get the parser's failure kind and reason. Adds `raw_sum` (the stated
+    probabilities' sum before renormalising) and `dropped_mass` (mass on classes outside the
+    label space, dropped)."""
+    limits = max_new_tokens or {}
     df = samples.copy()
     pcols = columns("p", classes)
     todo = df["kind"].isin([k for k in answers if k in ANSWER_KINDS]) & (df["failure"] == "")
@@ -182,16 +196,17 @@ def parse_answers(samples: pd.DataFrame, classes: Sequence[str],
     raw_sum = np.full(len(df), np.nan)
     dropped = np.zeros(len(df))
     for i in np.flatnonzero(todo.to_numpy()):
-        r = parser.parse_response(df["text"].iat[i], classes, answer=answers[df["kind"].iat[i]])
+        kind, n = df["kind"].iat[i], df["n_tokens"].iat[i]
+        r = parse_generation(df["text"].iat[i], classes, answer=answers[kind],
+                             n_tokens=None if pd.isna(n) else int(n),
+                             max_new_tokens=limits.get(kind))
         dists[i] = r.dist if r.ok else np.nan
-        ok[i], reason[i] = r.ok, r.reason
-        failure[i] = "" if r.ok else UNPARSED
-        raw_sum[i] = getattr(r, "raw_sum", np.nan)
-        dropped[i] = getattr(r, "dropped_mass", 0.0)
+        ok[i], reason[i], failure[i] = r.ok, r.reason, r.failure
+        raw_sum[i], dropped[i] = r.raw_sum, r.dropped_mass
     df[pcols] = dists
     df["parse_ok"], df["parse_error"], df["failure"] = ok.astype(bool), reason, failure
     df["raw_sum"], df["dropped_mass"] = raw_sum, dropped
-    df.attrs["parser_version"] = getattr(parser, "PARSER_VERSION", "1")
+    df.attrs["parser_version"] = PARSER_VERSION
     return df
 
 

@@ -17,6 +17,7 @@ from ambiemo.alm.audio import AudioError, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip
 from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.sampling.generate import content_digest
+from ambiemo.parse import API_ERROR, AUDIO_ERROR
 from ambiemo.sampling.store import SampleStore
 from ambiemo.corpora.manifest import require_audio
 
@@ -84,7 +85,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
                 clips.append(Clip(u, load_audio(paths[u])))
             except AudioError as e:
                 out += [{"utt_id": u, "idx": int(idx), "score": None, "text": "",
-                         "error": f"audio: {e}", "failure": "audio_error"}
+                         "error": f"audio: {e}", "failure": AUDIO_ERROR}
                         for idx, _ in by_clip[u]]
         t0 = time.perf_counter()
         if clips:
@@ -95,7 +96,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
                    "text": v["text"], "logprob": None, "n_tokens": None, "dist": None,
                    "score": v["score"], "parse_ok": v["score"] is not None,
                    "parse_error": v["error"], "seconds": per_row,
-                   "failure": v.get("failure") or ("api_error" if v["error"] and not v["text"]
+                   "failure": v.get("failure") or (API_ERROR if v["error"] and not v["text"]
                                                    else "")} for v in out]
         failures += sum(not r["parse_ok"] for r in stored)
         written += store.write(key, stored)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 from abc import abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ import numpy as np
 from ambiemo.alm.base import ALMAdapter, Clip, Decoding, Generation, Verdict
 from ambiemo.alm.hosted.retry import (ApiFailure, RequestBudget, RetryPolicy,
                                       call_with_retries)
+from ambiemo.parse import parse_score
 
 log = logging.getLogger("ambiemo.alm.hosted")
 
@@ -78,17 +78,6 @@ def model_id(checkpoint: str, prefix: str) -> str:
     if not mid or other:
         raise ValueError(f"checkpoint {checkpoint!r}: expected '{prefix}:<model id>'")
     return mid
-
-
-def parse_score(text: str) -> tuple[float | None, str]:
-    """A verifier reply -> (score in [0.1, 1], "") or (None, why). The first number in the
-    reply must be an integer from 1 to 10; anything else is a failure, not a guess."""
-    m = re.search(r"-?\d+(?:\.\d+)?", text)
-    if m is None:
-        return None, f"no score in verifier reply {text[:80]!r}"
-    if not re.fullmatch(r"\d+", m.group()) or not 1 <= int(m.group()) <= 10:
-        return None, f"score {m.group()} is not an integer from 1 to 10 in {text[:80]!r}"
-    return int(m.group()) / 10, ""
 
 
 class HostedAdapter(ALMAdapter):

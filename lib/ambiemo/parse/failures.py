@@ -1,0 +1,86 @@
+"""Why predictions are missing, counted per model and prompt (issue #20).
+
+A missing prediction is scored at the metric's worst value (Jia et al., 2026, compare models
+over every clip), so a table that shows a score must also show how many answers were
+missing and why: the parser could not read them (`unparsed`), generation stopped at the
+token limit (`truncated`), a hosted API failed (`api_error`), the clip could not be read
+(`audio_error`) or did not fit in memory alone (`out_of_memory`). `failure_kind` classifies
+one stored sample; `failure_breakdown` counts them, together with how many parsed answers
+needed their sum renormalised or lost mass to classes outside the label space.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ambiemo.parse.response import SUM_EXACT
+from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY, TRUNCATED,
+                                  UNPARSED)
+
+# Stored reasons of the sampling run start with these (alm/runner.py, alm/hosted/retry.py).
+_PREFIXES = (("api:", API_ERROR), ("audio:", AUDIO_ERROR), ("out of memory", OUT_OF_MEMORY))
+
+
+def failure_kind(parse_ok: bool, parse_error: str, n_tokens: float | None = None,
+                 max_new_tokens: int | None = None) -> str:
+    """The failure kind of one sample ("" when it parsed). A parse failure whose generation
+    used all `max_new_tokens` is `truncated`: the answer was cut, not unreadable."""
+    if parse_ok:
+        return ""
+    reason = (parse_error or "").strip().lower()
+    for prefix, kind in _PREFIXES:
+        if reason.startswith(prefix):
+            return kind
+    if (max_new_tokens is not None and n_tokens is not None and not math.isnan(n_tokens)
+            and n_tokens >= max_new_tokens):
+        return TRUNCATED
+    return UNPARSED
+
+
+def failure_breakdown(samples: pd.DataFrame,
+                      by: Sequence[str] = ("model", "prompt")) -> pd.DataFrame:
+    """Counts per group of `by`: `n` samples, `parsed`, one column per FAILURE_KINDS, and,
+    where the columns exist, `renormalised` (parsed with raw_sum not 1) and `dropped` (parsed
+    with dropped_mass > 0).
+
+    `samples` needs `parse_ok` and either `failure` (the runner's recorded kind) or
+    `parse_error` (classified by `failure_kind`, with `n_tokens` and `max_new_tokens` when
+    present). Raises ValueError naming a missing column or an unknown failure kind.
+    """
+    missing = [c for c in (*by, "parse_ok") if c not in samples]
+    if missing:
+        raise ValueError(f"failure_breakdown: samples lack column(s) {missing}; "
+                         f"have {list(samples.columns)}")
+    df = samples.copy()
+    ok = df["parse_ok"].fillna(False).astype(bool)
+    if "failure" in df:
+        kind = df["failure"].fillna("").astype(str).where(~ok, "")
+    elif "parse_error" in df:
+        n_tok = df["n_tokens"] if "n_tokens" in df else pd.Series(np.nan, index=df.index)
+        limit = df["max_new_tokens"] if "max_new_tokens" in df else pd.Series(None, index=df.index)
+        kind = pd.Series([failure_kind(o, e, None if pd.isna(n) else float(n),
+                                       None if pd.isna(m) else int(m))
+                          for o, e, n, m in zip(ok, df["parse_error"], n_tok, limit)],
+                         index=df.index)
+    else:
+        raise ValueError("failure_breakdown: samples need a `failure` or a `parse_error` column")
+    unknown = sorted(set(kind[~ok]) - set(FAILURE_KINDS))
+    if unknown:
+        raise ValueError(f"failure_breakdown: unknown failure kind(s) {unknown}; "
+                         f"valid: {FAILURE_KINDS}")
+    df["n"] = 1
+    df["parsed"] = ok.astype(int)
+    for k in FAILURE_KINDS:
+        df[k] = (kind == k).astype(int)
+    counts = ["n", "parsed", *FAILURE_KINDS]
+    if "raw_sum" in df:
+        raw = pd.to_numeric(df["raw_sum"], errors="coerce")
+        df["renormalised"] = (ok & raw.notna() & ((raw - 1).abs() > SUM_EXACT)).astype(int)
+        counts.append("renormalised")
+    if "dropped_mass" in df:
+        df["dropped"] = (ok & (pd.to_numeric(df["dropped_mass"], errors="coerce") > 0)).astype(int)
+        counts.append("dropped")
+    return df.groupby(list(by), sort=True)[counts].sum().reset_index()
