@@ -50,6 +50,9 @@ class Generation:
     without log-probabilities): the strategies that need them are then unavailable for that
     model. `error` is set when no response could be obtained (an API error after retries);
     such a row is stored as a failure with this reason and never parsed into an answer.
+    `served_model` is the model a hosted service says it answered with (None for a local
+    model), stored beside the row so that a service routing a retired id to another model
+    cannot pass that model's answers off as the requested one's.
     """
     utt_id: str
     idx: int
@@ -57,6 +60,7 @@ class Generation:
     logprob: float | None
     n_tokens: int | None
     error: str = ""
+    served_model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,11 @@ in WAL mode; each batch of clips is one transaction, so a killed run loses at mo
 in flight; `(run_key, utt_id, kind, idx)` is the primary key, so no row is ever written
 twice (a second write of the same row raises instead of being dropped silently), and a
 rerun asks `done_clips` what is already there.
+
+A hosted row also records `served_model`, the model the service says answered (added to
+older store files by `ALTER TABLE` when missing; NULL for local models and older rows).
+`delete_failures` removes the rows of every clip whose failure a rerun should redo
+(transient ones by default, every failure for `--retry-failed`; `ambiemo.alm.failure_kinds`).
 """
 from __future__ import annotations
 
@@ -40,9 +45,12 @@ CREATE TABLE IF NOT EXISTS samples (
     parse_error TEXT NOT NULL,
     seconds     REAL,              -- the batch's wall time shared equally by its rows
     score       REAL,              -- kind verify: the verifier's score in [0, 1]; NULL on failure
+    served_model TEXT,             -- hosted: the model the service says answered
     PRIMARY KEY (run_key, utt_id, kind, idx)
 );
 """
+COLUMNS = ("run_key", "utt_id", "kind", "idx", "text", "logprob", "n_tokens", "dist",
+           "parse_ok", "parse_error", "seconds", "score", "served_model")
 KINDS = ("greedy", "sample", "beam", "cot", "label_score", "verify")
 
 
@@ -54,6 +62,7 @@ class SampleStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(SCHEMA)
+        _add_missing_columns(self.conn)
 
     def close(self) -> None:
         self.conn.close()
@@ -96,10 +105,29 @@ class SampleStore:
                            _num(r.get("logprob")), r.get("n_tokens"),
                            None if dist is None else json.dumps([float(x) for x in dist]),
                            int(bool(r["parse_ok"])), r.get("parse_error", ""),
-                           _num(r.get("seconds")), _num(r.get("score"))))
+                           _num(r.get("seconds")), _num(r.get("score")), r.get("served_model")))
+        # Columns named: a store file from before `served_model` has it last, after ALTER.
+        sql = (f"INSERT INTO samples ({', '.join(COLUMNS)}) "
+               f"VALUES ({', '.join('?' * len(COLUMNS))})")
         with self.conn:
-            self.conn.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values)
+            self.conn.executemany(sql, values)
         return len(values)
+
+    def delete_failures(self, run_key: str, *, transient_only: bool = True) -> int:
+        """Delete every row of each (clip, kind) of `run_key` that has a failure row to redo:
+        transient failures only (what every rerun does), or every failure row
+        (`--retry-failed`). Whole (clip, kind) groups go, because a rerun redoes a clip's
+        kind as one unit (`done_clips`). Returns the number of rows deleted."""
+        from ambiemo.alm.failure_kinds import is_failure, is_transient
+
+        redo = is_transient if transient_only else is_failure
+        rows = self.conn.execute("SELECT utt_id, kind, parse_error FROM samples "
+                                 "WHERE run_key=? AND parse_ok=0", (run_key,)).fetchall()
+        groups = sorted({(u, k) for u, k, why in rows if redo(why)})
+        with self.conn:
+            n = sum(self.conn.execute("DELETE FROM samples WHERE run_key=? AND utt_id=? AND "
+                                      "kind=?", (run_key, u, k)).rowcount for u, k in groups)
+        return n
 
     def read(self, run_key: str) -> pd.DataFrame:
         """The run's samples with one `p_<class>` column per class (NaN where parsing failed)."""
@@ -116,6 +144,14 @@ class SampleStore:
         df["parse_ok"] = df["parse_ok"].astype(bool)
         df.attrs["classes"] = classes
         return df
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store file written before a column existed up to SCHEMA (new columns NULL)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(samples)")}
+    if "served_model" not in have:
+        with conn:
+            conn.execute("ALTER TABLE samples ADD COLUMN served_model TEXT")
 
 
 def _num(x):

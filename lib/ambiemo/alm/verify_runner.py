@@ -61,6 +61,9 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
     require_audio(manifest, allow_empty=True)
     key, content = verify_key(verifier, prompt, source_key, candidates, n)
     store.register_run(key, verifier.name, content, classes)
+    # Verdicts lost to a transient failure (every failure with --retry-failed) are asked again.
+    from ambiemo.alm.runner import _delete_failures_to_redo
+    _delete_failures_to_redo(store, key, None)
     source = store.read(source_key)
     rows = source[(source["kind"] == candidates) & source["parse_ok"]]
     if n is not None:
