@@ -18,7 +18,8 @@ It reproduces what the providers document, or are reported to do, per model id:
 - `thinking_tokens`: the model thinks this many tokens out of the output limit first; what
   is left is too little -> the answer is cut (empty, or partial) with MAX_TOKENS / length;
 - `served`: the model the response says answered (a deprecated id routed elsewhere);
-- `shutdown_dates`: the `shutdown_date` models.retrieve reports;
+- `shutdown_dates`: the `shutdown_date` models.retrieve reports (`model_lookup=False`: a
+  server without that route);
 - a 429 carries `google.rpc.RetryInfo` with `retry_delay` in its Gemini body (the real wait
   is ~36-38 s; tests set a short one).
 """
@@ -73,6 +74,7 @@ class ProtocolServer:
         self.served: dict[str, str] = {}
         self.shutdown_dates: dict[str, str] = {}
         self.retry_delay = "0.2s"
+        self.model_lookup = True            # False: no GET models route (some vLLM servers)
         self.requests: list[Recorded] = []
         self._script: deque[int] = deque()
         self._always: int | None = None
@@ -150,7 +152,7 @@ class ProtocolServer:
                 with server._lock:
                     server.requests.append(rec)
                 model = m_openai.group(1) if m_openai else m_gemini.group(2) if m_gemini else ""
-                if api == "unknown" or model in server.retired:
+                if api == "unknown" or model in server.retired or not server.model_lookup:
                     return self._send(rec, 404, _error(api, 404, "", f"model {model} not found"))
                 if api == "openai":
                     return self._send(rec, 200, {"id": model, "object": "model", "created": 0,

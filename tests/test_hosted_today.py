@@ -101,7 +101,16 @@ def test_a_retired_model_is_a_permanent_404_and_the_probe_names_it(api, server):
     assert g.error.startswith("api: 404 ") and failure_kind(g.error) == "permanent"
     (problem,) = probe(adapter, n_samples=5, decoding=Decoding())
     assert f"model id {MODEL[api]!r} does not exist" in problem and "404" in problem
-    assert server.requests[-1].path.endswith(f"/models/{MODEL[api]}")   # looked up, not sent
+    assert [r.status for r in server.requests[1:]] == [404, 404]   # looked up, then asked
+    assert server.requests[1].path.endswith(f"/models/{MODEL[api]}")
+
+
+def test_a_server_without_the_model_lookup_route_is_probed_by_its_request(server):
+    """An OpenAI-compatible server (vLLM) may not offer models.retrieve: the tiny request
+    decides."""
+    server.model_lookup = False
+    assert probe(connect("openai", server.url), n_samples=2, decoding=Decoding()) == []
+    assert [r.status for r in server.requests] == [404, 200]
 
 
 def test_the_probe_refuses_a_model_whose_announced_shutdown_has_passed(server):
@@ -387,3 +396,24 @@ def test_the_cli_with_fake_keys_and_no_probe_names_no_hosted_problem_for_paper_y
     assert "retired" not in r.stderr
     for name in ("gpt-audio-1.5", "gemini-3.5-flash", "gemini-3.1-pro-preview"):
         assert f"model {name!r}" not in r.stderr
+
+
+def test_verdicts_lost_to_a_transient_failure_are_asked_again(server, demo_manifest, repo,
+                                                              tmp_path):
+    from ambiemo.alm.verify_runner import verify_samples
+
+    manifest = demo_manifest.head(2)
+    judge = load_prompt("verifier_score", repo / "configs" / "prompts")
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        gen = generate(connect("openai", server.url), manifest, store, repo, greedy=False)
+        server.fail_always(500)
+        first = verify_samples(connect("gemini", server.url, max_retries=0), manifest, store,
+                               gen.run_key, judge, progress=False)
+        assert first.failures == 4
+        server.fail_always(None)
+        server.reply = lambda api, body, count: ["7"] * count
+        again = verify_samples(connect("gemini", server.url), manifest, store, gen.run_key,
+                               judge, progress=False)
+        rows = store.read(first.run_key)
+    assert again.rows_written == 4 and again.failures == 0
+    assert list(rows["score"]) == [0.7] * 4

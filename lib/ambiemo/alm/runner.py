@@ -143,7 +143,7 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     require_audio(manifest, allow_empty=True)
     key, content = run_key(adapter, prompt, settings, classes)
     store.register_run(key, adapter.name, content, classes)
-    redone = _delete_failures_to_redo(store, key, retry_failed)
+    redone = delete_failures_to_redo(store, key, retry_failed)
     texts = {"greedy": prompt.render(classes), "sample": prompt.render(classes),
              "beam": prompt.render(classes), "label_score": prompt.render(classes)}
     answers = {k: prompt.answer for k in texts}
@@ -228,7 +228,7 @@ def retry_failed_from_env() -> bool:
     return os.environ.get("AMBIEMO_RETRY_FAILED", "") == "1"
 
 
-def _delete_failures_to_redo(store: SampleStore, key: str, retry_failed: bool | None) -> int:
+def delete_failures_to_redo(store: SampleStore, key: str, retry_failed: bool | None) -> int:
     """Delete the failure rows this run asks again for (transient ones; every one with
     `retry_failed`); returns how many rows went."""
     retry_failed = retry_failed_from_env() if retry_failed is None else retry_failed

@@ -16,7 +16,7 @@ import pandas as pd
 from ambiemo.alm.audio import AudioError, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip
 from ambiemo.alm.prompts import PromptTemplate
-from ambiemo.alm.runner import content_digest
+from ambiemo.alm.runner import content_digest, delete_failures_to_redo
 from ambiemo.alm.store import SampleStore
 from ambiemo.corpora.manifest import require_audio
 
@@ -62,8 +62,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
     key, content = verify_key(verifier, prompt, source_key, candidates, n)
     store.register_run(key, verifier.name, content, classes)
     # Verdicts lost to a transient failure (every failure with --retry-failed) are asked again.
-    from ambiemo.alm.runner import _delete_failures_to_redo
-    _delete_failures_to_redo(store, key, None)
+    delete_failures_to_redo(store, key, None)
     source = store.read(source_key)
     rows = source[(source["kind"] == candidates) & source["parse_ok"]]
     if n is not None:

@@ -83,11 +83,14 @@ def probe(adapter: HostedAdapter, *, n_samples: int, decoding: Decoding,
         info = call(adapter._model_info)
     except QuotaExhausted as e:
         return [f"looking up the model: {e}"]
+    missing = None
     if isinstance(info, ApiFailure):
-        if info.status == 404:
-            return [f"model id {adapter.model_id!r} does not exist {where} ({info.reason}); "
-                    "a retired model? See the registry's hosted entries for the current ids"]
-        return [f"model id {adapter.model_id!r} could not be looked up {where}: {info.reason}"]
+        if info.status != 404:
+            return [f"model id {adapter.model_id!r} could not be looked up {where}: "
+                    f"{info.reason}"]
+        # Not found -- or a server without the lookup route (an OpenAI-compatible vLLM
+        # server, say): the tiny request below decides.
+        missing, info = info, {}
     shutdown = info.get("shutdown_date")
     if shutdown:
         if str(shutdown) <= today.isoformat():
@@ -100,6 +103,9 @@ def probe(adapter: HostedAdapter, *, n_samples: int, decoding: Decoding,
         result = call(lambda: adapter._candidates(probe_clip(), PROBE_TEXT, request))
     except QuotaExhausted as e:
         return [f"a request with the run's parameters: {e}"]
+    if isinstance(result, ApiFailure) and missing is not None and result.status == 404:
+        return [f"model id {adapter.model_id!r} does not exist {where} ({missing.reason}); "
+                "a retired model? See the registry's hosted entries for the current ids"]
     if isinstance(result, ApiFailure):
         hint = next((h for key, h in HINTS if key in result.message.lower()), None)
         return [f"a request with the run's parameters ({describe(adapter, request)}) failed: "
