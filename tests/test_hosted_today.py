@@ -417,3 +417,4 @@ def test_verdicts_lost_to_a_transient_failure_are_asked_again(server, demo_manif
         rows = store.read(first.run_key)
     assert again.rows_written == 4 and again.failures == 0
     assert list(rows["score"]) == [0.7] * 4
+    assert (rows["served_model"] == "gemini-3.5-flash").all() and again.served_other == ()

@@ -76,6 +76,7 @@ class Verdict:
     score: float | None
     text: str = ""      # the verifier's raw output ("" when scored from logits)
     error: str = ""
+    served_model: str | None = None   # hosted: the model the service says judged
 
 
 # What an adapter can do; callers ask before they call, and a strategy whose inputs an

@@ -17,6 +17,7 @@ from ambiemo.alm.audio import AudioError, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip
 from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.alm.runner import content_digest, delete_failures_to_redo
+from ambiemo.alm.served_model import served_other
 from ambiemo.alm.store import SampleStore
 from ambiemo.corpora.manifest import require_audio
 
@@ -30,6 +31,7 @@ class VerifyReport:
     clips_without_candidates: int   # every candidate failed to parse: nothing to judge
     failures: int               # verdicts without a score (API error, unparseable score)
     seconds: float
+    served_other: tuple[str, ...] = ()  # hosted: "served (n rows)" judged by another model
 
 
 def verify_key(verifier: ALMAdapter, prompt: PromptTemplate, source_key: str,
@@ -96,11 +98,13 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
         stored = [{"utt_id": v["utt_id"], "kind": "verify", "idx": int(v["idx"]),
                    "text": v["text"], "logprob": None, "n_tokens": None, "dist": None,
                    "score": v["score"], "parse_ok": v["score"] is not None,
-                   "parse_error": v["error"], "seconds": per_row} for v in out]
+                   "parse_error": v["error"], "seconds": per_row,
+                   "served_model": v.get("served_model")} for v in out]
         failures += sum(not r["parse_ok"] for r in stored)
         written += store.write(key, stored)
         bar.update(len(batch))
     bar.close()
     return VerifyReport(key, len(manifest), written, len(judged),
                         len(set(manifest["utt_id"]) - set(by_clip)), failures,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start,
+                        served_other(store, key, getattr(verifier, "model_id", verifier.name)))

@@ -202,10 +202,10 @@ class HostedAdapter(ALMAdapter):
         out = []
         for (clip, idx, _), (c,) in zip(judged, replies):
             if c.error:
-                out.append(Verdict(clip.utt_id, idx, None, c.text, c.error))
+                out.append(Verdict(clip.utt_id, idx, None, c.text, c.error, c.served_model))
                 continue
             score, why = parse_score(c.text)
-            out.append(Verdict(clip.utt_id, idx, score, c.text, why))
+            out.append(Verdict(clip.utt_id, idx, score, c.text, why, c.served_model))
         return out
 
     def label_scores(self, clips, user_text, classes) -> list[tuple[str, np.ndarray]]:
