@@ -3,9 +3,25 @@ hosted adapters' tests: OpenAI `POST /v1/chat/completions` and Gemini
 `POST /<version>/models/<model>:generateContent` (the path google-genai builds from
 `HttpOptions(base_url=...)`).
 
-It serves a scripted sequence of errors first (`fail(429, 500)`, or `fail_always(500)`),
-then answers built by `reply(api, body, count) -> list[str]`, and records every request
-(path, headers, JSON body) and every answer it sent, so a test can check what arrived.
+It serves a scripted sequence of errors first (`fail(429, 500)`, or `fail_always(500)`;
+the status "quota_day" is a per-day quota 429), then answers built by
+`reply(api, body, count) -> list[str]`, and records every request (path, headers, JSON body)
+and every answer it sent, so a test can check what arrived. `GET /v1/models/<id>` (OpenAI
+`models.retrieve`) and `GET /<version>/models/<id>` (genai `models.get`) describe a model.
+
+It reproduces what the providers document, or are reported to do, per model id:
+- `retired`: 404 for every request naming the model (a shut-down model);
+- `refuse_logprobs`: 400 when log-probabilities are asked for (OpenAI's audio models,
+  Gemini 2.5 Pro);
+- `single_candidate`: 400 "Multiple candidates is not enabled for this model" for n > 1
+  (Gemini 3.x);
+- `thinking_tokens`: the model thinks this many tokens out of the output limit first; what
+  is left is too little -> the answer is cut (empty, or partial) with MAX_TOKENS / length;
+- `served`: the model the response says answered (a deprecated id routed elsewhere);
+- `shutdown_dates`: the `shutdown_date` models.retrieve reports (`model_lookup=False`: a
+  server without that route);
+- a 429 carries `google.rpc.RetryInfo` with `retry_delay` in its Gemini body (the real wait
+  is ~36-38 s; tests set a short one).
 """
 from __future__ import annotations
 
@@ -18,6 +34,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 GEMINI_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):generateContent$")
+GEMINI_MODEL = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+)$")
+OPENAI_MODEL = re.compile(r"^/v1/models/(.+)$")
+QUOTA_DAY = "quota_day"
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
                  503: "UNAVAILABLE"}
 
@@ -48,6 +67,14 @@ class ProtocolServer:
     def __init__(self, reply=default_reply, *, logprobs: bool = True):
         self.reply = reply
         self.logprobs = logprobs            # answer logprobs when the request asks for them
+        self.retired: set[str] = set()
+        self.refuse_logprobs: set[str] = set()
+        self.single_candidate: set[str] = set()
+        self.thinking_tokens: dict[str, int] = {}
+        self.served: dict[str, str] = {}
+        self.shutdown_dates: dict[str, str] = {}
+        self.retry_delay = "0.2s"
+        self.model_lookup = True            # False: no GET models route (some vLLM servers)
         self.requests: list[Recorded] = []
         self._script: deque[int] = deque()
         self._always: int | None = None
@@ -60,7 +87,7 @@ class ProtocolServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def fail(self, *statuses: int) -> None:
+    def fail(self, *statuses: int | str) -> None:
         """The next requests get these statuses, one each, in order."""
         self._script.extend(statuses)
 
@@ -76,6 +103,33 @@ class ProtocolServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
+    def _refusal(self, api: str, model: str, body: dict) -> tuple[int, str] | None:
+        """The documented refusal of this request by this model, if any."""
+        if model in self.retired:
+            return 404, (f"The model `{model}` does not exist or you do not have access to it."
+                         if api == "openai" else
+                         f"models/{model} is not found for API version v1beta, or is not "
+                         "supported for generateContent.")
+        cfg = body.get("generationConfig", {}) if api == "gemini" else body
+        wants_lp = cfg.get("logprobs") if api == "openai" else cfg.get("responseLogprobs")
+        if model in self.refuse_logprobs and wants_lp:
+            return 400, ("This model does not support the 'logprobs' parameter."
+                         if api == "openai" else "Logprobs is not enabled for " + model)
+        count = int((cfg.get("n") if api == "openai" else cfg.get("candidateCount")) or 1)
+        if model in self.single_candidate and count > 1:
+            return 400, "Multiple candidates is not enabled for this model"
+        return None
+
+    def _cut(self, model: str, text: str, limit) -> tuple[str, bool]:
+        """The answer as the output limit lets it out: (text, cut off?)."""
+        if limit is None:
+            return text, False
+        toks = token_logprobs(text)[0]
+        room = int(limit) - self.thinking_tokens.get(model, 0)
+        if room >= len(toks):
+            return text, False
+        return "".join(toks[:max(room, 0)]), True
+
     def _next_failure(self) -> int | None:
         with self._lock:
             if self._script:
@@ -88,6 +142,24 @@ class ProtocolServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep pytest output clean
                 pass
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                m_openai, m_gemini = OPENAI_MODEL.match(path), GEMINI_MODEL.match(path)
+                api = "openai" if m_openai else "gemini" if m_gemini else "unknown"
+                rec = Recorded(api, path, {k.lower(): v for k, v in self.headers.items()}, {},
+                               time.monotonic())
+                with server._lock:
+                    server.requests.append(rec)
+                model = m_openai.group(1) if m_openai else m_gemini.group(2) if m_gemini else ""
+                if api == "unknown" or model in server.retired or not server.model_lookup:
+                    return self._send(rec, 404, _error(api, 404, "", f"model {model} not found"))
+                if api == "openai":
+                    return self._send(rec, 200, {"id": model, "object": "model", "created": 0,
+                                                 "owned_by": "system",
+                                                 "shutdown_date": server.shutdown_dates.get(model)})
+                return self._send(rec, 200, {"name": f"models/{model}", "displayName": model,
+                                             "supportedGenerationMethods": ["generateContent"]})
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -105,7 +177,14 @@ class ProtocolServer:
                 if status is not None:
                     key = (self.headers.get("x-goog-api-key")
                            or self.headers.get("Authorization", "").removeprefix("Bearer "))
-                    return self._send(rec, status, _error(api, status, key))
+                    if status == QUOTA_DAY:
+                        return self._send(rec, 429, _quota_day(api))
+                    return self._send(rec, status, _error(api, status, key,
+                                                          retry_delay=server.retry_delay))
+                model = body.get("model") if api == "openai" else GEMINI_PATH.match(path).group(2)
+                refusal = server._refusal(api, model, body)
+                if refusal is not None:
+                    return self._send(rec, refusal[0], _error(api, refusal[0], "", refusal[1]))
                 if api == "openai":
                     return self._send(rec, 200, server._openai(body, rec))
                 return self._send(rec, 200, server._gemini(body, rec, GEMINI_PATH.match(path)))
@@ -125,19 +204,21 @@ class ProtocolServer:
         count = int(body.get("n") or 1)
         texts = self.reply("openai", body, count)
         want = bool(body.get("logprobs")) and self.logprobs
+        model = body.get("model")
         choices = []
         for i, text in enumerate(texts):
+            text, cut = self._cut(model, text, body.get("max_completion_tokens"))
             toks, lps = token_logprobs(text)
             rec.answers.append((text, lps if want else None))
             choices.append({
-                "index": i, "finish_reason": "stop",
+                "index": i, "finish_reason": "length" if cut else "stop",
                 "message": {"role": "assistant", "content": text},
                 "logprobs": {"content": [{"token": t, "logprob": lp, "bytes": None,
                                           "top_logprobs": []} for t, lp in zip(toks, lps)]}
                 if want else None})
         n_tok = sum(len(token_logprobs(t)[0]) for t in texts)
         return {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion",
-                "created": 0, "model": body.get("model"), "choices": choices,
+                "created": 0, "model": self.served.get(model, model), "choices": choices,
                 "usage": {"prompt_tokens": 10, "completion_tokens": n_tok,
                           "total_tokens": 10 + n_tok}}
 
@@ -146,30 +227,65 @@ class ProtocolServer:
         count = int(cfg.get("candidateCount") or 1)
         texts = self.reply("gemini", body, count)
         want = bool(cfg.get("responseLogprobs")) and self.logprobs
+        model = match.group(2)
         cands = []
         for i, text in enumerate(texts):
+            text, cut = self._cut(model, text, cfg.get("maxOutputTokens"))
             toks, lps = token_logprobs(text)
             rec.answers.append((text, lps if want else None))
-            cand = {"content": {"role": "model", "parts": [{"text": text}]},
-                    "finishReason": "STOP"}
+            # A thinking model cut off before answering sends a candidate without parts.
+            cand = {"content": {"role": "model", "parts": [{"text": text}] if text else []},
+                    "finishReason": "MAX_TOKENS" if cut else "STOP"}
             if i:  # like the real API, index 0 is left out
                 cand["index"] = i
             if want:
                 cand["logprobsResult"] = {"chosenCandidates": [
                     {"token": t, "logProbability": lp} for t, lp in zip(toks, lps)]}
             cands.append(cand)
-        return {"candidates": cands, "modelVersion": match.group(2),
+        return {"candidates": cands, "modelVersion": self.served.get(model, model),
                 "usageMetadata": {"promptTokenCount": 10}}
 
 
-def _error(api: str, status: int, key: str) -> dict:
+def _error(api: str, status: int, key: str, message: str | None = None, *,
+           retry_delay: str | None = None) -> dict:
     # A 401 echoes the key it was given, as real servers partly do: the adapter must not
     # let it through into errors, logs or the store.
-    message = f"Incorrect API key provided: {key}" if status == 401 else f"scripted failure {status}"
+    message = message or (f"Incorrect API key provided: {key}" if status == 401
+                          else f"scripted failure {status}")
     if api == "gemini":
-        return {"error": {"code": status, "message": message,
-                          "status": GEMINI_STATUS.get(status, "UNKNOWN")}}
-    return {"error": {"message": message, "type": "server_error", "code": None}}
+        error = {"code": status, "message": message,
+                 "status": GEMINI_STATUS.get(status, "NOT_FOUND" if status == 404 else "UNKNOWN")}
+        if status == 429 and retry_delay:
+            # Gemini's rate limit: the wait is in the body, not in a Retry-After header.
+            error["details"] = [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                    {"quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_input_token_count",
+                     "quotaId": "GenerateContentPaidTierInputTokensPerModelPerMinute",
+                     "quotaValue": "1000000"}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]
+        return {"error": error}
+    return {"error": {"message": message, "type": "invalid_request_error" if status < 500
+                      else "server_error", "code": None}}
+
+
+def _quota_day(api: str) -> dict:
+    """A quota that lasts until its reset: Gemini's requests-per-day 429, OpenAI's
+    insufficient_quota 429 (as their documentation shows them)."""
+    if api == "gemini":
+        return {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message":
+                          "You exceeded your current quota, please check your plan and billing "
+                          "details.", "details": [
+                              {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                               "violations": [{
+                                   "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                                   "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                                   "quotaDimensions": {"location": "global", "model": "gemini"},
+                                   "quotaValue": "250"}]},
+                              {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                               "retryDelay": "0.2s"}]}}
+    return {"error": {"message": "You exceeded your current quota, please check your plan and "
+                      "billing details.", "type": "insufficient_quota",
+                      "code": "insufficient_quota"}}
 
 
 def request_text(api: str, body: dict) -> str:

@@ -113,15 +113,18 @@ def test_bad_generation_and_verification_are_named(tmp_path, extra, message):
 def test_study_configs_load(repo, name):
     cfg = load_config(repo / "configs" / f"{name}.yaml")
     assert set(cfg.corpora) == {"iemocap", "msp_podcast", "crema_d"}
-    assert cfg.verification.model == "gpt-4o-audio-preview" and cfg.verification.n == 3
+    # GPT-4o audio (the study's verifier) is retired; its successor judges (configs say so).
+    assert cfg.verification.model == "gpt-audio-1.5" and cfg.verification.n == 3
     # A hosted verifier answers with a 1-10 score, not token probabilities of Yes/No.
     assert cfg.verification.prompt == "verifier_score"
     from ambiemo.alm import MODELS
     assert set(cfg.models) <= set(MODELS)          # every model the study names is registered
+    assert not [m for m in cfg.models if MODELS[m].retired]   # and none of them is retired
     assert cfg.generation.n_samples >= 5
     paper_models = {"qwen2-audio-7b-instruct", "qwen2.5-omni-7b", "audio-flamingo-3",
-                    "ultravox-v0_3", "ultravox-v0_4", "gpt-4o-audio-preview",
-                    "gemini-2.0-flash", "gemini-2.5-pro"}
+                    "ultravox-v0_3", "ultravox-v0_4",
+                    # the successors of the study's retired hosted models (paper.yaml)
+                    "gpt-audio-1.5", "gemini-3.5-flash", "gemini-3.1-pro-preview"}
     assert paper_models <= set(cfg.models)
     if name == "paper":
         assert set(cfg.models) == paper_models

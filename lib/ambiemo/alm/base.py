@@ -31,6 +31,9 @@ class Generation:
     without log-probabilities): the strategies that need them are then unavailable for that
     model. `error` is set when no response could be obtained (an API error after retries);
     such a row is stored as a failure with this reason and never parsed into an answer.
+    `served_model` is the model a hosted service says it answered with (None for a local
+    model), stored beside the row so that a service routing a retired id to another model
+    cannot pass that model's answers off as the requested one's.
     """
     utt_id: str
     idx: int
@@ -38,6 +41,7 @@ class Generation:
     logprob: float | None
     n_tokens: int | None
     error: str = ""
+    served_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Verdict:
     score: float | None
     text: str = ""      # the verifier's raw output ("" when scored from logits)
     error: str = ""
+    served_model: str | None = None   # hosted: the model the service says judged
 
 
 # What an adapter can do; callers ask before they call, and a strategy whose inputs an

@@ -1,12 +1,34 @@
 """The model registry: one decorator, one dict (`MODELS`), one error listing valid names.
 
 Each entry records what the capacity analysis of Jia et al. (2026) needs beside the
-adapter: the checkpoint id, the transformers class and the parameter count.
+adapter: the checkpoint id, the transformers class and the parameter count. A hosted model
+the provider has shut down stays registered as *retired* (its shutdown date, the model that
+replaces it, and where the date comes from), so that a config naming it is refused before
+anything runs, with the replacement named, rather than producing one 404 failure row per
+request -- and so that the study's own models stay on record.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """A hosted model the provider has shut down (or routes to another model)."""
+    shutdown: str             # ISO date from which requests fail or go to another model
+    replacement: str          # registry name of the model used in its place now
+    source: str               # where the date is stated
+    note: str = ""            # what happens to requests after `shutdown`
+
+    def message(self, name: str) -> str:
+        what = f"; {self.note}" if self.note else ""
+        return (f"model {name!r} was retired on {self.shutdown} ({self.source}){what}; "
+                f"use {self.replacement!r} instead")
+
+
+class RetiredModelError(ValueError):
+    """A retired model was asked for; the message names its date and replacement."""
 
 
 @dataclass(frozen=True)
@@ -19,6 +41,7 @@ class ModelSpec:
     adapter: str              # adapter class name in ambiemo.alm
     revision: str | None = None   # pinned hub revision, where one is known
     options: dict = field(default_factory=dict)
+    retired: Retirement | None = None   # set once the provider has shut the model down
 
     def __post_init__(self):
         if self.n_params is not None and self.n_params <= 0:
@@ -36,11 +59,15 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 
 def get_spec(name: str) -> ModelSpec:
+    """The spec of a model that can be run; a retired one raises RetiredModelError."""
     try:
-        return MODELS[name]
+        spec = MODELS[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; valid: {sorted(MODELS)} "
                        "(or a local checkpoint directory)") from None
+    if spec.retired is not None:
+        raise RetiredModelError(spec.retired.message(name))
+    return spec
 
 
 ADAPTERS: dict[str, Callable] = {}     # adapter class name (ModelSpec.adapter) -> class

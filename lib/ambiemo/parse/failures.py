@@ -20,7 +20,7 @@ from ambiemo.parse.response import SUM_EXACT
 from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY, TRUNCATED,
                                   UNPARSED)
 
-# Stored reasons of the sampling run start with these (alm/runner.py, alm/hosted/retry.py).
+# Stored reasons of the sampling run start with these (sampling/generate.py, alm/hosted/retry.py).
 _PREFIXES = (("api:", API_ERROR), ("audio:", AUDIO_ERROR), ("out of memory", OUT_OF_MEMORY))
 
 

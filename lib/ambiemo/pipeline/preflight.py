@@ -5,6 +5,12 @@ or API key after the first model has sampled for hours wastes them. `validate` c
 roots, checkpoints available offline (and pinned revisions where a checkpoint runs its own
 code), API keys of hosted models, prompts, notebooks, and that the strategies have the
 samples they combine -- before anything runs -- and one ConfigError lists every problem.
+
+Hosted models are checked as they are served today: a retired one (the providers shut the
+study's hosted models down) is refused with its shutdown date and its replacement; and, with
+a key set, a probe (on by default; `--no-probe` skips it) asks the service whether the model
+exists and sends one tiny request with the run's exact parameters
+(`ambiemo.alm.hosted.probe`), so a refused parameter is named before anything runs.
 """
 from __future__ import annotations
 
@@ -90,6 +96,8 @@ def model_problems(cfg: StudyConfig, name: str, key: str) -> list[str]:
             return []                    # a local checkpoint directory named directly
         return [f"{key}: unknown model {name!r}: not in ambiemo.alm.MODELS, nor a local "
                 "checkpoint directory"]
+    if spec.retired is not None:
+        return [f"{key}: {spec.retired.message(name)}"]
     checkpoint = entry.checkpoint or spec.checkpoint
     if entry.missing_env:
         return [f"{key}: model {name!r}: checkpoint {checkpoint} needs environment "
@@ -115,9 +123,38 @@ def remote_code(spec) -> bool:
     return bool(getattr(ADAPTERS.get(spec.adapter), "trust_remote_code", False))
 
 
-def validate(cfg: StudyConfig, jobs: list[Job] | None = None) -> None:
+def hosted_probe_problems(cfg: StudyConfig, name: str, key: str, *, verifier: bool) -> list[str]:
+    """The probe's problems for hosted model `name` (named at `key`); [] for a model that is
+    not hosted. Only called once the model's other checks (key set, not retired) passed."""
+    from ambiemo.alm import MODELS, load_model
+    from ambiemo.alm.base import Decoding
+    from ambiemo.alm.hosted.hosted_adapter import HostedAdapter
+    from ambiemo.alm.hosted.probe import probe
+
+    spec = MODELS.get(name)
+    options = cfg.model_options(name) if name in cfg.model_entries else {}
+    checkpoint = options.get("checkpoint") or (spec.checkpoint if spec else "")
+    if checkpoint.partition(":")[0] not in API_KEYS:
+        return []
+    try:
+        adapter = load_model(name, **options)
+    except (ValueError, KeyError) as e:
+        return [f"{key}: model {name!r}: {e}"]
+    if not isinstance(adapter, HostedAdapter):
+        return []
+    gen = cfg.generation
+    if verifier:   # the verifier's requests: greedy, a short score
+        n, decoding = 0, Decoding(max_new_tokens=16)
+    else:
+        n, decoding = gen.n_samples, gen.decoding
+    return [f"{key}: model {name!r} (probe): {p}"
+            for p in probe(adapter, n_samples=n, decoding=decoding)]
+
+
+def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = True) -> None:
     """Check everything the planned jobs (default: the whole plan) need before anything
-    runs; one ConfigError lists every problem."""
+    runs; one ConfigError lists every problem. `probe`: also ask each hosted model's service
+    (model exists, one tiny request with the run's parameters succeeds)."""
     from ambiemo.corpora import LOADERS
 
     jobs = plan(cfg) if jobs is None else jobs
@@ -134,10 +171,18 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None) -> None:
             elif not c.root.exists():
                 problems.append(f"corpora.{name}.root: corpus {name!r}: root {c.root} does "
                                 "not exist")
+    to_probe = []
     for name in dict.fromkeys(j.model for j in jobs if j.stage == "generate"):
-        problems += model_problems(cfg, name, "models")
+        mine = model_problems(cfg, name, "models")
+        problems += mine
+        to_probe += [] if mine else [(name, "models", False)]
     if "verify" in stages:
-        problems += model_problems(cfg, cfg.verification.model, "verification.model")
+        mine = model_problems(cfg, cfg.verification.model, "verification.model")
+        problems += mine
+        to_probe += [] if mine else [(cfg.verification.model, "verification.model", True)]
+    if probe:
+        for name, key, is_verifier in to_probe:
+            problems += hosted_probe_problems(cfg, name, key, verifier=is_verifier)
     prompts = {"generate": [("generation.prompt", cfg.generation.prompt)]
                + ([("generation.cot.prompt", cfg.generation.cot.prompt)]
                   if cfg.generation.cot else []),

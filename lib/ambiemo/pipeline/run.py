@@ -11,12 +11,19 @@ independent ones; a job whose inputs failed is skipped. The run ends with the su
 `ambiemo.pipeline.status` (ran / cached / skipped / failed per stage) and a non-zero exit if
 anything failed.
 
-    python -m ambiemo.pipeline [CONFIG] [--stage S] [--model M] [--corpus C]
+Hosted models are probed before the run (the model exists, one tiny request with the run's
+parameters succeeds) unless `--no-probe`. `--retry-failed` asks again for every failure row
+of the runs (transient failures -- 5xx, timeouts, 429 after retries, quotas -- are asked
+again by every rerun anyway; permanent ones, such as a 400, only with this flag).
+
+    python -m ambiemo.pipeline [CONFIG] [--stage S] [--model M] [--corpus C] [--no-probe]
+                               [--retry-failed]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -73,11 +80,18 @@ def _build_report(cfg: StudyConfig, outcomes: list[Outcome]) -> Outcome:
 
 
 def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
-        log=print) -> int:
-    """Validate, run the plan, log the summary; returns the number of failed or skipped jobs."""
+        log=print, probe: bool = True, retry_failed: bool = False) -> int:
+    """Validate, run the plan, log the summary; returns the number of failed or skipped jobs.
+    `probe`: probe hosted models before the run; `retry_failed`: the notebooks redo every
+    failure row (the environment variable AMBIEMO_RETRY_FAILED=1, which their kernels
+    inherit and `ambiemo.sampling.generate.generate_samples` / `verify_samples` read)."""
     cfg = load_config(config_path)
     jobs = plan(cfg, stages, models, corpora)
-    validate(cfg, jobs)
+    validate(cfg, jobs, probe=probe)
+    if retry_failed:
+        os.environ["AMBIEMO_RETRY_FAILED"] = "1"
+    else:
+        os.environ.pop("AMBIEMO_RETRY_FAILED", None)
     outcomes: list[Outcome] = []
     for job in jobs:
         blockers = [o.job.label for o in outcomes
@@ -110,10 +124,15 @@ def main(argv=None) -> int:
     ap.add_argument("--stage", action="append", choices=STAGES, help="run only this stage (repeatable)")
     ap.add_argument("--model", action="append", help="run only this model (repeatable)")
     ap.add_argument("--corpus", action="append", help="run only this corpus (repeatable)")
+    ap.add_argument("--no-probe", action="store_true",
+                    help="do not probe hosted models (model exists, one tiny request) first")
+    ap.add_argument("--retry-failed", action="store_true",
+                    help="ask again for every failure row of the runs, permanent ones too")
     args = ap.parse_args(argv)
     try:
         n_bad = run(args.config, stages=tuple(args.stage or STAGES), models=args.model,
-                    corpora=args.corpus)
+                    corpora=args.corpus, probe=not args.no_probe,
+                    retry_failed=args.retry_failed)
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,9 +29,10 @@ from ambiemo.alm.audio import TARGET_SR, AudioError, is_silent, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip, Decoding
 from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.sampling.kinds import AnswerJob, jobs_for
+from ambiemo.alm.served_model import served_other
 from ambiemo.sampling.store import SampleStore
 from ambiemo.corpora.manifest import require_audio
-from ambiemo.parse import API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, parse_response
+from ambiemo.parse import API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, TRUNCATED, parse_response
 
 log = logging.getLogger("ambiemo.alm")
 
@@ -72,6 +74,9 @@ class GenerationReport:
     oom_splits: int = 0         # batches halved after a CUDA out-of-memory error
     unavailable: tuple[str, ...] = ()   # kinds this adapter cannot produce, with the reason
     seconds: float = 0.0
+    redone_failures: int = 0    # failure rows deleted to be asked again (transient, or all)
+    served_other: tuple[str, ...] = ()  # hosted: "served (n rows)" for rows answered by a
+                                        # model other than the one requested
 
 
 def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSettings,
@@ -109,7 +114,11 @@ def content_digest(content: dict) -> str:
 
 def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleStore,
                      prompt: PromptTemplate, settings: GenerationSettings, *,
-                     progress: bool = True) -> GenerationReport:
+                     progress: bool = True, retry_failed: bool | None = None) -> GenerationReport:
+    """Sample `manifest` with `adapter` into `store`, resumably. Rows of transient failures
+    (5xx, timeouts, 429 after retries, a quota) from an earlier run are redone;
+    `retry_failed` (default: the environment variable AMBIEMO_RETRY_FAILED=1, which
+    `python -m ambiemo.pipeline --retry-failed` sets) redoes every failure row."""
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -119,6 +128,7 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     require_audio(manifest, allow_empty=True)
     key, content = run_key(adapter, prompt, settings, classes)
     store.register_run(key, adapter.name, content, classes)
+    redone = delete_failures_to_redo(store, key, retry_failed)
     texts = {"greedy": prompt.render(classes), "sample": prompt.render(classes),
              "beam": prompt.render(classes), "label_score": prompt.render(classes)}
     answers = answer_formats(prompt, settings)
@@ -188,9 +198,31 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     if unreadable:
         log.warning("%d clip(s) could not be read and are stored as failures: %s",
                     len(unreadable), sorted(unreadable.items())[:5])
+    other = served_other(store, key, getattr(adapter, "model_id", adapter.name))
+    if other:
+        log.warning("%s: rows answered by another model than the one requested (%s): %s",
+                    adapter.name, getattr(adapter, "model_id", adapter.name), ", ".join(other))
     return GenerationReport(key, len(ids), counts["written"], counts["cached"], counts["ran"],
                             counts["failures"], len(silent), len(truncated), len(unreadable),
-                            counts["oom"], tuple(unavailable), time.perf_counter() - start)
+                            counts["oom"], tuple(unavailable), time.perf_counter() - start,
+                            redone, other)
+
+
+def retry_failed_from_env() -> bool:
+    """Whether this run redoes every failure row: AMBIEMO_RETRY_FAILED=1, which the pipeline's
+    --retry-failed sets for the notebooks it runs."""
+    return os.environ.get("AMBIEMO_RETRY_FAILED", "") == "1"
+
+
+def delete_failures_to_redo(store: SampleStore, key: str, retry_failed: bool | None) -> int:
+    """Delete the failure rows this run asks again for (transient ones; every one with
+    `retry_failed`); returns how many rows went."""
+    retry_failed = retry_failed_from_env() if retry_failed is None else retry_failed
+    n = store.delete_failures(key, transient_only=not retry_failed)
+    if n:
+        log.info("run %s: %d row(s) of clips with %s failures deleted, to be asked again",
+                 key, n, "any" if retry_failed else "transient")
+    return n
 
 
 def _caller(adapter, job: AnswerJob, settings: GenerationSettings, user_text: str,
@@ -225,7 +257,7 @@ def _caller(adapter, job: AnswerJob, settings: GenerationSettings, user_text: st
             # reason, never parsed into an answer.
             rows.append({**row, "kind": job.kind, "seconds": per_row, "dist": None,
                          "parse_ok": False, "parse_error": error,
-                         "failure": API_ERROR if error else ""})
+                         "failure": _generation_failure(error)})
         return rows
     return call
 
@@ -250,6 +282,15 @@ def _with_oom_halving(call, clips: list[Clip], job: AnswerJob, seed: int, counts
                     len(clips) - half)
         return (_with_oom_halving(call, clips[:half], job, seed, counts)
                 + _with_oom_halving(call, clips[half:], job, seed, counts))
+
+
+def _generation_failure(error: str) -> str:
+    """The failure kind of a response that did not arrive whole: an answer cut off by the
+    token limit (a hosted model's finish reason) is `truncated`, never an answer; any other
+    error is an API failure; no error, no failure."""
+    if not error:
+        return ""
+    return TRUNCATED if error.startswith("truncated") else API_ERROR
 
 
 def _failure_row(utt_id: str, job: AnswerJob, idx: int, reason: str, failure: str) -> dict:

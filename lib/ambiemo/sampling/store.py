@@ -14,6 +14,12 @@ already in the store without generating again (the `dist` column keeps only what
 text: class-name scores). A row that never produced text (an API error, unreadable audio, an
 answer cut off by the token limit, out of memory) carries its `failure` kind and is never
 parsed; a row whose text does not parse gets the failure kind `unparsed` on reading.
+
+A hosted row also records `served_model`, the model the service says answered (NULL for
+local models). `delete_failures` removes the rows of every clip whose failure a rerun should
+redo (transient ones by default, every failure for `--retry-failed`;
+`ambiemo.alm.failure_kinds`). Columns added since a store file was written are added to
+it when it is opened.
 """
 from __future__ import annotations
 
@@ -51,6 +57,7 @@ CREATE TABLE IF NOT EXISTS samples (
     seconds     REAL,              -- the batch's wall time shared equally by its rows
     score       REAL,              -- kind verify: the verifier's score in [0, 1]; NULL on failure
     failure     TEXT NOT NULL DEFAULT '',  -- why no answer was produced (GENERATION_FAILURES)
+    served_model TEXT,             -- hosted: the model the service says answered
     PRIMARY KEY (run_key, utt_id, kind, idx)
 );
 """
@@ -61,7 +68,9 @@ ANSWER_KINDS = ("greedy", "sample", "beam", "cot")
 # and "truncated" (an answer cut at the token limit that cannot be read) are added on reading.
 GENERATION_FAILURES = (API_ERROR, AUDIO_ERROR, TRUNCATED, OUT_OF_MEMORY)
 COLUMNS = ("run_key", "utt_id", "kind", "idx", "text", "logprob", "n_tokens", "dist",
-           "parse_ok", "parse_error", "seconds", "score", "failure")
+           "parse_ok", "parse_error", "seconds", "score", "failure", "served_model")
+# Added after the first store files were written: (name, SQL type and default).
+ADDED_COLUMNS = (("failure", "TEXT NOT NULL DEFAULT ''"), ("served_model", "TEXT"))
 
 
 class SampleStore:
@@ -75,12 +84,12 @@ class SampleStore:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Stores written before the `failure` column get it (empty: their failure rows are
-        then told apart by their missing text)."""
+        """Bring a store file written before a column existed up to SCHEMA."""
         have = {r[1] for r in self.conn.execute("PRAGMA table_info(samples)")}
-        if "failure" not in have:
-            with self.conn:
-                self.conn.execute("ALTER TABLE samples ADD COLUMN failure TEXT NOT NULL DEFAULT ''")
+        with self.conn:
+            for name, sql_type in ADDED_COLUMNS:
+                if name not in have:
+                    self.conn.execute(f"ALTER TABLE samples ADD COLUMN {name} {sql_type}")
 
     def close(self) -> None:
         self.conn.close()
@@ -139,11 +148,28 @@ class SampleStore:
                            _num(r.get("logprob")), r.get("n_tokens"),
                            None if dist is None else json.dumps([float(x) for x in dist]),
                            int(bool(r["parse_ok"])), r.get("parse_error", ""),
-                           _num(r.get("seconds")), _num(r.get("score")), failure))
+                           _num(r.get("seconds")), _num(r.get("score")), failure,
+                           r.get("served_model")))
         with self.conn:
             self.conn.executemany(f"INSERT INTO samples ({', '.join(COLUMNS)}) "
                                   f"VALUES ({', '.join('?' * len(COLUMNS))})", values)
         return len(values)
+
+    def delete_failures(self, run_key: str, *, transient_only: bool = True) -> int:
+        """Delete every row of each (clip, kind) of `run_key` that has a failure row to redo:
+        transient failures only (what every rerun does), or every failure row
+        (`--retry-failed`). Whole (clip, kind) groups go, because a rerun redoes a clip's
+        kind as one unit (`done_clips`). Returns the number of rows deleted."""
+        from ambiemo.alm.failure_kinds import is_failure, is_transient
+
+        redo = is_transient if transient_only else is_failure
+        rows = self.conn.execute("SELECT utt_id, kind, parse_error FROM samples "
+                                 "WHERE run_key=? AND parse_ok=0", (run_key,)).fetchall()
+        groups = sorted({(u, k) for u, k, why in rows if redo(why)})
+        with self.conn:
+            n = sum(self.conn.execute("DELETE FROM samples WHERE run_key=? AND utt_id=? AND "
+                                      "kind=?", (run_key, u, k)).rowcount for u, k in groups)
+        return n
 
     def read(self, run_key: str, *, parse: bool = True) -> pd.DataFrame:
         """The run's samples with one `p_<class>` column per class (NaN where there is no

@@ -16,8 +16,9 @@ import pandas as pd
 from ambiemo.alm.audio import AudioError, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip
 from ambiemo.alm.prompts import PromptTemplate
-from ambiemo.sampling.generate import content_digest
 from ambiemo.parse import API_ERROR, AUDIO_ERROR
+from ambiemo.sampling.generate import content_digest, delete_failures_to_redo
+from ambiemo.alm.served_model import served_other
 from ambiemo.sampling.store import SampleStore
 from ambiemo.corpora.manifest import require_audio
 
@@ -31,6 +32,7 @@ class VerifyReport:
     clips_without_candidates: int   # every candidate failed to parse: nothing to judge
     failures: int               # verdicts without a score (API error, unparseable score)
     seconds: float
+    served_other: tuple[str, ...] = ()  # hosted: "served (n rows)" judged by another model
 
 
 def verify_key(verifier: ALMAdapter, prompt: PromptTemplate, source_key: str,
@@ -62,6 +64,8 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
     require_audio(manifest, allow_empty=True)
     key, content = verify_key(verifier, prompt, source_key, candidates, n)
     store.register_run(key, verifier.name, content, classes)
+    # Verdicts lost to a transient failure (every failure with --retry-failed) are asked again.
+    delete_failures_to_redo(store, key, None)
     source = store.read(source_key)
     rows = source[(source["kind"] == candidates) & source["parse_ok"]]
     if n is not None:
@@ -97,11 +101,13 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
                    "score": v["score"], "parse_ok": v["score"] is not None,
                    "parse_error": v["error"], "seconds": per_row,
                    "failure": v.get("failure") or (API_ERROR if v["error"] and not v["text"]
-                                                   else "")} for v in out]
+                                                   else ""),
+                   "served_model": v.get("served_model")} for v in out]
         failures += sum(not r["parse_ok"] for r in stored)
         written += store.write(key, stored)
         bar.update(len(batch))
     bar.close()
     return VerifyReport(key, len(manifest), written, len(judged),
                         len(set(manifest["utt_id"]) - set(by_clip)), failures,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start,
+                        served_other(store, key, getattr(verifier, "model_id", verifier.name)))

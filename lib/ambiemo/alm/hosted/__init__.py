@@ -4,29 +4,77 @@ Jia et al. (2026) evaluate GPT-4o audio and Gemini beside the open ALMs, and use
 the verifier. Their parameter counts are not published (`n_params=None`), so they are left
 out of the capacity fit. Keys come from environment variables only (OPENAI_API_KEY;
 GEMINI_API_KEY or GOOGLE_API_KEY).
+
+The study's hosted models have since been shut down by their providers. They stay
+registered as retired (date, replacement, source): a config naming one is refused before a
+run with the replacement named. The replacements are today's audio-input chat models:
+
+- OpenAI: `gpt-audio-1.5` (Chat Completions with audio input; OpenAI's model page lists no
+  dated snapshot for it, only the id itself) and `gpt-audio-mini`, pinned to its dated
+  snapshot `gpt-audio-mini-2025-12-15` (itself announced for shutdown on 2027-01-20 in the
+  pinned openai 3.57.0 SDK, `types/shared/chat_model.py`). Both are reported not to accept
+  `logprobs`, so it is not requested (BoN / W-BoN are reported unavailable for them).
+- Gemini: `gemini-3.5-flash` (GA; the successor Google names for the 2.0 and 2.5 Flash
+  models) and `gemini-3.1-pro-preview` (the Pro tier; Google offers no non-preview 3.x Pro
+  id). Both are listed in the pinned google-genai 3.6.1 SDK
+  (`_gaos/types/interactions/model.py`); Google gives no dated snapshot ids for them. Gemini
+  3.x refuses `candidate_count > 1`, so they take one candidate per request, and their
+  thinking is set by level with its own token headroom (the 3.x replacement for
+  `thinking_budget`).
 """
 from __future__ import annotations
 
 from ambiemo.alm.hosted.gemini import GeminiAdapter
 from ambiemo.alm.hosted.openai_chat import OpenAIChatAdapter
-from ambiemo.alm.hosted.retry import BudgetExhausted, RequestBudget
-from ambiemo.alm.registry import ModelSpec, register_model
+from ambiemo.alm.hosted.retry import BudgetExhausted, QuotaExhausted, RequestBudget
+from ambiemo.alm.registry import ModelSpec, Retirement, register_model
 
-__all__ = ["BudgetExhausted", "GeminiAdapter", "OpenAIChatAdapter", "RequestBudget",
-           "HOSTED_MODELS"]
+__all__ = ["BudgetExhausted", "GeminiAdapter", "OpenAIChatAdapter", "QuotaExhausted",
+           "RequestBudget", "HOSTED_MODELS", "RETIRED_HOSTED_MODELS"]
 
-HOSTED_MODELS = (
+_OPENAI_SDK_LIST = "openai 3.57.0 SDK deprecation list, types/shared/chat_model.py"
+_GEMINI_CHANGELOG = "Gemini API deprecations page, https://ai.google.dev/gemini-api/docs/deprecations"
+
+# The study's hosted models (Jia et al., 2026), as the providers serve them today: not at all.
+RETIRED_HOSTED_MODELS = (
     ModelSpec(name="gpt-4o-audio-preview", checkpoint="openai:gpt-4o-audio-preview",
-              hf_class="hosted", n_params=None, adapter="OpenAIChatAdapter"),
+              hf_class="hosted", n_params=None, adapter="OpenAIChatAdapter",
+              retired=Retirement("2026-05-07", "gpt-audio-1.5", _OPENAI_SDK_LIST,
+                                 "requests answer 404")),
     ModelSpec(name="gpt-4o-mini-audio-preview", checkpoint="openai:gpt-4o-mini-audio-preview",
-              hf_class="hosted", n_params=None, adapter="OpenAIChatAdapter"),
+              hf_class="hosted", n_params=None, adapter="OpenAIChatAdapter",
+              retired=Retirement("2026-05-07", "gpt-audio-mini", _OPENAI_SDK_LIST,
+                                 "requests answer 404")),
     ModelSpec(name="gemini-2.0-flash", checkpoint="gemini:gemini-2.0-flash",
-              hf_class="hosted", n_params=None, adapter="GeminiAdapter"),
-    # 2.5 Pro cannot switch thinking off; its minimum budget (128 tokens) keeps a one-word
-    # answer from being cut off by max_new_tokens.
+              hf_class="hosted", n_params=None, adapter="GeminiAdapter",
+              retired=Retirement("2026-06-01", "gemini-3.5-flash", _GEMINI_CHANGELOG,
+                                 "requests answer 404")),
+    # Deprecated; from 2026-12-01 its requests are reported to be answered by a newer Flash
+    # model, so rows stored as "gemini-2.5-pro" would come from another model.
     ModelSpec(name="gemini-2.5-pro", checkpoint="gemini:gemini-2.5-pro",
               hf_class="hosted", n_params=None, adapter="GeminiAdapter",
-              options={"thinking_budget": 128}),
+              options={"thinking_budget": 128},
+              retired=Retirement("2026-12-01", "gemini-3.1-pro-preview", _GEMINI_CHANGELOG,
+                                 "requests are routed to a newer Flash model")),
 )
-for _spec in HOSTED_MODELS:
+
+HOSTED_MODELS = (
+    ModelSpec(name="gpt-audio-1.5", checkpoint="openai:gpt-audio-1.5",
+              hf_class="hosted", n_params=None, adapter="OpenAIChatAdapter",
+              options={"logprobs": False}),
+    ModelSpec(name="gpt-audio-mini", checkpoint="openai:gpt-audio-mini-2025-12-15",
+              hf_class="hosted", n_params=None, adapter="OpenAIChatAdapter",
+              options={"logprobs": False}),
+    # Thinking by level (low: a one-word answer needs little), with 1024 / 2048 tokens of
+    # headroom on top of the answer's max_new_tokens so the thinking cannot eat the answer.
+    ModelSpec(name="gemini-3.5-flash", checkpoint="gemini:gemini-3.5-flash",
+              hf_class="hosted", n_params=None, adapter="GeminiAdapter",
+              options={"max_candidates_per_request": 1, "thinking_level": "low",
+                       "thinking_headroom": 1024}),
+    ModelSpec(name="gemini-3.1-pro-preview", checkpoint="gemini:gemini-3.1-pro-preview",
+              hf_class="hosted", n_params=None, adapter="GeminiAdapter",
+              options={"max_candidates_per_request": 1, "thinking_level": "low",
+                       "thinking_headroom": 2048}),
+)
+for _spec in RETIRED_HOSTED_MODELS + HOSTED_MODELS:
     register_model(_spec)

@@ -38,11 +38,14 @@ VERIFY_MAX_TOKENS = 16   # room for "Score: 7" and a little preamble
 
 @dataclass(frozen=True)
 class Candidate:
-    """One returned response; `logprob`/`n_tokens` None where the API gave none."""
+    """One returned response; `logprob`/`n_tokens` None where the API gave none;
+    `served_model` the model the service says answered (`response.model`, Gemini's
+    `model_version`)."""
     text: str
     logprob: float | None
     n_tokens: int | None
     error: str = ""
+    served_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,8 +171,8 @@ class HostedAdapter(ALMAdapter):
         out = []
         for clip in clips:
             cands = [c for _ in range(0, n, self.max_candidates_per_request) for c in next(results)]
-            out += [Generation(clip.utt_id, i, c.text, c.logprob, c.n_tokens, c.error)
-                    for i, c in enumerate(cands)]
+            out += [Generation(clip.utt_id, i, c.text, c.logprob, c.n_tokens, c.error,
+                               c.served_model) for i, c in enumerate(cands)]
         return out
 
     def verify(self, clips: Sequence[Clip], candidates: Sequence[Sequence[tuple[int, str]]],
@@ -188,10 +191,10 @@ class HostedAdapter(ALMAdapter):
         out = []
         for (clip, idx, _), (c,) in zip(judged, replies):
             if c.error:
-                out.append(Verdict(clip.utt_id, idx, None, c.text, c.error))
+                out.append(Verdict(clip.utt_id, idx, None, c.text, c.error, c.served_model))
                 continue
             score, why = parse_score(c.text)
-            out.append(Verdict(clip.utt_id, idx, score, c.text, why))
+            out.append(Verdict(clip.utt_id, idx, score, c.text, why, c.served_model))
         return out
 
     def label_scores(self, clips, user_text, classes) -> list[tuple[str, np.ndarray]]:
@@ -236,4 +239,4 @@ class HostedAdapter(ALMAdapter):
             return None
         # Keys never enter logs, errors or the store, even when a server echoes them.
         msg = " ".join(f.message.replace(self._key, "[redacted]").split())[:300]
-        return ApiFailure(f.status, msg, f.retryable, f.retry_after)
+        return ApiFailure(f.status, msg, f.retryable, f.retry_after, f.quota)

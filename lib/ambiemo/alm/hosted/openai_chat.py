@@ -8,6 +8,13 @@ log-probabilities are requested (`logprobs=True`, option `logprobs`) and summed 
 `Generation.logprob`; a server that returns none gives logprob None, and the strategies that
 need it are then unavailable for the model, never filled in. `n_tokens` counts the returned
 tokens (no end-of-turn token: the API does not report it).
+
+Every candidate records `resp.model`, the model that answered (an alias such as
+`gpt-audio-1.5` is answered by a dated snapshot). An answer that stopped at the token limit
+(finish_reason "length") is a `truncated` failure, never an answer. OpenAI's audio models are
+reported not to accept `logprobs` (the registry turns it off for them; the preflight probe
+names the parameter if a server refuses it). A 429 `insufficient_quota` is a billing quota
+that no retry restores: the job stops with one message (`QuotaExhausted`).
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import os
 from ambiemo.alm.base import Clip
 from ambiemo.alm.hosted.audio_payload import wav_base64
 from ambiemo.alm.hosted.hosted_adapter import Candidate, HostedAdapter, Request
+from ambiemo.alm.failure_kinds import truncated_reason
 from ambiemo.alm.hosted.retry import ApiFailure, is_retryable_status, retry_after_s
 from ambiemo.alm.registry import register_adapter
 
@@ -66,13 +74,18 @@ class OpenAIChatAdapter(HostedAdapter):
             kwargs["logprobs"] = True
         resp = self.client.chat.completions.create(**kwargs)
         completion_tokens = resp.usage.completion_tokens if resp.usage else None
+        served = resp.model or None
         out = []
         for choice in sorted(resp.choices, key=lambda c: c.index):
             msg = choice.message
+            if choice.finish_reason == "length":
+                out.append(Candidate("", None, None, truncated_reason("length", msg.content or ""),
+                                     served))
+                continue
             if not msg.content:
                 why = f"refusal: {msg.refusal}" if getattr(msg, "refusal", None) else "no text"
                 out.append(Candidate("", None, None,
-                                     f"api: {why} (finish_reason {choice.finish_reason})"))
+                                     f"api: {why} (finish_reason {choice.finish_reason})", served))
                 continue
             tokens = choice.logprobs.content if choice.logprobs else None
             if tokens:
@@ -80,16 +93,28 @@ class OpenAIChatAdapter(HostedAdapter):
             else:
                 # usage counts all choices together: per choice only when there is one.
                 logprob, n_tokens = None, completion_tokens if len(resp.choices) == 1 else None
-            out.append(Candidate(msg.content.strip(), logprob, n_tokens))
+            out.append(Candidate(msg.content.strip(), logprob, n_tokens, "", served))
         return out
+
+    def _model_info(self) -> dict:
+        """What `models.retrieve` says about the model: its id and announced shutdown date."""
+        m = self.client.models.retrieve(self.model_id)
+        return {"id": m.id, "shutdown_date": getattr(m, "shutdown_date", None)}
 
     def _classify(self, error: Exception) -> ApiFailure | None:
         import openai
 
         if isinstance(error, openai.APIStatusError):
+            quota = None
+            if error.status_code == 429 and getattr(error, "code", None) == "insufficient_quota":
+                # OpenAI's error-code guide: the plan's or billing's quota, not a rate limit;
+                # it comes back only when credit is added or the monthly limit renews.
+                quota = ("OpenAI insufficient_quota (the account's billing quota); it resets "
+                         "when credit is added or the monthly usage limit renews "
+                         "(https://platform.openai.com/docs/guides/error-codes)")
             return ApiFailure(error.status_code, error.message,
                               is_retryable_status(error.status_code),
-                              retry_after_s(error.response.headers))
+                              retry_after_s(error.response.headers), quota)
         if isinstance(error, openai.APIConnectionError):  # includes timeouts
             return ApiFailure(None, str(error), True)
         return None

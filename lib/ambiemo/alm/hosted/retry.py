@@ -5,6 +5,13 @@ server errors (5xx) are routine at that volume. A transient error is retried aft
 exponentially growing, jittered delay; an error that persists past the retries becomes a
 recorded failure (`ApiFailure`), never an answer. Every attempt, retries included, spends
 one request of the run's `RequestBudget`, so a misconfigured run cannot bill without bound.
+
+The wait before a retry is at least what the server asks for: the `Retry-After` header
+(OpenAI) or the `google.rpc.RetryInfo.retryDelay` detail of the error body (Gemini sends its
+~36-38 s wait there, not in a header; https://ai.google.dev/gemini-api/docs/troubleshooting).
+A quota that lasts until a reset (Gemini's requests-per-day, OpenAI's `insufficient_quota`)
+is not retried at all: it raises `QuotaExhausted`, which stops the model's job with one
+message instead of thousands of failure rows.
 """
 from __future__ import annotations
 
@@ -23,6 +30,11 @@ T = TypeVar("T")
 
 class BudgetExhausted(RuntimeError):
     """The run's request budget is spent; rows stored before it stay stored."""
+
+
+class QuotaExhausted(RuntimeError):
+    """A quota that only a reset (or billing) restores; rows stored before it stay stored,
+    and a rerun after the reset continues where this one stopped."""
 
 
 class RequestBudget:
@@ -49,11 +61,13 @@ class RequestBudget:
 @dataclass(frozen=True)
 class ApiFailure:
     """Why a request did not give a response. `status` is the HTTP status, None for a
-    connection error or timeout; `retry_after` is the server's Retry-After, in seconds."""
+    connection error or timeout; `retry_after` is the server's requested wait, in seconds;
+    `quota` names a quota that lasts until a reset (and when it resets): no retry helps."""
     status: int | None
     message: str
     retryable: bool
     retry_after: float | None = None
+    quota: str | None = None
 
     @property
     def reason(self) -> str:
@@ -99,6 +113,11 @@ def call_with_retries(call: Callable[[], T], classify: Callable[[Exception], Api
             failure = classify(e)
             if failure is None:
                 raise
+        if failure.quota:
+            raise QuotaExhausted(
+                f"model {budget.model!r}: quota exhausted: {failure.quota}; the job stops "
+                f"here (rows stored so far are kept; rerun after the reset to continue). "
+                f"Server: {failure.message}")
         if not failure.retryable or retry >= policy.max_retries:
             if failure.retryable:
                 failure = ApiFailure(failure.status, f"{failure.message} (after {retry} retries)",
@@ -119,3 +138,39 @@ def retry_after_s(headers) -> float | None:
         return max(float(value), 0.0) if value is not None else None
     except (TypeError, ValueError):
         return None  # an HTTP-date or garbage: fall back to the exponential delay
+
+
+def retry_info_delay_s(body) -> float | None:
+    """The `google.rpc.RetryInfo.retryDelay` of an error body ({"error": {"details": [...]}})
+    in seconds ("36s", "0.5s"), or None where there is none."""
+    for detail in _details(body):
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = str(detail.get("retryDelay", ""))
+            try:
+                return max(float(delay.removesuffix("s")), 0.0)
+            except ValueError:
+                return None
+    return None
+
+
+def per_day_quota(body) -> str | None:
+    """What per-day quota a Gemini 429 reports (`google.rpc.QuotaFailure` violations whose
+    quota id says PerDay), with when it resets, or None for a per-minute rate limit."""
+    for detail in _details(body):
+        if not str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+            continue
+        for v in detail.get("violations") or []:
+            quota_id = str(v.get("quotaId", ""))
+            if "PerDay" in quota_id:
+                limit = f" (limit {v['quotaValue']})" if v.get("quotaValue") else ""
+                # Google's rate-limit page: requests-per-day quotas reset at midnight Pacific.
+                return (f"{quota_id}{limit} of {v.get('quotaMetric', 'the project')}; it "
+                        "resets at midnight Pacific time (https://ai.google.dev/gemini-api/"
+                        "docs/rate-limits)")
+    return None
+
+
+def _details(body) -> list[dict]:
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
