@@ -113,6 +113,13 @@ def test_bad_generation_and_verification_are_named(tmp_path, extra, message):
 def test_study_configs_load(repo, name):
     cfg = load_config(repo / "configs" / f"{name}.yaml")
     assert set(cfg.corpora) == {"iemocap", "msp_podcast", "crema_d"}
+    # The corpus protocols: IEMOCAP's standard 4-class consensus set, MSP-Podcast's Test1;
+    # every option is one the corpus's loader accepts.
+    assert cfg.corpora["iemocap"].options == {"selection": "consensus"}
+    assert cfg.corpora["msp_podcast"].options == {"split": "Test1"}
+    from ambiemo.corpora import loader_options
+    for c in cfg.corpora.values():
+        assert set(c.options) <= set(loader_options(c.name))
     assert cfg.verification.model == "gpt-4o-audio-preview" and cfg.verification.n == 3
     # A hosted verifier answers with a 1-10 score, not token probabilities of Yes/No.
     assert cfg.verification.prompt == "verifier_score"
