@@ -56,8 +56,8 @@ def strategy_problems(cfg: StudyConfig) -> list[str]:
 def checkpoint_problem(checkpoint: str, revision: str | None, root: Path) -> str | None:
     """Why `checkpoint` cannot be used offline on this machine, or None when it can."""
     scheme, sep, _ = checkpoint.partition(":")
-    if sep and scheme == "tiny":
-        return None                      # built offline on first use
+    if sep and scheme in ("tiny", "sim"):
+        return None                      # built offline on first use / simulated (alm/sim.py)
     if sep and scheme in API_KEYS:
         if any(os.environ.get(var) for var in API_KEYS[scheme]):
             return None
