@@ -9,11 +9,11 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import comb
 from scipy.stats import multinomial
 
-from ambiemo.alm import MODELS, load_model
+from ambiemo.alm import MODELS, Decoding, load_model
 from ambiemo.alm.prompts import load_prompt
 from ambiemo.alm.runner import GenerationSettings, generate_samples
 from ambiemo.alm.sim import (FLOOR, answer_distribution, answer_form, count_vectors,
-                             multinomial_logpmf)
+                             decoding_filter, multinomial_logpmf)
 from ambiemo.alm.store import SampleStore
 from ambiemo.alm.verify_runner import verify_samples
 from ambiemo.labels import columns
@@ -87,6 +87,16 @@ def test_answer_distributions_and_the_multinomial():
     assert len({tuple(c) for c in counts}) == len(counts)
     q = answer_distribution(p)
     assert multinomial_logpmf(counts, q) == pytest.approx(multinomial.logpmf(counts, 10, q))
+
+
+def test_decoding_settings_act_on_the_answer_distribution():
+    q = np.array([0.2, 0.5, 0.3])
+    assert decoding_filter(q, Decoding()) == pytest.approx(q)
+    assert decoding_filter(q, Decoding(temperature=0.5)) == pytest.approx(q ** 2 / (q ** 2).sum())
+    assert decoding_filter(q, Decoding(top_k=1)).tolist() == [0, 1, 0]
+    assert decoding_filter(q, Decoding(top_p=0.7)) == pytest.approx([0, 0.625, 0.375])
+    assert decoding_filter(q, Decoding(top_p=0.8)) == pytest.approx([0, 0.625, 0.375])
+    assert decoding_filter(q, Decoding(top_p=0.81)) == pytest.approx(q)
 
 
 def test_sampling_the_human_distribution(demo_manifest, tmp_path, prompts):
