@@ -17,7 +17,8 @@ BASE = "name: t\ncorpora:\n  demo: {root: data/demo}\nmodels: [tiny-qwen2-audio]
 
 def test_smoke_config_loads(repo):
     cfg = load_config(repo / "configs" / "smoke.yaml")
-    assert cfg.name == "smoke" and cfg.models == ("tiny-qwen2-audio",)
+    assert cfg.name == "smoke"
+    assert cfg.models == ("tiny-qwen2-audio", "sim-human", "sim-constant")
     assert cfg.corpora["demo"].root == repo / "data" / "demo"
     assert cfg.generation.decoding.constrained is True
     assert cfg.run_dir == repo / "runs" / "smoke"
