@@ -26,7 +26,9 @@ def fake_repo(tmp_path, text):
 
 def test_validation_lists_every_problem_and_runs_nothing(tmp_path):
     cfg = fake_repo(tmp_path, "name: t\ncorpora:\n  crema_d: {root: /nowhere/crema}\n"
-                              "  voxceleb: {root: .}\nmodels: [qwen9-audio]\n"
+                              "  voxceleb: {root: .}\n"
+                              "  msp_podcast: {root: ., options: {partition: Test1}}\n"
+                              "models: [qwen9-audio, sim-human]\n"
                               "scoring: {strategies: [greedy, best_of_all]}\n")
     with pytest.raises(ConfigError) as err:
         validate(cfg)
@@ -35,8 +37,11 @@ def test_validation_lists_every_problem_and_runs_nothing(tmp_path):
                    "/nowhere/crema does not exist", "unknown corpus 'voxceleb'",
                    "unknown model 'qwen9-audio'", "registered models: [", "tiny-qwen2-audio",
                    "prompt 'direct_label' not found", "unknown strategy 'best_of_all'",
+                   "corpora.msp_podcast.options: corpus 'msp_podcast': unknown option(s) "
+                   "['partition']; valid: ['split']",
                    "notebook " + str(tmp_path / "notebooks" / "01_prepare_corpus.ipynb")]:
         assert needle in msg
+    assert "sim-human" not in msg.split("registered models:")[0]   # simulated: always usable
     assert not (tmp_path / "runs").exists()
 
 

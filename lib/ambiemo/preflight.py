@@ -124,6 +124,7 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None) -> None:
     """Check everything the planned jobs (default: the whole plan) need before anything
     runs; one ConfigError lists every problem."""
     from ambiemo.corpora import LOADERS
+    from ambiemo.corpora.registry import check_options
 
     jobs = plan(cfg) if jobs is None else jobs
     stages = {j.stage for j in jobs}
@@ -133,6 +134,10 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None) -> None:
         if name not in LOADERS:
             problems.append(f"corpora.{name}: unknown corpus {name!r} (valid: {sorted(LOADERS)})")
         elif stages & {"prepare", "generate", "verify"}:
+            try:  # a corpus protocol option the loader does not know, named with the valid ones
+                check_options(name, c.options)
+            except TypeError as e:
+                problems.append(f"corpora.{name}.options: {e}")
             if c.missing_env:
                 problems.append(f"corpora.{name}.root: {c.root} needs environment variable(s) "
                                 f"{', '.join(c.missing_env)}, which are not set")
