@@ -236,3 +236,21 @@ def test_bad_use_is_named(demo_manifest):
 def _clip(utt_id):
     from ambiemo.alm import Clip
     return Clip(utt_id, np.zeros(160, dtype=np.float32))
+
+
+def test_sharp_and_flat_bracket_the_human_entropy(demo_manifest):
+    """sim-sharp is more confident than the raters wherever their votes are uneven, sim-flat
+    less confident on every clip."""
+    m = demo_manifest
+    classes = m.attrs["classes"]
+    clips = [_clip(u) for u in m["utt_id"]]
+    entropy = {}
+    for name in ("sim-sharp", "sim-human", "sim-flat"):
+        q = np.array([d for _, d in load_model(name, manifest=m).label_scores(clips, "", classes)])
+        entropy[name] = -(q * np.log2(q)).sum(axis=1)
+    # Sharpening lowers the entropy unless the voted classes share the votes equally.
+    p = human(m)
+    uneven = np.array([np.ptp(row[row > 0]) > 1e-9 for row in p])
+    assert uneven.sum() > 10
+    assert (entropy["sim-sharp"][uneven] < entropy["sim-human"][uneven]).all()
+    assert (entropy["sim-human"] < entropy["sim-flat"]).all()
