@@ -17,7 +17,8 @@ BASE = "name: t\ncorpora:\n  demo: {root: data/demo}\nmodels: [tiny-qwen2-audio]
 
 def test_smoke_config_loads(repo):
     cfg = load_config(repo / "configs" / "smoke.yaml")
-    assert cfg.name == "smoke" and cfg.models == ("tiny-qwen2-audio",)
+    assert cfg.name == "smoke"
+    assert cfg.models == ("tiny-qwen2-audio", "sim-human", "sim-constant")
     assert cfg.corpora["demo"].root == repo / "data" / "demo"
     assert cfg.generation.decoding.constrained is True
     assert cfg.run_dir == repo / "runs" / "smoke"
@@ -113,6 +114,13 @@ def test_bad_generation_and_verification_are_named(tmp_path, extra, message):
 def test_study_configs_load(repo, name):
     cfg = load_config(repo / "configs" / f"{name}.yaml")
     assert set(cfg.corpora) == {"iemocap", "msp_podcast", "crema_d"}
+    # The corpus protocols: IEMOCAP's standard 4-class consensus set, MSP-Podcast's Test1;
+    # every option is one the corpus's loader accepts.
+    assert cfg.corpora["iemocap"].options == {"selection": "consensus"}
+    assert cfg.corpora["msp_podcast"].options == {"split": "Test1"}
+    from ambiemo.corpora import loader_options
+    for c in cfg.corpora.values():
+        assert set(c.options) <= set(loader_options(c.name))
     # GPT-4o audio (the study's verifier) is retired; its successor judges (configs say so).
     assert cfg.verification.model == "gpt-audio-1.5" and cfg.verification.n == 3
     # A hosted verifier answers with a 1-10 score, not token probabilities of Yes/No.

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ambiemo.corpora import LOADERS, load
+from ambiemo.corpora import LOADERS, load, loader_options
 from ambiemo.corpora.manifest import ambiguity_bins, build_manifest, tertile_edges
 from ambiemo.corpora.splits import (EXCLUDED, assert_speaker_independent, session_groups,
                                     speaker_folds, speaker_split)
@@ -32,8 +32,16 @@ def test_every_corpus_loads_from_a_string_root(name):
     assert m.attrs["missing_audio"] == len(m)
     p = m[[f"p_{c}" for c in m.attrs["classes"]]].to_numpy()
     assert np.allclose(p.sum(axis=1), 1)
-    with pytest.raises(TypeError):
+    valid = loader_options(name)
+    with pytest.raises(TypeError, match=rf"corpus '{name}': unknown option\(s\) "
+                                        rf"\['no_such_option'\]; valid: \[.*\]"):
         load(name, ROOTS[name], no_such_option=1)
+    assert valid  # every real corpus has at least one protocol option
+
+
+def test_demo_takes_no_options(repo):
+    with pytest.raises(TypeError, match="takes no options"):
+        load("demo", repo / "data" / "demo", split="test")
 
 
 def test_missing_root():
@@ -139,7 +147,7 @@ def test_msp_unknown_speakers_are_excluded_by_default():
 
 def test_iemocap_sessions():
     m = load("iemocap", ROOTS["iemocap"], "full")
-    assert session_groups(m).tolist() == ["Ses01"] * 4 + ["Ses02"] * 2
+    assert session_groups(m).tolist() == ["Ses01"] * 3 + ["Ses02"] * 2 + ["Ses03"] * 2
     with pytest.raises(ValueError, match="IEMOCAP"):
         session_groups(load("crema_d", ROOTS["crema_d"]))
 
@@ -159,7 +167,9 @@ def test_statistics_on_fixture():
 
 
 def test_statistics_with_fractional_votes():
-    s = corpus_statistics(load("iemocap", ROOTS["iemocap"])).iloc[0]
-    # F000, M001 and F003 are unanimous (M001 only after Excited merges into happy).
-    assert s["share_unanimous"] == 0.75 and s["share_tied"] == 0.25
+    s = corpus_statistics(load("iemocap", ROOTS["iemocap"], selection="votes")).iloc[0]
+    # F000, M001, F003 and Ses03 M000 are unanimous (M001 only after Excited merges into
+    # happy, Ses03 M000 only after Frustration is dropped); F001 is an angry/sad tie.
+    assert s["share_unanimous"] == pytest.approx(4 / 6)
+    assert s["share_tied"] == pytest.approx(1 / 6)
     assert s["label_space"] == "4class"

@@ -30,12 +30,44 @@ def votes(m, utt, classes):
     return [round(float(row[f"votes_{c}"]), 6) for c in classes]
 
 
-def test_default_4class():
+def test_default_is_the_consensus_protocol():
     m = load("iemocap", FIXTURE)
-    assert m.attrs["classes"] == FOUR
+    assert m.attrs["classes"] == FOUR and m.attrs["selection"] == "consensus"
+    # Header labels neu, hap, sad, exc (-> happy) and ang enter; xxx (F001), fru (M000) and
+    # oth (M010) stay out even where evaluators voted inside the 4 classes (F001).
+    assert m["utt_id"].tolist() == ["Ses01F_impro01_F000", "Ses01F_impro01_M001",
+                                    "Ses02M_script01_1_F003", "Ses03F_impro02_F000",
+                                    "Ses03F_impro02_M000"]
+    # The distribution is the external evaluators' votes over the 4 classes: C-F1 is not
+    # counted, Excited and Happiness both count for happy, Neutral stays.
+    assert votes(m, "Ses03F_impro02_F000", FOUR) == [1, 2, 0, 0]
+    # C-E2 "Anger; Frustration;" gives 1/2 to angry; C-E4's lone Frustration is no vote.
+    assert votes(m, "Ses03F_impro02_M000", FOUR) == [0, 0, 1.5, 0]
+    by = m.set_index("utt_id")
+    assert by.loc["Ses03F_impro02_M000", "n_raters"] == 2
+    assert by.loc["Ses03F_impro02_F000", "label_consensus"] == "excited"
+    assert by.loc["Ses03F_impro02_F000", "majority"] == "happy"
+    assert m.attrs["dropped"] == {
+        "no_votes": 0, "no_consensus": 1,
+        "consensus_outside_4class:frustrated": 1, "consensus_outside_4class:other": 1,
+        "votes_outside_4class:frustrated": 2, "votes_outside_4class:surprised": 1,
+        "duplicate_evaluator_lines": 1}
+
+
+def test_consensus_in_the_full_space_keeps_every_named_label():
+    full = load("iemocap", FIXTURE, "full")
+    # Only the "xxx" turn (no majority) is out: every other header label is a full class.
+    assert len(full) == 7 and "Ses01F_impro01_F001" not in set(full["utt_id"])
+    assert full.attrs["dropped"]["no_consensus"] == 1
+
+
+def test_votes_selection_keeps_any_turn_with_a_4class_vote():
+    m = load("iemocap", FIXTURE, selection="votes")
+    assert m.attrs["selection"] == "votes"
     # M000 (only Frustration from evaluators) and M010 (Other/Disgust) have no 4-class vote.
     assert m["utt_id"].tolist() == ["Ses01F_impro01_F000", "Ses01F_impro01_F001",
-                                    "Ses01F_impro01_M001", "Ses02M_script01_1_F003"]
+                                    "Ses01F_impro01_M001", "Ses02M_script01_1_F003",
+                                    "Ses03F_impro02_F000", "Ses03F_impro02_M000"]
     # C-E1 "Neutral; Frustration;" gives 1/2 to each; Frustration is then dropped.
     assert votes(m, "Ses01F_impro01_F001", FOUR) == [0.5, 0, 1, 1]
     # Happiness + Excited merge into happy; C-E5 names three categories (1/3 each).
@@ -52,7 +84,7 @@ def test_default_4class():
     assert vad.tolist() == [4, 3.5, 3]
     assert m.attrs["dropped"] == {
         "no_votes": 2,
-        "votes_outside_4class:frustrated": 4, "votes_outside_4class:surprised": 1,
+        "votes_outside_4class:frustrated": 6, "votes_outside_4class:surprised": 1,
         "votes_outside_4class:other": 2, "votes_outside_4class:disgusted": 1,
         "duplicate_evaluator_lines": 1}
 
@@ -65,8 +97,9 @@ def test_duplicate_evaluator_and_repeated_emotion_count_once():
 
 
 def test_full_space_with_self_evaluations_and_whole_votes():
-    full = load("iemocap", FIXTURE, "full", self_evaluations=True, multi_label="each")
-    assert len(full) == 6
+    full = load("iemocap", FIXTURE, "full", self_evaluations=True, multi_label="each",
+                selection="votes")
+    assert len(full) == 8
     classes = full.attrs["classes"]
     assert classes[:3] == ["neutral", "happy", "excited"] and len(classes) == 10
     f001 = dict(zip(classes, votes(full, "Ses01F_impro01_F001", classes)))
@@ -78,7 +111,7 @@ def test_full_space_with_self_evaluations_and_whole_votes():
 
 
 def test_self_evaluation_can_rescue_an_utterance():
-    m = load("iemocap", FIXTURE, self_evaluations=True)
+    m = load("iemocap", FIXTURE, self_evaluations=True, selection="votes")
     assert votes(m, "Ses01F_impro01_M000", FOUR) == [0, 0, 1, 0]
     assert m.attrs["dropped"]["no_votes"] == 1
 
@@ -86,7 +119,10 @@ def test_self_evaluation_can_rescue_an_utterance():
 def test_options_are_checked():
     with pytest.raises(ValueError, match="multi_label"):
         load("iemocap", FIXTURE, multi_label="half")
-    with pytest.raises(TypeError, match="sessions"):
+    with pytest.raises(ValueError, match=r"selection 'majority'.*'consensus', 'votes'"):
+        load("iemocap", FIXTURE, selection="majority")
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['sessions'\]; valid: "
+                                        r"\['self_evaluations', 'multi_label', 'selection'\]"):
         load("iemocap", FIXTURE, sessions=[1])
     with pytest.raises(KeyError, match="label space"):
         load("iemocap", FIXTURE, "6class")
@@ -99,7 +135,7 @@ def test_resource_forks_are_skipped_and_audio_found(corpus):
     wav.parent.mkdir(parents=True)
     sf.write(wav, np.zeros(1600, dtype=np.float32), 16000)
     m = load("iemocap", corpus)
-    assert m.attrs["missing_audio"] == 3
+    assert m.attrs["missing_audio"] == 4
     assert m.set_index("utt_id").loc["Ses01F_impro01_F000", "has_audio"]
     with pytest.raises(FileNotFoundError, match="Ses02M_script01_1_F003"):
         require_audio(m)

@@ -147,3 +147,34 @@ def test_json_unknown_emotion_names_entry(tmp_path):
 def test_unknown_option():
     with pytest.raises(TypeError, match="keep_other"):
         load("msp_podcast", V111, keep_other=True)
+
+
+def test_split_selects_partitions():
+    m = load("msp_podcast", V111, split="Test1")
+    assert m["utt_id"].tolist() == ["MSP-PODCAST_0002_0033"]
+    assert m.attrs["splits"] == ["test1"]
+    # Five of the six listed segments belong to other partitions; none of test1 lacks votes.
+    assert m.attrs["dropped"]["other_splits"] == 5 and m.attrs["dropped"]["no_votes"] == 0
+    # Only test1's votes are counted as dropped: the Other-* votes are in train/dev/test3.
+    assert not any(k.startswith("votes_outside") for k in m.attrs["dropped"])
+    both = load("msp_podcast", V111, split=["train", "Test2"])
+    assert both["split"].tolist() == ["train", "test2"]
+    assert both.attrs["splits"] == ["test2", "train"]
+    assert load("msp_podcast", V111).attrs["splits"] is None
+    # "Validation" is the older name of Development, in either release.
+    assert load("msp_podcast", V19, split="validation")["split"].tolist() == ["development"]
+    assert load("msp_podcast", V111, split="Validation")["split"].tolist() == ["development"]
+
+
+def test_unknown_or_absent_split_names_the_partitions_present():
+    present = r"\['development', 'test1', 'test2', 'test3', 'train'\]"
+    with pytest.raises(ValueError, match=rf"unknown split 'Holdout'.*has: {present}"):
+        load("msp_podcast", V111, split="Holdout")
+    with pytest.raises(ValueError, match=r"unknown split 'Test3'.*has: \['development', "
+                                         r"'test1', 'train'\]"):
+        load("msp_podcast", V19, split="Test3")
+    with pytest.raises(ValueError, match="empty list"):
+        load("msp_podcast", V111, split=[])
+    # Test3's only segment has Other votes alone: nothing is left in the 8 classes.
+    with pytest.raises(ValueError, match="no segment of split 'test3'"):
+        load("msp_podcast", V111, split="test3")

@@ -26,7 +26,9 @@ def fake_repo(tmp_path, text):
 
 def test_validation_lists_every_problem_and_runs_nothing(tmp_path):
     cfg = fake_repo(tmp_path, "name: t\ncorpora:\n  crema_d: {root: /nowhere/crema}\n"
-                              "  voxceleb: {root: .}\nmodels: [qwen9-audio]\n"
+                              "  voxceleb: {root: .}\n"
+                              "  msp_podcast: {root: ., options: {partition: Test1}}\n"
+                              "models: [qwen9-audio, sim-human]\n"
                               "scoring: {strategies: [greedy, best_of_all]}\n")
     with pytest.raises(ConfigError) as err:
         validate(cfg)
@@ -35,8 +37,11 @@ def test_validation_lists_every_problem_and_runs_nothing(tmp_path):
                    "/nowhere/crema does not exist", "unknown corpus 'voxceleb'",
                    "unknown model 'qwen9-audio'", "registered models: [", "tiny-qwen2-audio",
                    "prompt 'direct_label' not found", "unknown strategy 'best_of_all'",
+                   "corpora.msp_podcast.options: corpus 'msp_podcast': unknown option(s) "
+                   "['partition']; valid: ['split']",
                    "notebook " + str(tmp_path / "notebooks" / "01_prepare_corpus.ipynb")]:
         assert needle in msg
+    assert "sim-human" not in msg.split("registered models:")[0]   # simulated: always usable
     assert not (tmp_path / "runs").exists()
 
 
@@ -129,12 +134,15 @@ def test_packages_a_model_needs_are_named_before_a_run(tmp_path, monkeypatch):
 
 def test_plan_orders_stages_and_refuses_unknown_names(repo, tmp_path):
     cfg = load_config(repo / "configs" / "smoke.yaml")
-    assert [j.stage for j in plan(cfg)] == ["prepare", "generate", "verify", "score", "analyse", "report"]
-    assert plan(cfg, stages=("verify", "analyse")) == [Job("verify", "demo", "tiny-qwen2-audio"),
-                                                       Job("analyse")]
+    assert [j.stage for j in plan(cfg)] == ["prepare", *["generate"] * 3, *["verify"] * 3, "score",
+                                            "analyse", "report"]
+    assert plan(cfg, stages=("verify", "analyse")) == [
+        Job("verify", "demo", m) for m in ("tiny-qwen2-audio", "sim-human", "sim-constant")
+    ] + [Job("analyse")]
     assert Job("analyse").parameters(cfg) == {"config_path": str(cfg.path)}
     assert Job("verify", "demo", "m").output(cfg) == cfg.run_dir / "executed" / "03_verify__demo__m.ipynb"
-    with pytest.raises(ValueError, match=r"unknown model\(s\) \['nope'\]; valid: \['tiny-qwen2-audio'\]"):
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['nope'\]; valid: "
+                                         r"\['tiny-qwen2-audio', 'sim-human', 'sim-constant'\]"):
         plan(cfg, models=["nope"])
     no_verifier = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [m]\n")
     assert [j.stage for j in plan(no_verifier)] == ["prepare", "generate", "score", "analyse", "report"]
@@ -295,9 +303,12 @@ def test_run_all_regenerates_the_smoke_study(repo):
         shutil.rmtree(repo / d, ignore_errors=True)
     r = subprocess.run(["./run_all.sh"], cwd=repo, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "summary: 6 ran, 0 from cache, 0 skipped, 0 failed" in r.stdout
+    # prepare, 3 x generate, 3 x verify (tiny-qwen2-audio, sim-human, sim-constant), score,
+    # analyse, report
+    assert "summary: 10 ran, 0 from cache, 0 skipped, 0 failed" in r.stdout
     for nb in ("01_prepare_corpus__demo", "02_generate__demo__tiny-qwen2-audio",
-               "03_verify__demo__tiny-qwen2-audio", "04_score__demo", "05_capacity_vs_ambiguity"):
+               "03_verify__demo__tiny-qwen2-audio", "02_generate__demo__sim-human",
+               "03_verify__demo__sim-constant", "04_score__demo", "05_capacity_vs_ambiguity"):
         assert (repo / "runs" / "smoke" / "executed" / f"{nb}.ipynb").is_file()
         assert (repo / "runs" / "smoke" / "report" / "notebooks" / f"{nb}.html").is_file()
     # Every figure of the study, as PNG and PDF (issue: one function each in ambiemo.outputs.figures).
@@ -317,8 +328,9 @@ def test_run_all_regenerates_the_smoke_study(repo):
     assert "| model | strategy |" in (repo / "tables" / "smoke" / "demo_main.md").read_text()
     rows = set(zip(table["model"], table["strategy"]))
     strategies = load_config(repo / "configs" / "smoke.yaml").scoring.strategies
+    models = ("tiny-qwen2-audio", "sim-human", "sim-constant")
     assert rows == {("prior", "reference"), ("uniform", "reference"), ("rater_ceiling", "reference")} \
-        | {("tiny-qwen2-audio", s) for s in strategies}
+        | {(m, s) for m in models for s in strategies}
     t = table.set_index("model")
     assert (table["js_divergence"].between(0, 1)).all()
     assert (table["js_divergence_lo"] <= table["js_divergence"]).all()
@@ -331,6 +343,17 @@ def test_run_all_regenerates_the_smoke_study(repo):
     by = table[table["model"] == "tiny-qwen2-audio"].set_index("strategy")
     assert (by.drop(index="cot")["missing_share"] == 0).all()
     assert by.loc["cot", "missing_share"] == 1
+    # the simulated models' numbers are known: sim-constant answers "neutral" everywhere, so
+    # every strategy's accuracy is the share of neutral majorities; sim-human's label_logits
+    # is the human distribution itself
+    from ambiemo import corpora
+    majority = corpora.load("demo", repo / "data" / "demo")["majority"].dropna()
+    share = float((majority == "neutral").mean())
+    const = table[table["model"] == "sim-constant"].set_index("strategy")
+    assert const["accuracy"].to_numpy() == pytest.approx(share)
+    human = table[table["model"] == "sim-human"].set_index("strategy")
+    assert human.loc["label_logits", "js_divergence"] < 1e-5
+    assert (human[["missing_share"]] == 0).all().all()
     # a second run resumes from the sample store, generates nothing new and says so
     r2 = subprocess.run(["./run_all.sh", "--stage", "generate", "--stage", "verify"], cwd=repo,
                         capture_output=True, text=True, timeout=600)

@@ -4,7 +4,8 @@ corpus is `ambiemo.sampling`).
 `load_model(name_or_checkpoint, **options)` returns an adapter (alm/base.py) for a
 registered name (`MODELS`) or a local checkpoint directory. Jia et al. (2026) evaluate
 Qwen2-Audio-7B-Instruct among eight ALMs; `tiny-qwen2-audio` is the same architecture at
-toy size, built offline, so the pipeline runs on a CPU with nothing downloaded.
+toy size, built offline, so the pipeline runs on a CPU with nothing downloaded; the `sim-*`
+models (alm/sim.py) answer from known distributions, so what must come out is known.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ambiemo.alm.base import ALMAdapter, Clip, Decoding, Generation
 from ambiemo.alm.registry import ADAPTERS, MODEL_TYPES, MODELS, ModelSpec, get_spec, register_model
 from ambiemo.alm import archs  # noqa: F401  (registers every architecture in alm/archs/)
 from ambiemo.alm import hosted  # noqa: F401  (registers the hosted API models)
+from ambiemo.alm import sim  # noqa: F401  (registers the simulated models sim-*)
 
 __all__ = ["ALMAdapter", "Clip", "Decoding", "Generation", "MODELS", "ModelSpec",
            "load_model", "register_model"]

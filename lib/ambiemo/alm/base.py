@@ -76,6 +76,11 @@ class ALMAdapter(ABC):
     def identity(self) -> dict:
         """Model name, checkpoint and revision: what makes two runs' samples comparable."""
 
+    def bind_manifest(self, manifest) -> None:
+        """Called by the runners with the Manifest they are about to sample or verify, before
+        the run key is computed. Real models ignore it; simulated ones (alm/sim.py) answer
+        from each clip's human distribution and take it from here."""
+
     @abstractmethod
     def build_prompt(self, user_text: str) -> str:
         """The model's chat-formatted prompt for one clip and one instruction."""

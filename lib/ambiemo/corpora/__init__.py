@@ -16,14 +16,15 @@ from pathlib import Path
 import pandas as pd
 
 from ambiemo.corpora.manifest import add_ambiguity_bin, require_audio
-from ambiemo.corpora.registry import LOADERS, get_loader, register_corpus
+from ambiemo.corpora.registry import (LOADERS, check_options, get_loader, loader_options,
+                                      register_corpus)
 
 # Every module of this package is imported, so a corpus module registers its loader by being
 # here: adding a corpus is adding one file (as with alm/archs/).
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["load", "LOADERS", "register_corpus", "require_audio"]
+__all__ = ["load", "LOADERS", "loader_options", "register_corpus", "require_audio"]
 
 log = logging.getLogger("ambiemo.corpora")
 
@@ -35,10 +36,12 @@ def load(name: str, root: str | Path, label_space: str | None = None, *,
     `label_space=None` picks the corpus default; `attrs["classes"]` gives the class order and
     `attrs["dropped"]` what was left out and why. `ambiguity_bin` holds entropy tertiles
     (`ambiguity_edges=None`) or bins at fixed edges in bits; other `options` go to the
-    corpus's loader, which raises TypeError on one it does not know. Audio is not needed:
+    corpus's loader (`loader_options(name)` lists them; one it does not know is a
+    TypeError naming the valid ones). Audio is not needed:
     missing files are counted in `attrs["missing_audio"]` and reported in one log line.
     """
     loader = get_loader(name)
+    check_options(name, options)
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"corpus {name!r}: root {root} does not exist")

@@ -6,6 +6,18 @@ Interactive emotional dyadic motion capture database", Language Resources and Ev
 evaluators who could name several categories. Jia et al. (2026) compare models with the
 distribution of those evaluator votes, by default on the common 4-class space.
 
+Which turns enter the study (`selection`):
+- "consensus" (default): the standard IEMOCAP protocol -- a turn enters when its header
+  label (the evaluators' majority) maps into the label space; for "4class" that is neu,
+  hap + exc (merged into happy), ang and sad, the customary 5,531-turn set of the full
+  release. Its distribution is the external evaluators' votes over those classes (votes
+  outside them are dropped and counted). Accuracy is then comparable with the 4-class
+  literature, and a turn whose majority was frustrated, other or "xxx" (no majority) does
+  not enter with a cut-down, often unanimous distribution that would understate ambiguity.
+- "votes": every turn with at least one evaluator vote inside the label space, whatever its
+  header label (the rule of earlier versions of this loader; keeps many more turns, but the
+  distributions of turns whose majority lies outside the space are truncated).
+
 Layout read: `Session<k>/dialog/EmoEvaluation/<dialog>.txt` and
 `Session<k>/sentences/wav/<dialog>/<utt>.wav`. A label file is a '%' header line, then
 blank-line separated blocks whose first line is
@@ -39,6 +51,7 @@ CONSENSUS = {"neu": "neutral", "hap": "happy", "exc": "excited", "sad": "sad",
 TO_4CLASS = {"neutral": "neutral", "happy": "happy", "excited": "happy", "angry": "angry",
              "sad": "sad"}
 MULTI_LABEL = ("fraction", "each")
+SELECTIONS = ("consensus", "votes")
 
 _HEADER = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(\S+)\s+(\w+)\s+"
                      r"\[\s*([-\d.]+),\s*([-\d.]+),\s*([-\d.]+)\s*\]\s*$")
@@ -50,9 +63,13 @@ _UTT = re.compile(r"^(Ses0[1-5])[FM]_.*_([FM])\d+$")
 @register_corpus("iemocap")
 def load_iemocap(root: Path, label_space: str | None = None, *,
                  self_evaluations: bool = False,
-                 multi_label: str = "fraction") -> pd.DataFrame:
+                 multi_label: str = "fraction",
+                 selection: str = "consensus") -> pd.DataFrame:
     """IEMOCAP turns with the distribution of their categorical evaluations.
 
+    `selection` picks the turns (module docstring): "consensus" (default; header label in
+    the label space, turns outside counted in `dropped["consensus_outside_<space>:<label>"]`,
+    "xxx" turns in `dropped["no_consensus"]`) or "votes" (any in-space vote).
     `self_evaluations=True` adds the actors' own ratings (`C-F1`, `C-M1`) to the external
     evaluators' (`C-E<n>`). `multi_label="fraction"` gives an evaluator who names k
     categories 1/k vote each (so every evaluator weighs the same); `"each"` gives 1 to each.
@@ -64,6 +81,8 @@ def load_iemocap(root: Path, label_space: str | None = None, *,
     space = label_space or "4class"
     if multi_label not in MULTI_LABEL:
         raise ValueError(f"iemocap: unknown multi_label {multi_label!r}; valid: {MULTI_LABEL}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"iemocap: unknown selection {selection!r}; valid: {SELECTIONS}")
     project = TO_4CLASS if space == "4class" else {c: c for c in classes}
     # Not recursive: EmoEvaluation/Categorical/ etc. hold per-evaluator copies in another
     # format; and copies made on macOS carry "._Ses01F_impro01.txt" forks, which "Ses*" skips.
@@ -77,6 +96,14 @@ def load_iemocap(root: Path, label_space: str | None = None, *,
     for path in files:
         for turn in _read_file(path):
             dropped.update(turn.pop("_dropped"))
+            if selection == "consensus":
+                label = turn["label_consensus"]
+                if label is None:
+                    dropped["no_consensus"] += 1
+                    continue
+                if label not in project:
+                    dropped[f"consensus_outside_{space}:{label}"] += 1
+                    continue
             weights: Counter[str] = Counter()
             raters = 0
             for who, emotions in turn.pop("ratings").items():
@@ -99,12 +126,15 @@ def load_iemocap(root: Path, label_space: str | None = None, *,
             rows.append(turn)
             votes.append([weights[c] for c in classes])
     if not rows:
-        raise ValueError(f"iemocap: no turn under {root} has a vote in {space}: {dict(dropped)}")
+        raise ValueError(f"iemocap: no turn under {root} is left by selection={selection!r} "
+                         f"in {space}: {dict(dropped)}")
     records = pd.DataFrame(rows)
-    return build_manifest(records, np.array(votes, dtype=float).reshape(-1, len(classes)),
-                          classes, corpus="iemocap", label_space=space, dropped=dict(dropped),
-                          extras=["dialog", "label_consensus", "valence", "arousal",
-                                  "dominance"])
+    manifest = build_manifest(records, np.array(votes, dtype=float).reshape(-1, len(classes)),
+                              classes, corpus="iemocap", label_space=space,
+                              dropped=dict(dropped), extras=["dialog", "label_consensus",
+                                                             "valence", "arousal", "dominance"])
+    manifest.attrs["selection"] = selection
+    return manifest
 
 
 def _read_file(path: Path) -> list[dict]:

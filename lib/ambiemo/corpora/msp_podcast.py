@@ -12,11 +12,19 @@ Layout read: `Labels/labels_consensus.csv` (older releases misspell it
 `WORKER…; Primary; Secondary,Secondary; A:…; V:…; D:…;`, or one column per field) or
 `Labels/labels_detailed.json` (`{file: {worker: {EmoClass_Major, …}}}`); audio in
 `Audios/<FileName>`.
+
+Which segments enter the study (`split`): the release's partitions are Train, Development
+(called Validation in 1.9) and Test1-Test3 (Test3 only in later releases). Evaluation uses
+a held-out partition -- `configs/paper.yaml` loads `split="test1"`, the test set most work
+on MSP-Podcast reports -- because loading every partition would mix the segments a model
+may have been trained on with the test segments. `split=None` loads all of them (corpus
+statistics, annotation studies).
 """
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +51,18 @@ _DETAIL = re.compile(r"^\s*(\S+?)\s*;\s*([^;]*?)\s*;\s*([^;]*?)\s*(;.*)?$")
 
 
 @register_corpus("msp_podcast")
-def load_msp_podcast(root: Path, label_space: str | None = None) -> pd.DataFrame:
+def load_msp_podcast(root: Path, label_space: str | None = None, *,
+                     split: str | Sequence[str] | None = None) -> pd.DataFrame:
     """MSP-Podcast segments with the distribution of the workers' primary emotions.
 
+    `split` is one partition name or a list of them ("Train", "Development"/"Validation",
+    "Test1", ...; case-insensitive); None (default) loads every partition. A name that is
+    not a partition name, or a partition this release does not have, is an error naming the
+    partitions present. Segments of other partitions are counted in
+    `dropped["other_splits"]`; `attrs["splits"]` records the selection.
     Label spaces: "8class" (default; `Other-*` votes dropped and counted) and "9class"
     (`Other-*` kept as one `other` class). A worker listed twice on a segment counts once.
-    `split` is the release's Split_Set in lower case (Validation, its older name, becomes
+    The `split` column is the release's Split_Set in lower case (Validation, its older name, becomes
     "development"); `speaker` is SpkrID, None where the release says "Unknown".
     """
     classes = list(classes_for("msp_podcast", label_space))
@@ -56,10 +70,16 @@ def load_msp_podcast(root: Path, label_space: str | None = None) -> pd.DataFrame
     labels = Path(root) / "Labels"
     consensus = _read_consensus(labels)
     workers, dropped = _read_detailed(labels)
+    wanted = _wanted_splits(split, consensus, labels)
 
     known = workers["utt_id"].isin(consensus["utt_id"])
     dropped["votes_for_files_not_in_consensus"] = int((~known).sum())
     workers = workers[known]
+    if wanted is not None:  # after the release-level check above: votes of other splits
+        chosen = consensus["split"].isin(wanted)  # are left out with their segments
+        dropped["other_splits"] = int((~chosen).sum())
+        consensus = consensus[chosen].reset_index(drop=True)
+        workers = workers[workers["utt_id"].isin(consensus["utt_id"])]
     in_space = workers["primary"].isin(classes)
     for cls, k in workers.loc[~in_space, "primary"].value_counts().items():
         dropped[f"votes_outside_{space}:{cls}"] = int(k)
@@ -73,10 +93,35 @@ def load_msp_podcast(root: Path, label_space: str | None = None) -> pd.DataFrame
     votes = counts.loc[records["utt_id"]].to_numpy(dtype=float)
     records["n_raters"] = votes.sum(axis=1).astype(int)  # one primary vote per worker
     records["audio_path"] = [str(Path(root) / "Audios" / f) for f in records["file_name"]]
-    return build_manifest(records, votes, classes, corpus="msp_podcast", label_space=space,
-                          dropped={k: v for k, v in dropped.items() if v or k == "no_votes"},
-                          extras=["label_consensus", "arousal", "valence", "dominance",
-                                  "gender"])
+    if records.empty:
+        raise ValueError(f"msp_podcast: no segment of split {split!r} under {root} has a "
+                         f"vote in {space}: {dropped}")
+    manifest = build_manifest(records, votes, classes, corpus="msp_podcast", label_space=space,
+                              dropped={k: v for k, v in dropped.items()
+                                       if v or k in ("no_votes", "other_splits")},
+                              extras=["label_consensus", "arousal", "valence", "dominance",
+                                      "gender"])
+    manifest.attrs["splits"] = None if wanted is None else sorted(wanted)
+    return manifest
+
+
+def _wanted_splits(split, consensus: pd.DataFrame, labels: Path) -> set[str] | None:
+    """The canonical partition names asked for, checked against the release."""
+    if split is None:
+        return None
+    names = [split] if isinstance(split, str) else list(split)
+    present = sorted(set(consensus["split"]))
+    if not names:
+        raise ValueError(f"msp_podcast: split is an empty list; give a partition name, a "
+                         f"list of them, or None for all (present: {present})")
+    wanted = set()
+    for name in names:
+        canonical = _split_name(str(name))
+        if canonical is None or canonical not in present:
+            raise ValueError(f"msp_podcast: unknown split {name!r}; the release in "
+                             f"{labels} has: {present}")
+        wanted.add(canonical)
+    return wanted
 
 
 def primary_class(name: str) -> str | None:

@@ -5,6 +5,7 @@ under its name once; loading an unknown name raises and lists what exists.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import pandas as pd
@@ -27,3 +28,18 @@ def get_loader(name: str) -> Loader:
         return LOADERS[name]
     except KeyError:
         raise KeyError(f"unknown corpus {name!r}; valid: {sorted(LOADERS)}") from None
+
+
+def loader_options(name: str) -> tuple[str, ...]:
+    """The keyword options corpus `name`'s loader accepts beside root and label_space."""
+    params = inspect.signature(get_loader(name)).parameters.values()
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_options(name: str, options) -> None:
+    """TypeError naming the corpus, the unknown option(s) and the valid ones."""
+    valid = loader_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(f"corpus {name!r}: unknown option(s) {unknown}; valid: "
+                        f"{list(valid) or 'none (this loader takes no options)'}")

@@ -57,8 +57,8 @@ def strategy_problems(cfg: StudyConfig) -> list[str]:
 def checkpoint_problem(checkpoint: str, revision: str | None, root: Path) -> str | None:
     """Why `checkpoint` cannot be used offline on this machine, or None when it can."""
     scheme, sep, _ = checkpoint.partition(":")
-    if sep and scheme == "tiny":
-        return None                      # built offline on first use
+    if sep and scheme in ("tiny", "sim"):
+        return None                      # built offline on first use / simulated (alm/sim.py)
     if sep and scheme in API_KEYS:
         if any(os.environ.get(var) for var in API_KEYS[scheme]):
             return None
@@ -156,6 +156,7 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = T
     runs; one ConfigError lists every problem. `probe`: also ask each hosted model's service
     (model exists, one tiny request with the run's parameters succeeds)."""
     from ambiemo.corpora import LOADERS
+    from ambiemo.corpora.registry import check_options
 
     jobs = plan(cfg) if jobs is None else jobs
     stages = {j.stage for j in jobs}
@@ -165,6 +166,10 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = T
         if name not in LOADERS:
             problems.append(f"corpora.{name}: unknown corpus {name!r} (valid: {sorted(LOADERS)})")
         elif stages & {"prepare", "generate", "verify"}:
+            try:  # a corpus protocol option the loader does not know, named with the valid ones
+                check_options(name, c.options)
+            except TypeError as e:
+                problems.append(f"corpora.{name}.options: {e}")
             if c.missing_env:
                 problems.append(f"corpora.{name}.root: {c.root} needs environment variable(s) "
                                 f"{', '.join(c.missing_env)}, which are not set")

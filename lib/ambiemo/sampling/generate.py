@@ -126,6 +126,7 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     if prompt.is_verifier:
         raise ValueError(f"prompt {prompt.id!r} is a verifier prompt; use verify_samples")
     require_audio(manifest, allow_empty=True)
+    adapter.bind_manifest(manifest)   # simulated models answer from it (alm/sim.py)
     key, content = run_key(adapter, prompt, settings, classes)
     store.register_run(key, adapter.name, content, classes)
     redone = delete_failures_to_redo(store, key, retry_failed)

@@ -62,6 +62,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
         raise ValueError(f"{verifier.name} cannot act as a verifier")
     classes = list(manifest.attrs["classes"])
     require_audio(manifest, allow_empty=True)
+    verifier.bind_manifest(manifest)   # simulated verifiers judge from it (alm/sim.py)
     key, content = verify_key(verifier, prompt, source_key, candidates, n)
     store.register_run(key, verifier.name, content, classes)
     # Verdicts lost to a transient failure (every failure with --retry-failed) are asked again.
