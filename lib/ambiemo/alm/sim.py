@@ -151,7 +151,7 @@ def distribution_text(counts: np.ndarray, classes: Sequence[str]) -> str:
     return "\n".join(f"{c}: {k / m:.2f}" for c, k in zip(classes, counts))
 
 
-@register_adapter("SimulatedALM")
+@register_adapter()
 class SimulatedALM(ALMAdapter):
     """An ALM whose answer distribution per clip is a stated function of the human one."""
 
