@@ -43,12 +43,15 @@ def test_validation_lists_every_problem_and_runs_nothing(tmp_path):
 def test_strategies_need_what_the_config_generates(tmp_path):
     cfg = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [tiny-qwen2-audio]\n"
                               "generation: {n_samples: 0, greedy: false}\nscoring: {strategies: "
-                              "[greedy, cot, bon, w_bon, majority, dirichlet, alm_v, w_alm_v, label_logits]}\n")
+                              "[greedy, cot, bon, w_bon, bon_sample, majority, dirichlet, alm_v, w_alm_v, "
+                              "label_logits]}\n")
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     msg = str(err.value)
-    for s in ("bon", "w_bon", "majority", "dirichlet"):
+    for s in ("bon_sample", "majority", "dirichlet"):
         assert f"{s!r} needs generation.n_samples > 0" in msg
+    for s in ("bon", "w_bon"):
+        assert f"{s!r} needs generation.beams > 0" in msg
     for s in ("alm_v", "w_alm_v"):
         assert f"{s!r} needs a verification: section" in msg
     assert "'cot' needs generation.cot:" in msg

@@ -40,6 +40,8 @@ def strategy_problems(cfg: StudyConfig) -> list[str]:
             missing = "generation.cot: {prompt: ..., max_new_tokens: ...}" if gen.cot is None else None
         elif need.kind == "label_score":
             missing = "generation.label_scores: true" if not gen.label_scores else None
+        elif need.kind == "beam":
+            missing = "generation.beams > 0 (beam-search candidates)" if gen.beams < 1 else None
         else:
             missing = "generation.n_samples > 0" if gen.n_samples < 1 else None
         if missing:
