@@ -94,7 +94,10 @@ def test_summary_table_estimates_match_direct_computation():
     g = sc[(sc.model == "small") & (sc.strategy == "greedy")]
     assert row.n_utts == 60 and row.n_missing == 2 and row.n_ties == man.majority.isna().sum() > 0
     assert np.isclose(row.js_divergence, g.js_divergence.mean())  # missing -> worst value 1
-    assert np.isclose(row.r2, g.r2.mean())                         # missing excluded (NaN)
+    # R² over the clips (scikit-learn's r2_score), missing excluded
+    assert np.isclose(row.r2, metrics.r2_score(g[[f"human_{c}" for c in PCOLS]].to_numpy(),
+                                               g[PCOLS].to_numpy()))
+    assert row.r2_lo <= row.r2 <= row.r2_hi
     assert np.isclose(row.accuracy, metrics.accuracy(g.majority, g.pred_label))
     assert np.isclose(row.macro_f1, metrics.macro_f1(g.majority, g.pred_label))
     assert np.isclose(row.ece, metrics.ece(g.top_prob, g.correct))
@@ -118,7 +121,7 @@ def test_summary_of_a_scaling_curve():
         for j in range(4):
             rows.append(dict(utt_id=u, kind="sample", idx=j, text="", logprob=-rng.random(),
                              n_tokens=1, parse_ok=True, **dict(zip(PCOLS, np.eye(4)[rng.integers(4)]))))
-    curve = tts.scaling_curve(pd.DataFrame(rows), CLASSES, ["majority", "bon"], model="m",
+    curve = tts.scaling_curve(pd.DataFrame(rows), CLASSES, ["majority", "bon_sample"], model="m",
                               n_subsets=4)
     table = analysis.summary_table(metrics.score(curve, man), n_boot=50)
     assert sorted(table.n.unique()) == [1, 2, 4] and (table.n_utts == 10).all()
@@ -229,7 +232,25 @@ def test_gain_skips_a_strategy_with_no_finite_metric_and_says_so():
     for strategy, r2 in (("greedy", 0.5), ("cot", np.nan)):
         for i, u in enumerate(utts):
             rows.append(dict(utt_id=u, model="m", strategy=strategy, n=1, replicate=0,
-                             r2=r2 if np.isnan(r2) else r2 + 0.01 * i))
+                             r2_per_clip=r2 if np.isnan(r2) else r2 + 0.01 * i))
     out = gain_by_ambiguity(pd.DataFrame(rows), manifest, "r2", n_perm=50, n_boot=50)
     assert out.empty
     assert any("m/cot/1" in note and "no gain" in note for note in out.attrs["notes"])
+    # R² has no per-clip value: the per-clip form is paired, and the notes say so
+    assert any("r2_per_clip is analysed instead" in note for note in out.attrs["notes"])
+
+
+def test_weighted_r2_matches_scikit_learn_sample_weight():
+    from sklearn.metrics import r2_score as sk
+    from ambiemo.summary import weighted_r2
+    rng = np.random.default_rng(2)
+    p, q = rng.dirichlet(np.ones(4), 25), rng.dirichlet(np.ones(4), 25)
+    w = rng.integers(0, 4, size=(5, 25)).astype(float)
+    got = weighted_r2(p, q, w)
+    assert np.allclose(got, [sk(p, q, sample_weight=wi) for wi in w])
+    q[:4] = np.nan  # missing: weight 0
+    assert np.isclose(weighted_r2(p, q, np.ones(25))[0], sk(p[4:], q[4:]))
+    # a class the humans never vary on: scikit-learn's force_finite (1 if exact, else 0)
+    p2 = np.column_stack([p[:, :3] * 0.5 / p[:, :3].sum(1, keepdims=True), np.full(25, 0.5)])
+    q2 = rng.dirichlet(np.ones(4), 25)
+    assert np.isclose(weighted_r2(p2, q2, np.ones(25))[0], sk(p2, q2))

@@ -19,6 +19,18 @@ from ambiemo.summary import (GROUP_KEYS, ambiguity_bin_of, reliability_table,  #
                              summary_by_ambiguity, summary_table)  # (public here)
 
 DEFAULT_N_PERM = 10_000
+# Corpus metrics with no per-clip value: analyses that pair or regress clips use the named
+# per-clip form instead, and say so in their notes and `metric` column.
+PER_CLIP_FORM = {"r2": "r2_per_clip", "accuracy": "correct"}
+
+
+def per_clip_metric(metric: str) -> tuple[str, list[str]]:
+    """The Scores column a per-clip analysis of `metric` uses, and a note if it differs."""
+    column = PER_CLIP_FORM.get(metric, metric)
+    if column == metric or metric == "accuracy":
+        return column, []
+    return column, [f"{metric} is a corpus metric with no per-clip value; the per-clip form "
+                    f"{column} is analysed instead"]
 
 
 def bootstrap_ci(values, statistic=np.mean, *, n_boot: int = 1000, seed: int = 0,
@@ -152,13 +164,14 @@ def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
     out and named in `attrs["notes"]`. Columns: model, strategy, n, ambiguity_bin, gain,
     gain_lo, gain_hi, p_value, n_utts, metric, direction.
     """
+    column, mapped = per_clip_metric(metric)
+    metric = column if mapped else metric
     direction = "higher" if metric in ("correct", "accuracy") else M.get_metric(metric).direction
-    column = "correct" if metric == "accuracy" else metric
     sign = -1.0 if direction == "lower" else 1.0
     bins = ambiguity_bin_of(manifest)
     data = scores[~(scores["model"].isin(REFERENCE_MODELS) | (scores["strategy"] == "reference"))]
     data = data.assign(ambiguity_bin=bins.reindex(data["utt_id"]).to_numpy())
-    rows, notes = [], []
+    rows, notes = [], list(mapped)
     for model, of_model in data.groupby("model", sort=False):
         base = of_model[of_model["strategy"] == baseline]
         if base.empty:

@@ -3,8 +3,17 @@
 The metrics of Jia et al. (2026), "Decoding Ambiguous Emotions with Test-Time Scaling in
 Audio-Language Models": Jensen-Shannon divergence and distance, Bhattacharyya coefficient,
 KL, total variation and R^2 of the probability vectors per utterance; and over a corpus,
-accuracy and macro-F1 against the majority label, the correlation of predicted and human
-entropy, and the expected calibration error of the top class.
+R^2 (`r2_score`, the tables' R^2), accuracy and macro-F1 against the majority label, the
+correlation of predicted and human entropy, and the expected calibration error of the top
+class.
+
+R^2 comes in three forms, each under its own name (`R2_FOOTNOTE` says which is which):
+- `r2` (corpus metric, function `r2_score`): scikit-learn's `r2_score(p, q)` — per class
+  across clips, uniform average over classes. This is the paper's R^2 and the tables'. A
+  perfect one-hot oracle on CREMA-D gets a positive value here;
+- `r2_per_clip`: per clip over its K probabilities (then averaged by a table); a perfect
+  one-hot oracle gets -0.42 on CREMA-D and a uniform human row gives NaN;
+- `r2_pooled`: over all (clip, class) cells at once.
 
 Conventions, the same for every metric:
 - argument order is `(p, q)` = (human reference, model prediction), as in
@@ -34,6 +43,10 @@ import numpy as np
 from scipy import stats
 
 KL_EPSILON = 1e-3
+R2_FOOTNOTE = ("R² is scikit-learn's r2_score(human, model): per class across clips, averaged "
+               "over classes (the paper's R²); the per-clip form (over one clip's K "
+               "probabilities) is r2_per_clip and the form over all (clip, class) cells at "
+               "once is r2_pooled.")
 TOP_TIE_ATOL = 1e-9   # model classes this close to the top count as tied
 ECE_BINS = 10
 
@@ -137,12 +150,13 @@ def total_variation(p, q):
     return _out(0.5 * np.abs(p - q).sum(-1), single)
 
 
-@register_metric("r2", direction="higher")
-def r2(p, q):
-    """Coefficient of determination of q (model) as a prediction of p (human), per row.
+@register_metric("r2_per_clip", direction="higher")
+def r2_per_clip(p, q):
+    """Coefficient of determination of q (model) as a prediction of p (human), per row
+    (over one clip's K probabilities) — not the tables' R² (`r2_score`).
 
-    1 - sum (p - q)^2 / sum (p - mean p)^2, as scikit-learn's r2_score(p, q); NaN where the
-    human distribution is uniform (no variance to explain).
+    1 - sum (p - q)^2 / sum (p - mean p)^2; NaN where the human distribution is uniform (no
+    variance to explain).
     """
     p, q, single = _pair(p, q)
     ss_res = ((p - q) ** 2).sum(-1)
@@ -166,6 +180,20 @@ def _finite_rows(p, q):
     p, q, _ = _pair(p, q)
     keep = np.isfinite(p).all(-1) & np.isfinite(q).all(-1)
     return p[keep], q[keep]
+
+
+@register_metric("r2", direction="higher", corpus=True)
+def r2_score(p, q) -> float:
+    """The tables' R²: scikit-learn's `r2_score(p, q)` with p the human and q the model
+    distributions, shape (n clips, K): per class across clips, uniform average over classes
+    (a class the humans never vary on scores 1 if predicted exactly, else 0, as
+    scikit-learn's force_finite). Missing predictions (rows with NaN) are excluded."""
+    from sklearn.metrics import r2_score as sk_r2_score
+
+    p, q = _finite_rows(p, q)
+    if len(p) < 2:
+        return float("nan")
+    return float(sk_r2_score(p, q, multioutput="uniform_average"))
 
 
 @register_metric("r2_pooled", direction="higher", corpus=True)

@@ -189,7 +189,7 @@ def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
               r"missing", "note"]
     caption = (f"{corpus}: mean over clips with 95% bootstrap interval; best model row per "
                "column in bold (JS lower is better, the others higher); accuracy and macro-F1 "
-               "against the majority label, ties excluded.")
+               "against the majority label, ties excluded. " + M.R2_FOOTNOTE)
     view = view.rename(columns={m: SHORT_NAMES.get(m, m) for m in metrics})
     return write_table(table, stem, digits, markdown=view, bold=bold, latex_header=header,
                        caption=caption)
