@@ -103,9 +103,9 @@ def test_summary_table_estimates_match_direct_computation():
     assert np.isclose(row.ece, metrics.ece(g.top_prob, g.correct))
     for m in ("js_divergence", "accuracy", "macro_f1"):
         assert row[f"{m}_lo"] <= row[m] <= row[f"{m}_hi"]
-    # replicates (rater-ceiling draws) are averaged per utterance, not blended
-    ceil = table.set_index("model").loc["rater_ceiling"]
-    c = sc[sc.model == "rater_ceiling"]
+    # replicates (new-rater draws) are averaged per utterance, not blended
+    ceil = table.set_index("model").loc["new_raters"]
+    c = sc[sc.model == "new_raters"]
     assert np.isclose(ceil.js_divergence, c.groupby("utt_id").js_divergence.mean().mean())
     assert np.isclose(ceil.macro_f1, np.mean([metrics.macro_f1(r.majority, r.pred_label)
                                               for _, r in c.groupby("replicate")]))

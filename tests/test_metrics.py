@@ -148,14 +148,14 @@ def test_reference_rows():
     prior = ref[ref.model == "prior"][pcols].to_numpy()
     assert np.allclose(prior, man[pcols].mean().to_numpy())
     assert np.allclose(ref[ref.model == "uniform"][pcols], 0.25)
-    ceiling = ref[ref.model == "rater_ceiling"]
-    assert sorted(ceiling.replicate.unique()) == [0, 1, 2, 3]
-    assert np.allclose((ceiling[pcols].to_numpy() * 5) % 1, 0)  # five raters' votes
+    panel = ref[ref.model == "new_raters"]
+    assert sorted(panel.replicate.unique()) == [0, 1, 2, 3]
+    assert np.allclose((panel[pcols].to_numpy() * 5) % 1, 0)  # five raters' votes
     assert (ref.strategy == "reference").all() and (ref.n == 1).all()
     again = reference_predictions(man, n_draws=4, seed=1)
     pd.testing.assert_frame_equal(ref, again)
     sc = M.score(ref, man)
-    assert sc.groupby("model").js_divergence.mean()["rater_ceiling"] > 0
+    assert sc.groupby("model").js_divergence.mean()["new_raters"] > 0
 
 
 def test_r2_score_is_scikit_learns_over_clips_not_the_mean_per_clip():

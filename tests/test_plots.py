@@ -97,13 +97,13 @@ def test_scaling_curves_log2_axis_and_flat_single_answer_strategies():
                              parse_ok=True, **dict(zip([f"p_{c}" for c in man.attrs["classes"]],
                                                        np.eye(4)[rng.integers(4)]))))
     curve = tts.scaling_curve(pd.DataFrame(rows), man.attrs["classes"],
-                              ["greedy", "majority", "w_bon"], model="m", n_subsets=3)
+                              ["greedy", "majority", "w_bon_sample"], model="m", n_subsets=3)
     table = analysis.summary_table(metrics.score(curve, man), metrics=("js_divergence",),
                                    n_boot=30)
     fig = plots.scaling_curves(table, ["js_divergence"], "demo")
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "log2" in ax.get_xlabel()
-    assert _labels(ax) == ["greedy (one answer)", "majority", "w_bon"]
+    assert _labels(ax) == ["greedy (one answer)", "majority", "w_bon_sample"]
     flat = [ln for ln in ax.get_lines() if ln.get_label() == "greedy (one answer)"][0]
     assert len(set(flat.get_ydata())) == 1
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]

@@ -43,7 +43,7 @@ def _summary():
     rows = []
     for model, strategy, js, acc in [("a", "greedy", 0.40, 0.30), ("a", "majority", 0.30, 0.35),
                                      ("b", "greedy", 0.35, 0.50), ("prior", "reference", 0.10, 0.90),
-                                     ("rater_ceiling", "reference", 0.05, 0.95)]:
+                                     ("new_raters", "reference", 0.05, 0.95)]:
         rows.append(dict(model=model, strategy=strategy, n=1, n_utts=10, n_missing=1,
                          share_missing=0.1, n_ties=0, js_divergence=js, js_divergence_lo=js - .05,
                          js_divergence_hi=js + .05, accuracy=acc, accuracy_lo=acc - .1,
@@ -58,7 +58,7 @@ def test_main_table_marks_best_model_row_in_each_direction_and_lists_unavailable
                               strategy_order=["greedy", "w_bon", "majority"])
     assert list(zip(table.model, table.strategy)) == [
         ("a", "greedy"), ("a", "w_bon"), ("a", "majority"), ("b", "greedy"),
-        ("prior", "reference"), ("rater_ceiling", "reference")]
+        ("prior", "reference"), ("new_raters", "reference")]
     # JS: lower is better -> a/majority (the references, better still, are never "best")
     assert table.loc[table.best_js_divergence, "strategy"].tolist() == ["majority"]
     # accuracy: higher is better -> b/greedy

@@ -13,7 +13,7 @@ from ambiemo import tts
 from ambiemo.dirichlet_fit import fit_dirichlet, smooth
 
 NAN = np.nan
-POOLED = ["majority", "bon", "w_bon", "bon_sample", "w_bon_sample", "alm_v", "w_alm_v",
+POOLED = ["majority", "vote_share", "bon", "w_bon", "bon_sample", "w_bon_sample", "alm_v", "w_alm_v",
           "dirichlet"]
 SINGLE = ["greedy", "cot", "label_logits"]
 

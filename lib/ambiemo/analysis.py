@@ -89,7 +89,7 @@ def _select(scores: pd.DataFrame, spec) -> tuple[str, pd.DataFrame]:
 
 
 def _per_utterance(rows: pd.DataFrame, metric: str) -> pd.Series:
-    # Replicates (scaling subsets, ceiling draws) of one utterance are averaged first, so
+    # Replicates (scaling subsets, new-rater draws) of one utterance are averaged first, so
     # the utterance stays the unit of the test.
     return rows.groupby("utt_id")[metric].mean()
 

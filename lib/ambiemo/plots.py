@@ -36,7 +36,7 @@ METRIC_LABELS = {
 }
 SHORT_LABELS = {"js_divergence": "JS (bits)", "bhattacharyya_coefficient": "BC",
                 "r2": "R²", "accuracy": "accuracy", "macro_f1": "macro-F1"}
-REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "rater_ceiling": "--"}
+REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "new_raters": "--"}
 
 
 def strategy_colours(strategies=None) -> dict[str, tuple]:
@@ -113,7 +113,7 @@ def human_entropy(manifest: pd.DataFrame) -> plt.Figure:
 
 def metric_by_row(summary: pd.DataFrame, metric: str) -> plt.Figure:
     """One metric for every (model, strategy) row with its bootstrap interval; reference
-    rows (prior, uniform, ceiling) are drawn in grey beside the models."""
+    rows (prior, uniform, new_raters) are drawn in grey beside the models."""
     rows = summary.assign(row=summary["model"] + " / " + summary["strategy"])
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(rows) + 1.2))
     colours = sns.color_palette(PALETTE, n_colors=max(len(rows), 3))

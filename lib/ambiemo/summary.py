@@ -1,7 +1,7 @@
 """Scores -> the study's summary table, with seeded bootstrap confidence intervals.
 
 One row per (model, strategy, n), as the tables of Jia et al. (2026). Utterances are the
-resampling unit: replicates of one utterance (scaling-curve subsets, rater-ceiling draws)
+resampling unit: replicates of one utterance (scaling-curve subsets, new-rater draws)
 are averaged per utterance for mean metrics, and label metrics are computed per replicate
 and then averaged, so that each replicate is a real answer and never a blend of several.
 Re-exported as `ambiemo.analysis.summary_table`.

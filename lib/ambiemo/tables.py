@@ -2,7 +2,7 @@
 
 The main table of Jia et al. (2026) per corpus: model x strategy with JS, BC, R^2, accuracy
 and macro-F1, each with its 95% bootstrap interval, the best model row per column marked,
-the reference rows (prior, uniform, resampled-rater ceiling) beside them, the share of
+the reference rows (prior, uniform, a new rater panel) beside them, the share of
 missing predictions, and strategies a model cannot run shown as "unavailable" with the
 reason, never as numbers. Also the capacity-fit table (statsmodels). Rounding happens only
 here, at the edge; the CSV keeps full precision.
@@ -120,7 +120,7 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
     `unavailable` has columns model, strategy, reason (predict.unavailable_strategies with
     the model added). Rows: each model's strategies in the order given (unavailable ones in
     the same list, with `row_type` "unavailable", NaN metrics and the reason in `note`), then
-    the reference rows (prior, uniform, rater_ceiling); `strategy_order` (e.g. the config's
+    the reference rows (prior, uniform, new_raters); `strategy_order` (e.g. the config's
     strategies) orders each model's rows, else first-seen order. Columns: row_type, model, strategy,
     n, each metric with `_lo`/`_hi`, `best_<metric>` (True on the best model row(s) in the
     metric's direction, references and unavailable rows never), missing_share, n_missing,

@@ -291,6 +291,18 @@ def majority(batch: Batch) -> np.ndarray:
     return _weighted_mean(batch, np.ones(batch.usable.shape))
 
 
+@register_strategy("vote_share")
+def vote_share(batch: Batch) -> np.ndarray:
+    """A control (controls.py): the share of the N candidates' top classes, a tied top split
+    equally. It uses no likelihood and no verifier, so a strategy that beats `majority` only
+    where candidates are distributions must also beat this."""
+    d = np.nan_to_num(batch.dists)
+    top = batch.usable[..., None] & (d >= d.max(axis=2, keepdims=True) - 1e-9)
+    votes = top / np.maximum(top.sum(axis=2, keepdims=True), 1)
+    return _weighted_mean(Batch(votes, batch.usable, batch.logprob, batch.n_tokens,
+                                batch.verifier), np.ones(batch.usable.shape))
+
+
 def _bon(batch: Batch, *, length_norm: bool = False) -> np.ndarray:
     return _select_best(batch, _likelihood_score(batch, length_norm))
 
