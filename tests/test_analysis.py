@@ -202,22 +202,29 @@ def test_reliability_table_bins_match_ece():
     assert ((r.bin_lo < r.confidence + 1e-12) & (r.confidence <= r.bin_hi + 1e-12)).all()
 
 
-def test_capacity_analysis_leaves_out_hosted_models_and_says_when_no_fit():
+def test_capacity_analysis_leaves_out_hosted_models_and_says_when_not_estimable():
     man = make_manifest()
     sc = make_scores(man)
     fit = analysis.capacity_analysis(sc, man, {"small": 1e9, "large": 7e9})
-    assert fit.attrs["fitted"] and "log_params" in set(fit.term)
+    # two models: the strategy x ambiguity part is fitted, capacity is not estimable
+    assert fit.attrs["fitted"] and fit.attrs["n_models"] == 2
+    cap = fit.set_index("term").loc["capacity"]
+    assert cap.status == "not estimable" and np.isnan(cap.p_value)
     hosted = analysis.capacity_analysis(sc, man, {"small": 1e9, "large": None})
-    assert not hosted.attrs["fitted"] and hosted.empty
     assert any("large" in n and "not published" in n for n in hosted.attrs["notes"])
-    assert any(n.startswith("no fit") for n in hosted.attrs["notes"])
+    assert hosted.attrs["n_models"] == 1
+    none = analysis.capacity_analysis(sc, man, {"small": None, "large": None})
+    assert not none.attrs["fitted"] and none.empty
+    assert any(n.startswith("no fit") for n in none.attrs["notes"])
     with pytest.raises(KeyError, match="large"):
         analysis.capacity_analysis(sc, man, {"small": 1e9})
+    r2 = analysis.capacity_analysis(sc, man, {"small": 1e9, "large": 7e9}, "r2")
+    assert any("r2_per_clip is analysed instead" in n for n in r2.attrs["notes"])
     from ambiemo.tables import capacity_table
-    table = capacity_table({("demo", "js_divergence"): fit, ("demo", "r2"): hosted})
+    table = capacity_table({("demo", "js_divergence"): fit, ("demo", "r2"): none})
     assert (table.loc[table.metric == "r2", "term"] == "no fit").all()
     assert table.loc[table.metric == "r2", "estimate"].isna().all()
-    assert table.loc[table.term == "log_params", "estimate"].notna().all()
+    assert (table.loc[table.term == "capacity", "status"] == "not estimable").all()
 
 
 def test_gain_skips_a_strategy_with_no_finite_metric_and_says_so():

@@ -198,7 +198,8 @@ def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
 # --- the capacity fit ------------------------------------------------------------------------
 
 CAPACITY_COLUMNS = ["corpus", "metric", "term", "estimate", "std_error", "statistic", "p_value",
-                    "ci_lo", "ci_hi", "formula", "method", "n_obs", "n_clusters", "note"]
+                    "ci_lo", "ci_hi", "df", "status", "n_models", "log10_span", "formula",
+                    "method", "n_obs", "note"]
 
 
 def capacity_table(fits: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
@@ -210,7 +211,8 @@ def capacity_table(fits: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
         note = "; ".join(fit.attrs.get("notes", []))
         meta = dict(corpus=corpus, metric=metric, formula=fit.attrs.get("formula"),
                     method=fit.attrs.get("method"), n_obs=fit.attrs.get("n_obs", 0),
-                    n_clusters=fit.attrs.get("n_clusters", 0), note=note)
+                    n_models=fit.attrs.get("n_models", fit.attrs.get("n_clusters", 0)),
+                    log10_span=fit.attrs.get("log10_span", np.nan), note=note)
         if fit.attrs.get("fitted", len(fit) > 0) and len(fit):
             frames.append(fit.assign(**meta))
         else:
@@ -221,8 +223,14 @@ def capacity_table(fits: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
 def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3) -> list[Path]:
     """The capacity fit as .csv (full precision), .md and .tex (formula and notes kept)."""
     view = table.drop(columns=["method"]).copy()
-    for c in ("n_obs", "n_clusters"):
+    for c in ("n_obs", "n_models"):
         view[c] = view[c].astype("Int64").astype(str)
-    caption = ("Capacity x ambiguity: metric ~ strategy x ambiguity bin + log10(parameter "
-               "count), OLS with errors clustered by clip (Jia et al., 2026).")
+    # "not estimable" instead of a p-value: the status says why there is no number.
+    view["p_value"] = [s if s == "not estimable" else p
+                       for s, p in zip(view["status"].fillna(""), view["p_value"])]
+    caption = ("Capacity x ambiguity x TTS: metric ~ strategy x ambiguity bin x capacity "
+               "(centred log10 parameter count), linear mixed model with the model as random "
+               "effect, fitted on (model, strategy, bin) means; capacity terms use t with "
+               "n_models - 2 df and are 'not estimable' with fewer than 4 models or less than "
+               "half a decade of parameter count (Jia et al., 2026; issue #13).")
     return write_table(table, stem, digits, markdown=view, caption=caption)
