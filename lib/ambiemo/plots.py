@@ -31,11 +31,13 @@ METRIC_LABELS = {
     "js_divergence": "Jensen-Shannon divergence (bits, lower is better)",
     "bhattacharyya_coefficient": "Bhattacharyya coefficient (higher is better)",
     "accuracy": "accuracy vs majority label (higher is better)",
-    "r2": "R² of class probabilities (higher is better)",
+    "r2": "R² per class across clips (higher is better)",
+    "r2_per_clip": "R² within each clip, averaged (higher is better)",
     "macro_f1": "macro-F1 vs majority label (higher is better)",
 }
 SHORT_LABELS = {"js_divergence": "JS (bits)", "bhattacharyya_coefficient": "BC",
-                "r2": "R²", "accuracy": "accuracy", "macro_f1": "macro-F1"}
+                "r2": "R²", "r2_per_clip": "R² per clip", "accuracy": "accuracy",
+                "macro_f1": "macro-F1"}
 REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "new_raters": "--"}
 
 
