@@ -106,8 +106,8 @@ def control_predictions(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
                         unknown: str = "exclude",
                         classes: Sequence[str] | None = None) -> pd.DataFrame:
     """Predictions rows of `greedy_smoothed` and `label_logits_tempered` for every model of
-    `predictions` that has `greedy` / `label_logits` rows (a model without them has no such
-    control). Same columns as `predict`; `n` 1, `replicate` 0; `params` holds the fold, the
+    `predictions` (and prompt arm, if a `prompt` column is present) that has `greedy` /
+    `label_logits` rows (a model without them has no such control). Same columns as `predict`; `n` 1, `replicate` 0; `params` holds the fold, the
     fitted parameter (`weight` or `temperature`), `n_folds`, `seed`, `objective` and the
     source strategy. `n_folds` is capped at the number of known speakers.
     """
@@ -121,7 +121,10 @@ def control_predictions(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
                         index=manifest["utt_id"])
     human = manifest.set_index("utt_id")[pcols]
     frames = []
-    for model, of_model in predictions.groupby("model", sort=False):
+    # One control per model and, when Predictions carry it, per prompt arm.
+    keys = ["model"] + [k for k in ("prompt",) if k in predictions]
+    for key, of_model in predictions.groupby(keys, sort=False):
+        model = key[0]
         for control, (source, fit, apply, pname) in CONTROLS.items():
             rows = of_model[(of_model["strategy"] == source) & (of_model["replicate"] == 0)]
             if rows.empty:
@@ -135,7 +138,8 @@ def control_predictions(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
                                    rows[pcols].to_numpy(float), folds.astype(int), fit, apply)
             missing = ~np.isfinite(out).all(axis=1)
             frame = pd.DataFrame({
-                "utt_id": utts, "model": model, "strategy": control, "n": 1, "replicate": 0,
+                "utt_id": utts, **dict(zip(keys, key)), "strategy": control, "n": 1,
+                "replicate": 0,
                 "n_usable": (~missing).astype(int), "n_failed": missing.astype(int),
                 "missing": missing,
                 "params": [params_json({"fold": int(f), pname: float(v), "n_folds": k,
