@@ -60,6 +60,12 @@ def test_capacity_not_estimable_with_few_models_or_a_narrow_span():
     assert (fit.status == "estimated").sum() == 0
     # the strategy x ambiguity part is still fitted
     assert any("ambiguity_bin" in t for t in fit.term) and fit.p_value.notna().any()
+    # one model: its clips are the replication (no saturated, infinite-error cell fit)
+    one = capacity.fit_capacity_mixed(capacity.simulate_study(rng, np.array([9.0]), n_clips=30),
+                                      {"m0": 9.0})
+    est = one[one.status != "not estimable"]
+    assert np.isfinite(est.std_error).all() and (est.std_error > 0).all()
+    assert any("clustered by clip" in n for n in one.attrs["notes"])
 
 
 def test_capacity_analysis_on_scores_and_the_table():

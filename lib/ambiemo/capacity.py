@@ -11,7 +11,8 @@ config's open models span 8.27-8.93 B). This module fits instead a linear mixed 
     y ~ C(strategy) * C(ambiguity_bin) * capacity        (capacity: centred log10 params)
     random: intercept per model, and per-model deviations by strategy (a model's own TTS gain)
 
-fitted by REML on the mean of y per (model, strategy, ambiguity bin) cell. Capacity terms
+fitted by REML on the mean of y per (model, strategy, ambiguity bin) cell (with a single
+model: OLS on its clip rows, errors clustered by clip, and no capacity term). Capacity terms
 are then tested against between-model variation only: p-values use a t reference with
 n_models - 2 degrees of freedom (Wald z would be anti-conservative with a handful of
 models). When fewer than `MIN_MODELS` models or less than `MIN_SPAN_DECADES` of log10
@@ -109,13 +110,19 @@ def fit_capacity_mixed(data: pd.DataFrame, log_params: Mapping[str, float], *,
     frame = frame.reset_index(drop=True)
     vc_names = []
     if len(models) < 2:
-        notes.append("one model: no random effect to fit; ordinary least squares on cells")
+        notes.append("one model: no random effect to fit; OLS on clip rows with errors "
+                     "clustered by clip")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
         if len(models) < 2:
-            fit = smf.ols(formula, frame).fit()
+            # Cell means of one model leave no residual; its clips are the replication.
+            clips = data.assign(strategy=data["strategy"].astype(str))
+            groups = clips["utt_id"].astype("category").cat.codes.to_numpy() \
+                if "utt_id" in clips else np.arange(len(clips))
+            fit = smf.ols(formula, clips.rename(columns={y: "y"})).fit(
+                cov_type="cluster", cov_kwds={"groups": groups})
             converged = True
         else:
             # The design is built once with patsy and the variance component by hand (the
