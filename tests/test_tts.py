@@ -11,6 +11,7 @@ from scipy import stats as sps
 
 from ambiemo import tts
 from ambiemo.dirichlet_fit import fit_dirichlet, smooth
+from ambiemo.predict import unavailable_strategies, verifier_scores
 
 NAN = np.nan
 POOLED = ["majority", "vote_share", "bon", "w_bon", "bon_sample", "w_bon_sample", "alm_v", "w_alm_v",
@@ -360,8 +361,7 @@ def test_scaling_curve_subsets_are_seeded_and_end_at_predict():
 
 def test_scaling_curves_of_verifier_strategies_stop_at_the_judged_count():
     samples, ver = make_samples(n_utts=4, n_samples=5)
-    judged = tts.predict.__globals__["verifier_scores"](
-        ver.assign(kind="verify")[ver.idx < 3], candidates="sample", n=3)
+    judged = verifier_scores(ver.assign(kind="verify")[ver.idx < 3], candidates="sample", n=3)
     curve = tts.scaling_curve(samples, CLASSES, ["majority", "alm_v", "w_alm_v", "bon"],
                               model="m", ns=[1, 2, 4, 5], n_subsets=3, verifier=judged)
     by = curve.groupby("strategy").n.unique().map(sorted).to_dict()
@@ -381,8 +381,7 @@ def test_dirichlet_is_unavailable_for_one_hot_candidates():
     sel = (onehot.kind == "sample") & onehot.parse_ok
     pcols = [f"p_{c}" for c in CLASSES]
     onehot.loc[sel, pcols] = np.eye(3)[onehot.loc[sel, pcols].to_numpy(float).argmax(1)]
-    gone = tts.predict.__globals__["unavailable_strategies"](onehot, ["dirichlet", "majority"],
-                                                             classes=CLASSES)
+    gone = unavailable_strategies(onehot, ["dirichlet", "majority"], classes=CLASSES)
     assert gone.strategy.tolist() == ["dirichlet"] and "one-hot" in gone.reason.iloc[0]
     pred = tts.predict(onehot, CLASSES, ["dirichlet", "majority"], model="m",
                        skip_unavailable=True)
@@ -411,7 +410,9 @@ def test_predict_end_to_end_each_strategy_gets_its_own_answer():
     samples = pd.DataFrame(rows)
     ver = pd.DataFrame({"utt_id": "u", "idx": [0, 1, 2], "score": [0.1, 0.3, 0.6],
                         "kind": "verify"})
-    ver = tts.predict.__globals__["verifier_scores"](ver, candidates="sample", n=3)
+    with pytest.raises(ValueError, match="idx >= n = 2"):
+        verifier_scores(ver, candidates="sample", n=2)
+    ver = verifier_scores(ver, candidates="sample", n=3)
     names = ["greedy", "cot", "label_logits", "majority", "bon", "w_bon", "bon_sample",
              "w_bon_sample", "alm_v", "w_alm_v"]
     pred = tts.predict(samples, CLASSES, names, model="m", verifier=ver).set_index("strategy")
