@@ -126,7 +126,10 @@ def control_predictions(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
     for key, of_model in predictions.groupby(keys, sort=False):
         model = key[0]
         for control, (source, fit, apply, pname) in CONTROLS.items():
-            rows = of_model[(of_model["strategy"] == source) & (of_model["replicate"] == 0)]
+            # Single-answer strategies have one replicate (0; absent or NaN in hand-built frames).
+            replicate = (of_model["replicate"].fillna(0) if "replicate" in of_model
+                         else pd.Series(0, index=of_model.index))
+            rows = of_model[(of_model["strategy"] == source) & (replicate == 0)]
             if rows.empty:
                 continue
             utts = rows["utt_id"].to_numpy()
