@@ -94,15 +94,18 @@ def test_summary_table_estimates_match_direct_computation():
     g = sc[(sc.model == "small") & (sc.strategy == "greedy")]
     assert row.n_utts == 60 and row.n_missing == 2 and row.n_ties == man.majority.isna().sum() > 0
     assert np.isclose(row.js_divergence, g.js_divergence.mean())  # missing -> worst value 1
-    assert np.isclose(row.r2, g.r2.mean())                         # missing excluded (NaN)
+    # R² over the clips (scikit-learn's r2_score), missing excluded
+    assert np.isclose(row.r2, metrics.r2_score(g[[f"human_{c}" for c in PCOLS]].to_numpy(),
+                                               g[PCOLS].to_numpy()))
+    assert row.r2_lo <= row.r2 <= row.r2_hi
     assert np.isclose(row.accuracy, metrics.accuracy(g.majority, g.pred_label))
     assert np.isclose(row.macro_f1, metrics.macro_f1(g.majority, g.pred_label))
     assert np.isclose(row.ece, metrics.ece(g.top_prob, g.correct))
     for m in ("js_divergence", "accuracy", "macro_f1"):
         assert row[f"{m}_lo"] <= row[m] <= row[f"{m}_hi"]
-    # replicates (rater-ceiling draws) are averaged per utterance, not blended
-    ceil = table.set_index("model").loc["rater_ceiling"]
-    c = sc[sc.model == "rater_ceiling"]
+    # replicates (new-rater draws) are averaged per utterance, not blended
+    ceil = table.set_index("model").loc["new_raters"]
+    c = sc[sc.model == "new_raters"]
     assert np.isclose(ceil.js_divergence, c.groupby("utt_id").js_divergence.mean().mean())
     assert np.isclose(ceil.macro_f1, np.mean([metrics.macro_f1(r.majority, r.pred_label)
                                               for _, r in c.groupby("replicate")]))
@@ -118,7 +121,7 @@ def test_summary_of_a_scaling_curve():
         for j in range(4):
             rows.append(dict(utt_id=u, kind="sample", idx=j, text="", logprob=-rng.random(),
                              n_tokens=1, parse_ok=True, **dict(zip(PCOLS, np.eye(4)[rng.integers(4)]))))
-    curve = tts.scaling_curve(pd.DataFrame(rows), CLASSES, ["majority", "bon"], model="m",
+    curve = tts.scaling_curve(pd.DataFrame(rows), CLASSES, ["majority", "bon_sample"], model="m",
                               n_subsets=4)
     table = analysis.summary_table(metrics.score(curve, man), n_boot=50)
     assert sorted(table.n.unique()) == [1, 2, 4] and (table.n_utts == 10).all()
@@ -199,22 +202,29 @@ def test_reliability_table_bins_match_ece():
     assert ((r.bin_lo < r.confidence + 1e-12) & (r.confidence <= r.bin_hi + 1e-12)).all()
 
 
-def test_capacity_analysis_leaves_out_hosted_models_and_says_when_no_fit():
+def test_capacity_analysis_leaves_out_hosted_models_and_says_when_not_estimable():
     man = make_manifest()
     sc = make_scores(man)
     fit = analysis.capacity_analysis(sc, man, {"small": 1e9, "large": 7e9})
-    assert fit.attrs["fitted"] and "log_params" in set(fit.term)
+    # two models: the strategy x ambiguity part is fitted, capacity is not estimable
+    assert fit.attrs["fitted"] and fit.attrs["n_models"] == 2
+    cap = fit.set_index("term").loc["capacity"]
+    assert cap.status == "not estimable" and np.isnan(cap.p_value)
     hosted = analysis.capacity_analysis(sc, man, {"small": 1e9, "large": None})
-    assert not hosted.attrs["fitted"] and hosted.empty
     assert any("large" in n and "not published" in n for n in hosted.attrs["notes"])
-    assert any(n.startswith("no fit") for n in hosted.attrs["notes"])
+    assert hosted.attrs["n_models"] == 1
+    none = analysis.capacity_analysis(sc, man, {"small": None, "large": None})
+    assert not none.attrs["fitted"] and none.empty
+    assert any(n.startswith("no fit") for n in none.attrs["notes"])
     with pytest.raises(KeyError, match="large"):
         analysis.capacity_analysis(sc, man, {"small": 1e9})
+    r2 = analysis.capacity_analysis(sc, man, {"small": 1e9, "large": 7e9}, "r2")
+    assert any("r2_per_clip is analysed instead" in n for n in r2.attrs["notes"])
     from ambiemo.outputs.tables import capacity_table
-    table = capacity_table({("demo", "js_divergence"): fit, ("demo", "r2"): hosted})
+    table = capacity_table({("demo", "js_divergence"): fit, ("demo", "r2"): none})
     assert (table.loc[table.metric == "r2", "term"] == "no fit").all()
     assert table.loc[table.metric == "r2", "estimate"].isna().all()
-    assert table.loc[table.term == "log_params", "estimate"].notna().all()
+    assert (table.loc[table.term == "capacity", "status"] == "not estimable").all()
 
 
 def test_gain_skips_a_strategy_with_no_finite_metric_and_says_so():
@@ -229,7 +239,25 @@ def test_gain_skips_a_strategy_with_no_finite_metric_and_says_so():
     for strategy, r2 in (("greedy", 0.5), ("cot", np.nan)):
         for i, u in enumerate(utts):
             rows.append(dict(utt_id=u, model="m", strategy=strategy, n=1, replicate=0,
-                             r2=r2 if np.isnan(r2) else r2 + 0.01 * i))
+                             r2_per_clip=r2 if np.isnan(r2) else r2 + 0.01 * i))
     out = gain_by_ambiguity(pd.DataFrame(rows), manifest, "r2", n_perm=50, n_boot=50)
     assert out.empty
     assert any("m/cot/1" in note and "no gain" in note for note in out.attrs["notes"])
+    # R² has no per-clip value: the per-clip form is paired, and the notes say so
+    assert any("r2_per_clip is analysed instead" in note for note in out.attrs["notes"])
+
+
+def test_weighted_r2_matches_scikit_learn_sample_weight():
+    from sklearn.metrics import r2_score as sk
+    from ambiemo.analysis.summaries import weighted_r2
+    rng = np.random.default_rng(2)
+    p, q = rng.dirichlet(np.ones(4), 25), rng.dirichlet(np.ones(4), 25)
+    w = rng.integers(0, 4, size=(5, 25)).astype(float)
+    got = weighted_r2(p, q, w)
+    assert np.allclose(got, [sk(p, q, sample_weight=wi) for wi in w])
+    q[:4] = np.nan  # missing: weight 0
+    assert np.isclose(weighted_r2(p, q, np.ones(25))[0], sk(p[4:], q[4:]))
+    # a class the humans never vary on: scikit-learn's force_finite (1 if exact, else 0)
+    p2 = np.column_stack([p[:, :3] * 0.5 / p[:, :3].sum(1, keepdims=True), np.full(25, 0.5)])
+    q2 = rng.dirichlet(np.ones(4), 25)
+    assert np.isclose(weighted_r2(p2, q2, np.ones(25))[0], sk(p2, q2))

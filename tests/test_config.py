@@ -136,7 +136,10 @@ def test_study_configs_load(repo, name):
     assert paper_models <= set(cfg.models)
     if name == "paper":
         assert set(cfg.models) == paper_models
-        assert cfg.scoring.strategies == ("greedy", "cot", "bon", "w_bon", "alm_v", "w_alm_v")
+        assert cfg.scoring.strategies == ("greedy", "cot", "bon", "w_bon", "alm_v", "w_alm_v",
+                                          "vote_share")
+        # BoN over B = 5 beams, the verifier judging B = 3 (issue #13)
+        assert cfg.generation.beams == 5
     else:
         # every architecture (adapter) the registry serves has a model in the extended study
         served = {s.adapter for s in MODELS.values()

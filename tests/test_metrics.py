@@ -24,7 +24,8 @@ def dist_pair(draw):
 
 def test_registry_and_directions():
     assert set(M.METRICS) == {"js_divergence", "js_distance", "bhattacharyya_coefficient",
-                              "kl_divergence", "total_variation", "r2"}
+                              "kl_divergence", "total_variation", "r2_per_clip"}
+    assert {"r2", "r2_pooled", "accuracy"} <= set(M.CORPUS_METRICS)
     assert M.direction("js_divergence") == "lower" and M.direction("bhattacharyya_coefficient") == "higher"
     assert M.direction("accuracy") == "higher" and M.direction("ece") == "lower"
     for name in [*M.METRICS, *M.CORPUS_METRICS]:
@@ -66,8 +67,8 @@ def test_kl_and_tv_and_r2_agree_with_scipy_and_hand_values():
     assert np.isclose(M.kl_divergence(p, q), sps.entropy(p, qs, base=2))
     assert np.isclose(M.total_variation(p, q), 0.5)
     # r2: 1 - SS_res / SS_tot with mean 1/4: SS_res = 0.5, SS_tot = 4 * 0.0625 = 0.25
-    assert np.isclose(M.r2(p, q), 1 - 0.5 / 0.25)
-    assert np.isnan(M.r2(np.full(4, 0.25), q))
+    assert np.isclose(M.r2_per_clip(p, q), 1 - 0.5 / 0.25)
+    assert np.isnan(M.r2_per_clip(np.full(4, 0.25), q))
     assert np.isclose(M.r2_pooled([p, p], [q, p]), 1 - 0.5 / 0.5)
     # vectorised over rows
     assert M.js_divergence(np.stack([p, q]), np.stack([q, q])).shape == (2,)
@@ -124,7 +125,7 @@ def test_score_applies_the_missing_rule_and_label_columns():
     miss = sc.iloc[2]
     assert miss.missing and miss.js_divergence == 1 and miss.js_distance == 1
     assert miss.bhattacharyya_coefficient == 0 and miss.total_variation == 1
-    assert np.isnan(miss.kl_divergence) and np.isnan(miss.r2) and miss.pred_label is None
+    assert np.isnan(miss.kl_divergence) and np.isnan(miss.r2_per_clip) and miss.pred_label is None
     if man.majority[2] is None:
         assert np.isnan(miss.correct)
     else:
@@ -147,11 +148,50 @@ def test_reference_rows():
     prior = ref[ref.model == "prior"][pcols].to_numpy()
     assert np.allclose(prior, man[pcols].mean().to_numpy())
     assert np.allclose(ref[ref.model == "uniform"][pcols], 0.25)
-    ceiling = ref[ref.model == "rater_ceiling"]
-    assert sorted(ceiling.replicate.unique()) == [0, 1, 2, 3]
-    assert np.allclose((ceiling[pcols].to_numpy() * 5) % 1, 0)  # five raters' votes
+    panel = ref[ref.model == "new_raters"]
+    assert sorted(panel.replicate.unique()) == [0, 1, 2, 3]
+    assert np.allclose((panel[pcols].to_numpy() * 5) % 1, 0)  # five raters' votes
     assert (ref.strategy == "reference").all() and (ref.n == 1).all()
     again = reference_predictions(man, n_draws=4, seed=1)
     pd.testing.assert_frame_equal(ref, again)
     sc = M.score(ref, man)
-    assert sc.groupby("model").js_divergence.mean()["rater_ceiling"] > 0
+    assert sc.groupby("model").js_divergence.mean()["new_raters"] > 0
+
+
+def test_r2_score_is_scikit_learns_over_clips_not_the_mean_per_clip():
+    from sklearn.metrics import r2_score as sk
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet(np.ones(4), size=30)
+    q = rng.dirichlet(np.ones(4), size=30)
+    assert np.isclose(M.r2_score(p, q), sk(p, q))
+    assert M.get_metric("r2").fn is M.r2_score and M.direction("r2") == "higher"
+    # per class across clips, averaged: by hand
+    by_hand = np.mean([1 - ((p[:, k] - q[:, k]) ** 2).sum() / ((p[:, k] - p[:, k].mean()) ** 2).sum()
+                       for k in range(4)])
+    assert np.isclose(M.r2_score(p, q), by_hand)
+    assert not np.isclose(M.r2_score(p, q), np.nanmean(M.r2_per_clip(p, q)))
+    # missing predictions are left out; a uniform human row gives no NaN here
+    q2 = q.copy()
+    q2[:3] = np.nan
+    assert np.isclose(M.r2_score(p, q2), sk(p[3:], q[3:]))
+    p[0] = 0.25
+    assert np.isfinite(M.r2_score(p, q))
+    assert "r2_per_clip" in M.R2_FOOTNOTE and "r2_pooled" in M.R2_FOOTNOTE
+
+
+CREMA_D = "/work/shared/data/crema_d"
+
+
+def test_r2_forms_on_the_real_crema_d_annotations():
+    """A perfect one-hot oracle (each clip's majority class) on CREMA-D: R² over clips is
+    positive (+0.020) while the per-clip mean is -0.42 (issue #13); the prior scores 0."""
+    import os
+    if not os.path.isdir(os.path.join(CREMA_D, "processedResults")):
+        pytest.skip("CREMA-D annotations not present")
+    from ambiemo import corpora
+    man = corpora.load("crema_d", CREMA_D)
+    p = man[[f"p_{c}" for c in man.attrs["classes"]]].to_numpy()
+    oracle = np.eye(p.shape[1])[p.argmax(1)]
+    assert 0.01 < M.r2_score(p, oracle) < 0.03
+    assert np.isclose(np.nanmean(M.r2_per_clip(p, oracle)), -0.42, atol=0.005)
+    assert abs(M.r2_score(p, np.broadcast_to(p.mean(0), p.shape))) < 1e-9

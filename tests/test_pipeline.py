@@ -48,12 +48,15 @@ def test_validation_lists_every_problem_and_runs_nothing(tmp_path):
 def test_strategies_need_what_the_config_generates(tmp_path):
     cfg = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [tiny-qwen2-audio]\n"
                               "generation: {n_samples: 0, greedy: false}\nscoring: {strategies: "
-                              "[greedy, cot, bon, w_bon, majority, dirichlet, alm_v, w_alm_v, label_logits]}\n")
+                              "[greedy, cot, bon, w_bon, bon_sample, majority, dirichlet, alm_v, w_alm_v, "
+                              "label_logits]}\n")
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     msg = str(err.value)
-    for s in ("bon", "w_bon", "majority", "dirichlet"):
+    for s in ("bon_sample", "majority", "dirichlet"):
         assert f"{s!r} needs generation.n_samples > 0" in msg
+    for s in ("bon", "w_bon"):
+        assert f"{s!r} needs generation.beams > 0" in msg
     for s in ("alm_v", "w_alm_v"):
         assert f"{s!r} needs a verification: section" in msg
     assert "'cot' needs generation.cot:" in msg
@@ -329,14 +332,18 @@ def test_run_all_regenerates_the_smoke_study(repo):
     rows = set(zip(table["model"], table["strategy"]))
     strategies = load_config(repo / "configs" / "smoke.yaml").scoring.strategies
     models = ("tiny-qwen2-audio", "sim-human", "sim-constant")
-    assert rows == {("prior", "reference"), ("uniform", "reference"), ("rater_ceiling", "reference")} \
+    assert rows == {("prior", "reference"), ("uniform", "reference"), ("new_raters", "reference")} \
         | {(m, s) for m in models for s in strategies}
+    # the smoke prompt answers with a label: dirichlet (it pools distributions) is unavailable
+    gone = table[table["row_type"] == "unavailable"]
+    assert set(gone["strategy"]) == {"dirichlet"} and gone["note"].str.contains("one-hot").all()
+    table = table[table["row_type"] != "unavailable"]
     t = table.set_index("model")
     assert (table["js_divergence"].between(0, 1)).all()
     assert (table["js_divergence_lo"] <= table["js_divergence"]).all()
     assert (table["js_divergence"] <= table["js_divergence_hi"]).all()
-    # the references bracket any sensible model: the ceiling beats the prior beats nothing
-    assert t.loc["rater_ceiling", "js_divergence"] < t.loc["prior", "js_divergence"]
+    # a second rater panel agrees with the first better than the prior does
+    assert t.loc["new_raters", "js_divergence"] < t.loc["prior", "js_divergence"]
     assert t.loc["uniform", "accuracy"] == pytest.approx(0.25)
     # constrained decoding: every sampled, beam and verified answer parsed, none missing;
     # only CoT (unconstrained; the random model never writes "Answer:") is all missing.

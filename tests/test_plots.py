@@ -57,6 +57,24 @@ def test_gain_vs_ambiguity_plots_every_non_baseline_strategy(data):
     plt.close(fig)
 
 
+def test_gain_vs_ambiguity_shows_the_controls_dashed(data):
+    from ambiemo.tts import controls
+    man, sc, _ = data
+    greedy = sc[(sc.strategy == "greedy")]
+    pred = greedy[["utt_id", "model", "strategy", "n", "replicate",
+                   *[c for c in sc if c.startswith("p_") and c != "p_value"]]]
+    ctrl = metrics.score(controls.control_predictions(pred, man.assign(
+        speaker=[f"s{i % 4}" for i in range(len(man))])), man)
+    gains = analysis.gain_by_ambiguity(pd.concat([sc, ctrl], ignore_index=True), man,
+                                       "js_divergence", n_perm=50, n_boot=30)
+    fig = plots.gain_vs_ambiguity(gains, "demo")
+    for ax in fig.axes:
+        assert "greedy_smoothed (control)" in _labels(ax)
+        styles = {c.get_label(): c.lines[0].get_linestyle() for c in ax.containers}
+        assert styles["greedy_smoothed (control)"] == "--" and styles["majority"] == "-"
+    plt.close(fig)
+
+
 def test_capacity_vs_metric_leaves_out_hosted_models_and_names_them(data):
     by_bin = data[2]
     fig = plots.capacity_vs_metric(by_bin, {"small": 1e9, "large": None}, "js_divergence", "demo")
@@ -98,13 +116,13 @@ def test_scaling_curves_log2_axis_and_flat_single_answer_strategies():
                              parse_ok=True, **dict(zip([f"p_{c}" for c in man.attrs["classes"]],
                                                        np.eye(4)[rng.integers(4)]))))
     curve = tts.scaling_curve(pd.DataFrame(rows), man.attrs["classes"],
-                              ["greedy", "majority", "w_bon"], model="m", n_subsets=3)
+                              ["greedy", "majority", "w_bon_sample"], model="m", n_subsets=3)
     table = analysis.summary_table(metrics.score(curve, man), metrics=("js_divergence",),
                                    n_boot=30)
     fig = plots.scaling_curves(table, ["js_divergence"], "demo")
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "log2" in ax.get_xlabel()
-    assert _labels(ax) == ["greedy (one answer)", "majority", "w_bon"]
+    assert _labels(ax) == ["greedy (one answer)", "majority", "w_bon_sample"]
     flat = [ln for ln in ax.get_lines() if ln.get_label() == "greedy (one answer)"][0]
     assert len(set(flat.get_ydata())) == 1
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]

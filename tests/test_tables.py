@@ -44,7 +44,7 @@ def _summary():
     rows = []
     for model, strategy, js, acc in [("a", "greedy", 0.40, 0.30), ("a", "majority", 0.30, 0.35),
                                      ("b", "greedy", 0.35, 0.50), ("prior", "reference", 0.10, 0.90),
-                                     ("rater_ceiling", "reference", 0.05, 0.95)]:
+                                     ("new_raters", "reference", 0.05, 0.95)]:
         rows.append(dict(model=model, strategy=strategy, n=1, n_utts=10, n_missing=1,
                          share_missing=0.1, n_ties=0, js_divergence=js, js_divergence_lo=js - .05,
                          js_divergence_hi=js + .05, accuracy=acc, accuracy_lo=acc - .1,
@@ -59,7 +59,7 @@ def test_main_table_marks_best_model_row_in_each_direction_and_lists_unavailable
                               strategy_order=["greedy", "w_bon", "majority"])
     assert list(zip(table.model, table.strategy)) == [
         ("a", "greedy"), ("a", "w_bon"), ("a", "majority"), ("b", "greedy"),
-        ("prior", "reference"), ("rater_ceiling", "reference")]
+        ("prior", "reference"), ("new_raters", "reference")]
     # JS: lower is better -> a/majority (the references, better still, are never "best")
     assert table.loc[table.best_js_divergence, "strategy"].tolist() == ["majority"]
     # accuracy: higher is better -> b/greedy
@@ -101,19 +101,21 @@ def _samples(logprob=-1.0):
 
 def test_unavailable_strategies_are_named_and_skipped_not_scored():
     samples = _samples(logprob=np.nan)  # a hosted model: no log-probabilities at all
-    asked = ["greedy", "cot", "majority", "bon", "w_bon", "alm_v", "w_alm_v"]
+    asked = ["greedy", "cot", "majority", "bon_sample", "w_bon_sample", "alm_v", "w_alm_v"]
     lacking = unavailable_strategies(samples, asked).set_index("strategy").reason
-    assert sorted(lacking.index) == ["alm_v", "bon", "cot", "w_alm_v", "w_bon"]
-    assert "kind 'cot'" in lacking["cot"] and "log-probabilities" in lacking["bon"]
+    assert sorted(lacking.index) == ["alm_v", "bon_sample", "cot", "w_alm_v", "w_bon_sample"]
+    assert "kind 'cot'" in lacking["cot"] and "log-probabilities" in lacking["bon_sample"]
     assert "no verifier run" in lacking["alm_v"]
     pred = tts.predict(samples, ["x", "y"], asked, model="m", skip_unavailable=True)
     assert sorted(pred.strategy.unique()) == ["greedy", "majority"] and not pred.missing.any()
     with pytest.raises(ValueError, match="log-probabilities"):
-        tts.predict(samples, ["x", "y"], ["bon"], model="m")
+        tts.predict(samples, ["x", "y"], ["bon_sample"], model="m")
+    # no beam run: bon / w_bon (beam-based, as the paper) are unavailable with the kind named
+    assert "kind 'beam'" in unavailable_strategies(samples, ["bon"]).reason[0]
     # a verifier run that judged nothing finite still leaves alm_v unavailable
     ver = samples[samples.kind == "sample"][["utt_id", "idx"]].assign(score=np.nan)
     assert "no finite score" in unavailable_strategies(samples, ["alm_v"], verifier=ver).reason[0]
     ver["score"] = 0.5
-    assert unavailable_strategies(_samples(), ["bon", "alm_v"], verifier=ver).empty
-    only = tts.predict(samples, ["x", "y"], ["bon"], model="m", skip_unavailable=True)
+    assert unavailable_strategies(_samples(), ["bon_sample", "alm_v"], verifier=ver).empty
+    only = tts.predict(samples, ["x", "y"], ["bon_sample"], model="m", skip_unavailable=True)
     assert only.empty and "p_x" in only

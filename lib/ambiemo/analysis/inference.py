@@ -2,8 +2,8 @@
 
 The analyses of Jia et al. (2026): is one strategy better than another on the same
 utterances (paired permutation test, Holm-corrected across a table), and how does the gain
-depend on ambiguity and model capacity (metric ~ strategy x ambiguity + log parameter count,
-with utterances as clusters). Everything is seeded; every p-value can be recomputed.
+depend on ambiguity and model capacity (a mixed model with the model as random effect,
+capacity.py). Everything is seeded; every p-value can be recomputed.
 """
 from __future__ import annotations
 
@@ -14,10 +14,24 @@ import numpy as np
 import pandas as pd
 
 from ambiemo import metrics as M
-from ambiemo.tts.references import is_reference
+from ambiemo.analysis.capacity import MIN_MODELS, MIN_SPAN_DECADES, fit_capacity_mixed
+from ambiemo.analysis.capacity import RESULT_COLUMNS as CAPACITY_RESULT_COLUMNS
 from ambiemo.analysis.summaries import GROUP_KEYS, ambiguity_bin_of
+from ambiemo.tts.references import is_reference
 
 DEFAULT_N_PERM = 10_000
+# Corpus metrics with no per-clip value: analyses that pair or regress clips use the named
+# per-clip form instead, and say so in their notes and `metric` column.
+PER_CLIP_FORM = {"r2": "r2_per_clip", "accuracy": "correct"}
+
+
+def per_clip_metric(metric: str) -> tuple[str, list[str]]:
+    """The Scores column a per-clip analysis of `metric` uses, and a note if it differs."""
+    column = PER_CLIP_FORM.get(metric, metric)
+    if column == metric or metric == "accuracy":
+        return column, []
+    return column, [f"{metric} is a corpus metric with no per-clip value; the per-clip form "
+                    f"{column} is analysed instead"]
 
 
 def bootstrap_ci(values, statistic=np.mean, *, n_boot: int = 1000, seed: int = 0,
@@ -76,7 +90,7 @@ def _select(scores: pd.DataFrame, spec) -> tuple[str, pd.DataFrame]:
 
 
 def _per_utterance(rows: pd.DataFrame, metric: str) -> pd.Series:
-    # Replicates (scaling subsets, ceiling draws) of one utterance are averaged first, so
+    # Replicates (scaling subsets, new-rater draws) of one utterance are averaged first, so
     # the utterance stays the unit of the test.
     return rows.groupby("utt_id")[metric].mean()
 
@@ -146,13 +160,14 @@ def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
     out and named in `attrs["notes"]`. Columns: model, strategy, n, ambiguity_bin, gain,
     gain_lo, gain_hi, p_value, n_utts, metric, direction.
     """
+    column, mapped = per_clip_metric(metric)
+    metric = column if mapped else metric
     direction = "higher" if metric in ("correct", "accuracy") else M.get_metric(metric).direction
-    column = "correct" if metric == "accuracy" else metric
     sign = -1.0 if direction == "lower" else 1.0
     bins = ambiguity_bin_of(manifest)
     data = scores[~is_reference(scores)]
     data = data.assign(ambiguity_bin=bins.reindex(data["utt_id"]).to_numpy())
-    rows, notes = [], []
+    rows, notes = [], list(mapped)
     for model, of_model in data.groupby("model", sort=False):
         base = of_model[of_model["strategy"] == baseline]
         if base.empty:
@@ -189,14 +204,19 @@ def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
 
 def capacity_analysis(scores: pd.DataFrame, manifest: pd.DataFrame,
                       n_params: Mapping[str, float | None], metric: str = "js_divergence", *,
-                      method: str = "cluster_ols") -> pd.DataFrame:
-    """`capacity_model` over the models whose parameter count is known, or the reason why
-    no fit is possible.
+                      min_models: int = MIN_MODELS,
+                      min_span: float = MIN_SPAN_DECADES) -> pd.DataFrame:
+    """Capacity x ambiguity x TTS over the models whose parameter count is known: the mixed
+    model of `capacity.fit_capacity_mixed` (model as random effect; capacity interacting
+    with strategy and ambiguity bin), on `metric` per clip.
 
     Models with `n_params` None (hosted, unpublished size) are left out and named in
-    `attrs["notes"]`. With fewer than two known, distinct parameter counts the capacity term
-    cannot be estimated: the result is an empty table with `attrs["fitted"]` False and the
-    reason in `attrs["notes"]` (never a fit without its capacity term passed off as one).
+    `attrs["notes"]`. With fewer than `min_models` known models or less than `min_span`
+    decades between the smallest and the largest, the capacity terms are one row
+    "capacity" with status "not estimable" and no numbers; the strategy x ambiguity part is
+    still fitted. A corpus metric (R²) is analysed in its per-clip form (noted). Columns:
+    term, estimate, std_error, statistic, p_value, ci_lo, ci_hi, df, status; `attrs`:
+    fitted, notes, metric, method, formula, n_obs, n_models, log10_span, estimable.
     """
     data = scores[~is_reference(scores)]
     models = list(pd.unique(data["model"]))
@@ -207,25 +227,49 @@ def capacity_analysis(scores: pd.DataFrame, manifest: pd.DataFrame,
     known = {m: float(n_params[m]) for m in models if n_params[m] is not None}
     notes = ([f"left out (parameter count not published): {', '.join(hosted)}"]
              if hosted else [])
-    if len(set(known.values())) < 2:
-        empty = pd.DataFrame(columns=["term", "estimate", "std_error", "statistic", "p_value",
-                                      "ci_lo", "ci_hi"])
-        notes.append(f"no fit: the capacity term needs at least two models with different "
-                     f"known parameter counts; this run has {len(known)} "
-                     f"({', '.join(f'{m}={v:.3g}' for m, v in known.items()) or 'none'})")
+    column, mapped = per_clip_metric(metric)
+    notes += mapped
+    method = "mixedlm: model random intercept + model x strategy, REML on cell means"
+    if not known:
+        empty = pd.DataFrame(columns=CAPACITY_RESULT_COLUMNS)
+        notes.append("no fit: no model with a known parameter count")
         empty.attrs.update(fitted=False, notes=notes, metric=metric, method=method,
-                           formula=None, n_obs=0, n_clusters=0)
+                           formula=None, n_obs=0, n_clusters=0, n_models=0,
+                           log10_span=float("nan"), estimable=False)
         return empty
-    fit = capacity_model(data[data["model"].isin(known)], manifest, known, metric,
-                         method=method)
-    fit.attrs.update(fitted=True, notes=notes + fit.attrs["notes"])
+    data = data[data["model"].isin(known)]
+    ns = data.groupby(["model", "strategy"])["n"].nunique()
+    if (ns > 1).any():
+        raise ValueError("capacity_analysis needs one n per (model, strategy); filter the "
+                         f"scores first (several n for {list(ns[ns > 1].index[:3])})")
+    # Replicates (scaling subsets, draws) of one clip are averaged: the clip is the unit.
+    data = (data.groupby(["utt_id", "model", "strategy"], as_index=False, observed=True)[column]
+            .mean())
+    dropped = int(data[column].isna().sum())
+    if dropped:
+        notes.append(f"dropped {dropped} rows with NaN {column}")
+    data = data.dropna(subset=[column])
+    bins = ambiguity_bin_of(manifest)
+    data["ambiguity_bin"] = pd.Categorical(bins.reindex(data["utt_id"]).to_numpy(),
+                                           categories=bins.cat.categories, ordered=True)
+    fit = fit_capacity_mixed(data.rename(columns={column: "y"}),
+                             {m: np.log10(v) for m, v in known.items()},
+                             min_models=min_models, min_span=min_span)
+    fit.attrs.update(fitted=True, notes=notes + fit.attrs["notes"], metric=metric,
+                     method=method, formula=fit.attrs["formula"].replace("y ~", f"{column} ~"),
+                     n_clusters=fit.attrs["n_models"])
     return fit
 
 
 def capacity_model(scores: pd.DataFrame, manifest: pd.DataFrame,
                    params_by_model: Mapping[str, float], metric: str = "js_divergence", *,
                    method: str = "cluster_ols") -> pd.DataFrame:
-    """Tidy fit of metric ~ strategy x ambiguity_bin + log10(parameter count).
+    """Tidy fit of metric ~ strategy x ambiguity_bin + log10(parameter count), on clip rows.
+
+    Superseded for the study by `capacity_analysis` (the mixed model of capacity.py): with
+    clip rows the capacity term is tested as if every clip were evidence about model size,
+    which gave false positives in 90% of simulated studies with no capacity effect (issue
+    #13). Kept for comparison.
 
     `method="cluster_ols"` (default): OLS with cluster-robust errors, utterances as clusters;
     `method="mixedlm"`: a random intercept per utterance. Reference rows are left out;

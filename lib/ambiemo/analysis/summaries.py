@@ -1,10 +1,16 @@
 """Scores -> the study's summary table, with seeded bootstrap confidence intervals.
 
 One row per (model, strategy, n), as the tables of Jia et al. (2026). Utterances are the
-resampling unit: replicates of one utterance (scaling-curve subsets, rater-ceiling draws)
+resampling unit: replicates of one utterance (scaling-curve subsets, new-rater draws)
 are averaged per utterance for mean metrics, and label metrics are computed per replicate
 and then averaged, so that each replicate is a real answer and never a blend of several.
 Re-exported as `ambiemo.analysis.summary_table`.
+
+The tables' R² (`r2`) is a corpus metric, scikit-learn's r2_score over the group's clips
+(per class across clips, uniform average), computed per replicate from the Scores'
+`p_<class>` / `human_p_<class>` columns and averaged over replicates; its bootstrap reuses
+the clip weights of every other metric (`weighted_r2`, cross-checked against scikit-learn's
+`sample_weight`). Never the mean of per-clip values (that is `r2_per_clip`).
 """
 from __future__ import annotations
 
@@ -18,10 +24,12 @@ from ambiemo import metrics as M
 GROUP_KEYS = ["model", "strategy", "n"]
 DEFAULT_METRICS = M.MAIN_METRICS
 LABEL_METRICS = ("macro_f1", "ece", "entropy_pearson", "entropy_spearman")
+CLIP_SET_METRICS = ("r2",)  # computed over the group's clips from both distributions
+HUMAN_PREFIX = "human_p"
 
 
 def _check(names: Sequence[str]) -> None:
-    valid = [*M.METRICS, "correct", "accuracy", *LABEL_METRICS]
+    valid = [*M.METRICS, "correct", "accuracy", *LABEL_METRICS, *CLIP_SET_METRICS]
     bad = [m for m in names if m not in valid]
     if bad:
         raise KeyError(f"summary_table cannot summarise {bad}; valid: {sorted(valid)}")
@@ -75,6 +83,40 @@ def _ece_weighted(conf, corr, w, n_bins=M.ECE_BINS):
     return np.abs(gap).sum(1) / (w @ keep.astype(float))
 
 
+def weighted_r2(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """scikit-learn's r2_score(p, q, sample_weight=w_b) for each weight vector w_b of w (B, U).
+
+    p, q: (U, K); rows of q with NaN (missing predictions) get weight 0. Per class
+    1 - SS_res / SS_tot with weighted sums, uniform average over classes; a class with
+    SS_tot = 0 scores 1 if SS_res = 0 else 0 (scikit-learn's force_finite). NaN when fewer
+    than two clips carry weight.
+    """
+    ok = np.isfinite(q).all(axis=1) & np.isfinite(p).all(axis=1)
+    w = np.atleast_2d(w) * ok
+    p0, q0 = np.where(ok[:, None], p, 0.0), np.where(ok[:, None], q, 0.0)
+    s0 = w.sum(axis=1, keepdims=True)
+    ss_res = w @ (p0 - q0) ** 2
+    ss_tot = w @ p0 ** 2 - (w @ p0) ** 2 / np.where(s0 > 0, s0, 1)
+    # Float cancellation can leave a tiny non-zero SS_tot on a constant class.
+    ss_tot = np.where(ss_tot > 1e-12 * np.maximum(w @ p0 ** 2, 1e-300), ss_tot, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(ss_tot > 0, 1 - ss_res / ss_tot,
+                             np.where(ss_res <= 1e-24, 1.0, 0.0))
+    out = per_class.mean(axis=1)
+    return np.where((w > 0).sum(axis=1) >= 2, out, np.nan)
+
+
+def _class_columns(group: pd.DataFrame, classes) -> list[str]:
+    if classes is not None:
+        return list(classes)
+    prefix = HUMAN_PREFIX + "_"
+    found = [c[len(prefix):] for c in group.columns if c.startswith(prefix)]
+    if not found:
+        raise KeyError("summary_table: R² over clips needs the Scores' p_<class> and "
+                       "human_p_<class> columns (metrics.score writes them)")
+    return found
+
+
 def _entropy_corr(h, g, idx, which):
     return M.entropy_correlation(h[idx], g[idx])[which]
 
@@ -113,6 +155,15 @@ def summary_table(scores: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METR
                 est = v[ok].mean() if ok.any() else np.nan
                 with np.errstate(invalid="ignore", divide="ignore"):
                     boot = (w @ v) / (w @ ok.astype(float))
+            elif m == "r2":
+                cls = _class_columns(group, classes)
+                P = np.stack([_wide(group, f"{HUMAN_PREFIX}_{c}", utts) for c in cls], axis=-1)
+                Q = np.stack([_wide(group, f"p_{c}", utts) for c in cls], axis=-1)
+                R = P.shape[1]
+                est = _row_mean(np.array([[weighted_r2(P[:, r], Q[:, r], np.ones(U))[0]
+                                           for r in range(R)]]))[0]
+                boot = _row_mean(np.stack([weighted_r2(P[:, r], Q[:, r], w)
+                                           for r in range(R)], axis=1))
             elif m == "macro_f1":
                 if classes is None:
                     labels = {c for p in group["pred_label"].dropna() for c in p.split("|")}

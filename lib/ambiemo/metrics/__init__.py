@@ -9,9 +9,10 @@ Public entry points: `ambiemo.metrics.<metric>(p, q)` and `ambiemo.metrics.score
 from ambiemo.metrics.registry import (CORPUS_METRICS, MAIN_METRICS, METRICS, Metric,  # noqa: F401
                                       axis_label, direction, get_metric, register_metric,
                                       short_label, table_header)
-from ambiemo.metrics.distribution import (KL_EPSILON, bhattacharyya_coefficient,  # noqa: F401
-                                          entropy, js_distance, js_divergence, kl_divergence,
-                                          r2, r2_pooled, total_variation)
+from ambiemo.metrics.distribution import (KL_EPSILON, R2_FOOTNOTE,  # noqa: F401
+                                          bhattacharyya_coefficient, entropy, js_distance,
+                                          js_divergence, kl_divergence, r2_per_clip, r2_pooled,
+                                          r2_score, total_variation)
 from ambiemo.metrics.classification import (ECE_BINS, TOP_TIE_ATOL, _is_label,  # noqa: F401
                                             accuracy, credit, ece, entropy_correlation,
                                             entropy_pearson, entropy_spearman, macro_f1,

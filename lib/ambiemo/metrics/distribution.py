@@ -24,6 +24,14 @@ number missing beside them. `Metric.worst` holds the value (None: excluded).
 Ties of the majority label are excluded from accuracy/macro-F1 (`correct` is NaN) and counted.
 A tie between the model's top classes gets fractional credit (1/m for m tied classes: the
 expected score of breaking the tie at random), so no class order is favoured.
+
+R^2 comes in three forms, each under its own name (`R2_FOOTNOTE` says which is which):
+- `r2` (corpus metric, function `r2_score`): scikit-learn's `r2_score(p, q)` -- per class
+  across clips, uniform average over classes. This is the paper's R^2 and the tables'. A
+  perfect one-hot oracle on CREMA-D gets a positive value here;
+- `r2_per_clip`: per clip over its K probabilities (then averaged by a table); a perfect
+  one-hot oracle gets -0.42 on CREMA-D and a uniform human row gives NaN;
+- `r2_pooled`: over all (clip, class) cells at once.
 """
 from __future__ import annotations
 
@@ -32,6 +40,10 @@ import numpy as np
 from ambiemo.metrics.registry import register_metric
 
 KL_EPSILON = 1e-3
+R2_FOOTNOTE = ("R² is scikit-learn's r2_score(human, model): per class across clips, averaged "
+               "over classes (the paper's R²); the per-clip form (over one clip's K "
+               "probabilities) is r2_per_clip and the form over all (clip, class) cells at "
+               "once is r2_pooled.")
 
 
 def _pair(p, q):
@@ -55,7 +67,8 @@ def _xlogy_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @register_metric("js_divergence", direction="lower", worst=1.0,
-                 label='Jensen-Shannon divergence (bits)', short='JS', latex='JS')
+                 label='Jensen-Shannon divergence (bits)', short='JS', latex='JS',
+                 unit='bits')
 def js_divergence(p, q):
     """Jensen-Shannon divergence in bits, in [0, 1]; equals scipy's jensenshannon(base=2)**2."""
     p, q, single = _pair(p, q)
@@ -80,7 +93,8 @@ def bhattacharyya_coefficient(p, q):
 
 
 @register_metric("kl_divergence", direction="lower",
-                 label='KL divergence, human || model (bits)', short='KL', latex='KL')
+                 label='KL divergence, human || model (bits)', short='KL', latex='KL',
+                 unit='bits')
 def kl_divergence(p, q, *, epsilon: float = KL_EPSILON):
     """KL(p || q) in bits with q smoothed by `epsilon` (p: human, q: model)."""
     p, q, single = _pair(p, q)
@@ -97,13 +111,15 @@ def total_variation(p, q):
     return _out(0.5 * np.abs(p - q).sum(-1), single)
 
 
-@register_metric("r2", direction="higher",
-                 label='R² of class probabilities, per clip', short='R²', latex='$R^2$')
-def r2(p, q):
-    """Coefficient of determination of q (model) as a prediction of p (human), per row.
+@register_metric("r2_per_clip", direction="higher",
+                 label='R² within each clip, averaged', short='R² per clip',
+                 latex='$R^2$ per clip')
+def r2_per_clip(p, q):
+    """Coefficient of determination of q (model) as a prediction of p (human), per row
+    (over one clip's K probabilities) -- not the tables' R² (`r2_score`).
 
-    1 - sum (p - q)^2 / sum (p - mean p)^2, as scikit-learn's r2_score(p, q); NaN where the
-    human distribution is uniform (no variance to explain).
+    1 - sum (p - q)^2 / sum (p - mean p)^2; NaN where the human distribution is uniform (no
+    variance to explain).
     """
     p, q, single = _pair(p, q)
     ss_res = ((p - q) ** 2).sum(-1)
@@ -127,6 +143,21 @@ def _finite_rows(p, q):
     p, q, _ = _pair(p, q)
     keep = np.isfinite(p).all(-1) & np.isfinite(q).all(-1)
     return p[keep], q[keep]
+
+
+@register_metric("r2", direction="higher", corpus=True,
+                 label='R² per class across clips', short='R²', latex='$R^2$')
+def r2_score(p, q) -> float:
+    """The tables' R²: scikit-learn's `r2_score(p, q)` with p the human and q the model
+    distributions, shape (n clips, K): per class across clips, uniform average over classes
+    (a class the humans never vary on scores 1 if predicted exactly, else 0, as
+    scikit-learn's force_finite). Missing predictions (rows with NaN) are excluded."""
+    from sklearn.metrics import r2_score as sk_r2_score
+
+    p, q = _finite_rows(p, q)
+    if len(p) < 2:
+        return float("nan")
+    return float(sk_r2_score(p, q, multioutput="uniform_average"))
 
 
 @register_metric("r2_pooled", direction="higher", corpus=True,

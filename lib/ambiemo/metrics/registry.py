@@ -25,6 +25,7 @@ class Metric:
     label: str = ""           # axis label, e.g. "Jensen-Shannon divergence (bits)"
     short: str = ""           # column / legend label, e.g. "JS"
     latex: str = ""           # the short label in LaTeX
+    unit: str = ""            # e.g. "bits"; figures add it to the short label
 
     def __post_init__(self):
         if self.direction not in ("lower", "higher"):
@@ -57,14 +58,15 @@ CORPUS_METRICS: dict[str, Metric] = {}  # over a set of utterances
 
 
 def register_metric(name: str, *, direction: str, worst: float | None = None,
-                    corpus: bool = False, label: str = "", short: str = "", latex: str = ""):
+                    corpus: bool = False, label: str = "", short: str = "", latex: str = "",
+                    unit: str = ""):
     registry = CORPUS_METRICS if corpus else METRICS
 
     def decorate(fn):
         if name in METRICS or name in CORPUS_METRICS:
             raise ValueError(f"metric {name!r} registered twice")
         registry[name] = Metric(name, fn, direction, worst, "corpus" if corpus else "utterance",
-                                label, short, latex)
+                                label, short, latex, unit)
         return fn
     return decorate
 
@@ -95,7 +97,9 @@ def table_header(name: str, *, latex: bool = False) -> str:
 
 
 def short_label(name: str) -> str:
-    """A legend / title label for a registered metric (the name itself for anything else)."""
+    """A legend / title label for a registered metric, with its unit: "JS (bits)" (the name
+    itself for anything else)."""
     if name in METRICS or name in CORPUS_METRICS:
-        return get_metric(name).short or name
+        m = get_metric(name)
+        return f"{m.short or name} ({m.unit})" if m.unit else (m.short or name)
     return name

@@ -31,7 +31,9 @@ def score(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
     Columns: the prediction keys (utt_id, model, strategy, n, replicate), `missing`, every
     metric of `metrics.METRICS`, `correct` (credit against the majority label; NaN on a
     tied majority), `pred_label` (top class, ties joined by '|', None when missing),
-    `majority`, `entropy_pred`, `entropy_human`, `top_prob`.
+    `majority`, `entropy_pred`, `entropy_human`, `top_prob`, and both distributions,
+    `p_<class>` (the model's, as in Predictions) and `human_p_<class>`, which corpus metrics
+    over clips (R², `metrics.r2_score`) need.
     """
     classes = manifest_classes(manifest, classes)
     pcols = columns("p", classes)
@@ -64,4 +66,6 @@ def score(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
     out["entropy_human"] = human["entropy_bits"].to_numpy(dtype=float) \
         if "entropy_bits" in human else entropy(p)
     out["top_prob"] = np.where(missing, np.nan, np.nanmax(np.where(missing[:, None], 0, q), axis=1))
+    out[pcols] = q
+    out[columns("human_p", classes)] = p
     return out

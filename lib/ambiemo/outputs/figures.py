@@ -23,16 +23,17 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ambiemo import metrics as M  # noqa: E402
+from ambiemo.tts.controls import CONTROL_STRATEGIES  # noqa: E402
 from ambiemo.tts.references import is_reference  # noqa: E402
 from ambiemo.tts import STRATEGIES  # noqa: E402
 
 PALETTE = "colorblind"
-REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "rater_ceiling": "--"}
+REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "new_raters": "--"}
 
 
 def strategy_colours(strategies=None) -> dict[str, tuple]:
     """One fixed colour per registered strategy (registry order), the same in every figure."""
-    names = list(STRATEGIES)
+    names = list(STRATEGIES) + [c for c in CONTROL_STRATEGIES if c not in STRATEGIES]
     colours = sns.color_palette(PALETTE, n_colors=max(len(names), 10))
     out = {s: colours[i % len(colours)] for i, s in enumerate(names)}
     return out if strategies is None else {s: out.get(s, "0.3") for s in strategies}
@@ -47,8 +48,8 @@ def _panels(n: int, *, width: float = 4.2, height: float = 3.2, sharey: bool = T
 def _errorbar(ax, x, y, lo, hi, **kw):
     y, lo, hi = (np.asarray(a, dtype=float) for a in (y, lo, hi))
     err = np.vstack([y - lo, hi - y])
-    return ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0), capsize=3,
-                       marker="o", ms=4, **kw)
+    kw.setdefault("marker", "o")
+    return ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0), capsize=3, ms=4, **kw)
 
 
 def _legend_outside(ax) -> None:
@@ -100,7 +101,7 @@ def human_entropy(manifest: pd.DataFrame) -> plt.Figure:
 
 def metric_by_row(summary: pd.DataFrame, metric: str) -> plt.Figure:
     """One metric for every (model, strategy) row with its bootstrap interval; reference
-    rows (prior, uniform, ceiling) are drawn in grey beside the models."""
+    rows (prior, uniform, new_raters) are drawn in grey beside the models."""
     rows = summary.assign(row=summary["model"] + " / " + summary["strategy"])
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(rows) + 1.2))
     colours = sns.color_palette(PALETTE, n_colors=max(len(rows), 3))
@@ -152,7 +153,8 @@ def metric_by_ambiguity(by_bin: pd.DataFrame, metric: str, corpus: str) -> plt.F
 
 def gain_vs_ambiguity(gains: pd.DataFrame, corpus: str) -> plt.Figure:
     """Gain of each strategy over the baseline (positive = better) per ambiguity bin, with
-    the paired 95% interval, one panel per model; `gains` is `analysis.gain_by_ambiguity`."""
+    the paired 95% interval, one panel per model; `gains` is `analysis.gain_by_ambiguity`.
+    The controls' curves (greedy_smoothed, vote_share, label_logits_tempered) are dashed."""
     metric = gains["metric"].iloc[0] if len(gains) else gains.attrs.get("metric", "metric")
     baseline = gains.attrs.get("baseline", "greedy")
     models = list(pd.unique(gains["model"])) or ["(no model with a baseline row)"]
@@ -166,8 +168,12 @@ def gain_vs_ambiguity(gains: pd.DataFrame, corpus: str) -> plt.Figure:
         for i, s in enumerate(strategies):
             r = rows[rows["strategy"] == s].set_index("ambiguity_bin").reindex(bins)
             x = np.arange(len(bins)) + (i - (len(strategies) - 1) / 2) * 0.06
-            _errorbar(ax, x, r["gain"], r["gain_lo"], r["gain_hi"], label=s,
-                      color=colours.get(s, "0.3"))
+            # Controls (controls.py) dashed: a strategy's gain counts only above theirs.
+            control = s in CONTROL_STRATEGIES
+            _errorbar(ax, x, r["gain"], r["gain_lo"], r["gain_hi"],
+                      label=f"{s} (control)" if control else s,
+                      color=colours.get(s, "0.3"), ls="--" if control else "-",
+                      marker="s" if control else "o")
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_xticks(range(len(bins)), [str(b) for b in bins])
         ax.set_xlabel("ambiguity bin (entropy of human votes)")

@@ -2,7 +2,7 @@
 
 The main table of Jia et al. (2026) per corpus: model x strategy with JS, BC, R^2, accuracy
 and macro-F1, each with its 95% bootstrap interval, the best model row per column marked,
-the reference rows (prior, uniform, resampled-rater ceiling) beside them, the share of
+the reference rows (prior, uniform, a new rater panel) beside them, the share of
 missing predictions, and strategies a model cannot run shown as "unavailable" with the
 reason, never as numbers. Also the capacity-fit table (statsmodels). Rounding happens only
 here, at the edge; the CSV keeps full precision.
@@ -115,7 +115,7 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
     `unavailable` has columns model, strategy, reason (predict.unavailable_strategies with
     the model added). Rows: each model's strategies in the order given (unavailable ones in
     the same list, with `row_type` "unavailable", NaN metrics and the reason in `note`), then
-    the reference rows (prior, uniform, rater_ceiling); `strategy_order` (e.g. the config's
+    the reference rows (prior, uniform, new_raters); `strategy_order` (e.g. the config's
     strategies) orders each model's rows, else first-seen order. Columns: row_type, model, strategy,
     n, each metric with `_lo`/`_hi`, `best_<metric>` (True on the best model row(s) in the
     metric's direction, references and unavailable rows never), missing_share, n_missing,
@@ -185,7 +185,7 @@ def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
               r"missing", "note"]
     caption = (f"{corpus}: mean over clips with 95% bootstrap interval; best model row per "
                "column in bold (JS lower is better, the others higher); accuracy and macro-F1 "
-               "against the majority label, ties excluded.")
+               "against the majority label, ties excluded. " + M.R2_FOOTNOTE)
     view = view.rename(columns={m: M.table_header(m) for m in metrics})
     return write_table(table, stem, digits, markdown=view, bold=bold, latex_header=header,
                        caption=caption)
@@ -194,7 +194,8 @@ def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
 # --- the capacity fit ------------------------------------------------------------------------
 
 CAPACITY_COLUMNS = ["corpus", "metric", "term", "estimate", "std_error", "statistic", "p_value",
-                    "ci_lo", "ci_hi", "formula", "method", "n_obs", "n_clusters", "note"]
+                    "ci_lo", "ci_hi", "df", "status", "n_models", "log10_span", "formula",
+                    "method", "n_obs", "note"]
 
 
 def capacity_table(fits: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
@@ -206,7 +207,8 @@ def capacity_table(fits: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
         note = "; ".join(fit.attrs.get("notes", []))
         meta = dict(corpus=corpus, metric=metric, formula=fit.attrs.get("formula"),
                     method=fit.attrs.get("method"), n_obs=fit.attrs.get("n_obs", 0),
-                    n_clusters=fit.attrs.get("n_clusters", 0), note=note)
+                    n_models=fit.attrs.get("n_models", fit.attrs.get("n_clusters", 0)),
+                    log10_span=fit.attrs.get("log10_span", np.nan), note=note)
         if fit.attrs.get("fitted", len(fit) > 0) and len(fit):
             frames.append(fit.assign(**meta))
         else:
@@ -217,8 +219,14 @@ def capacity_table(fits: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
 def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3) -> list[Path]:
     """The capacity fit as .csv (full precision), .md and .tex (formula and notes kept)."""
     view = table.drop(columns=["method"]).copy()
-    for c in ("n_obs", "n_clusters"):
+    for c in ("n_obs", "n_models"):
         view[c] = view[c].astype("Int64").astype(str)
-    caption = ("Capacity x ambiguity: metric ~ strategy x ambiguity bin + log10(parameter "
-               "count), OLS with errors clustered by clip (Jia et al., 2026).")
+    # "not estimable" instead of a p-value: the status says why there is no number.
+    view["p_value"] = [s if s == "not estimable" else p
+                       for s, p in zip(view["status"].fillna(""), view["p_value"])]
+    caption = ("Capacity x ambiguity x TTS: metric ~ strategy x ambiguity bin x capacity "
+               "(centred log10 parameter count), linear mixed model with the model as random "
+               "effect, fitted on (model, strategy, bin) means; capacity terms use t with "
+               "n_models - 2 df and are 'not estimable' with fewer than 4 models or less than "
+               "half a decade of parameter count (Jia et al., 2026; issue #13).")
     return write_table(table, stem, digits, markdown=view, caption=caption)

@@ -171,6 +171,7 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     from ambiemo.sampling.store import SampleStore
     from ambiemo.tts import (default_ns, predict, reference_predictions, scaling_curve,
                              unavailable_strategies, verifier_scores)
+    from ambiemo.tts.controls import control_predictions
 
     lay = RunLayout.of(cfg)
     manifest = read_manifest(cfg, corpus)
@@ -183,9 +184,10 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
         for model in cfg.models:
             samples = store.read(lay.read_pointer(lay.samples_pointer(model, corpus))["run_key"])
             pointer = lay.verify_pointer(model, corpus)
+            ver = cfg.verification
             verifier = (verifier_scores(store.read(lay.read_pointer(pointer)["run_key"]),
-                                        str(pointer))
-                        if pointer.is_file() else None)
+                                        str(pointer), candidates=ver.candidates, n=ver.n)
+                        if pointer.is_file() and ver is not None else None)
             lacking = unavailable_strategies(samples, strategies, verifier=verifier).assign(model=model)
             unavailable.append(lacking)
             predictions.append(predict(samples, classes, strategies, model=model,
@@ -196,6 +198,11 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                                             seed=cfg.seed, verifier=verifier))
     unavailable = pd.concat(unavailable, ignore_index=True)
     predictions = pd.concat(predictions, ignore_index=True)
+    # The controls every strategy's gain is read against (greedy smoothed towards uniform,
+    # label_logits at a temperature), cross-fitted over speaker folds on these predictions.
+    predictions = pd.concat([predictions, control_predictions(predictions, manifest,
+                                                              seed=cfg.seed, classes=classes)],
+                            ignore_index=True)
     scores = metrics.score(predictions, manifest, classes=classes)
     predictions.to_parquet(lay.predictions(corpus), index=False)
     scores.to_parquet(lay.scores(corpus), index=False)

@@ -10,7 +10,14 @@ its kind (no CoT run, no class-name scores), no finite log-likelihood for `bon`/
 (hosted models give none), no verifier scores for `alm_v`/`w_alm_v` (no 03_verify run).
 `unavailable_strategies` says which and why, and `predict(..., skip_unavailable=True)` leaves
 them out, so the tables can say "unavailable" instead of scoring an all-missing prediction
-(which would read as JS = 1, a result that was never produced).
+(which would read as JS = 1, a result that was never produced). `dirichlet` is unavailable
+when every parsed candidate is one-hot (a `direct_label` prompt): it pools distributions.
+
+Verifier strategies (`alm_v`, `w_alm_v`) choose among exactly the candidates the verifier
+was asked to judge: the first `n_judged` candidates of the judged kind (the verifier frame's
+`kind` and `n_judged` columns, from `verifier_scores`), so the paper's B = 3 gives n = 3.
+Candidates beyond those are not part of the strategy (never counted as failed); a judged
+candidate that did not parse or got no verdict is a counted failure.
 """
 from __future__ import annotations
 
@@ -55,10 +62,40 @@ def params_json(params: Mapping) -> str:
 
 
 UNAVAILABLE_COLUMNS = ["strategy", "kind", "reason"]
+ONE_HOT_ATOL = 1e-9
+
+
+def strategy_kind(strategy: str, verifier: pd.DataFrame | None = None) -> str:
+    """The sample-store kind `strategy` reads: its registered kind, except that verifier
+    strategies read the kind the verifier judged (the frame's `kind` column, if any)."""
+    st = S.get_strategy(strategy)
+    if "verifier" in st.needs and verifier is not None and "kind" in verifier:
+        kinds = pd.unique(verifier["kind"].dropna())
+        if len(kinds) > 1:
+            raise ValueError(f"the verifier frame mixes judged kinds {sorted(kinds)}; "
+                             "one verifier run judges one kind")
+        if len(kinds):
+            return str(kinds[0])
+    return st.kind
+
+
+def n_judged(verifier: pd.DataFrame) -> int:
+    """How many candidates per clip the verifier was asked to judge (the first n by idx):
+    the frame's `n_judged` column, else the highest judged idx + 1."""
+    if "n_judged" in verifier and verifier["n_judged"].notna().any():
+        return int(verifier["n_judged"].max())
+    return int(verifier["idx"].max()) + 1 if len(verifier) else 0
+
+
+def _parsed(rows: pd.DataFrame, classes: Sequence[str] | None) -> np.ndarray:
+    cols = columns("p", classes) if classes is not None else [c for c in rows if c.startswith("p_")]
+    p = rows[cols].to_numpy(dtype=float)
+    return p[np.isfinite(p).all(axis=1)]
 
 
 def unavailable_strategies(samples: pd.DataFrame, strategies, *,
-                           verifier: pd.DataFrame | None = None) -> pd.DataFrame:
+                           verifier: pd.DataFrame | None = None,
+                           classes: Sequence[str] | None = None) -> pd.DataFrame:
     """The strategies of `strategies` that `samples` (+ `verifier`) cannot serve, and why.
 
     Columns: strategy, kind (the sample kind it reads), reason. A strategy whose kind is
@@ -68,14 +105,20 @@ def unavailable_strategies(samples: pd.DataFrame, strategies, *,
     out = []
     for name in strategy_specs(strategies):
         st = S.get_strategy(name)
-        rows = samples[samples["kind"] == st.kind]
+        kind = strategy_kind(name, verifier)
+        rows = samples[samples["kind"] == kind]
         reason = None
         if rows.empty:
-            reason = (f"strategy {name!r} needs samples of kind {st.kind!r}, "
+            reason = (f"strategy {name!r} needs samples of kind {kind!r}, "
                       "and the sample store has none for this model")
+        elif st.soft and len(p := _parsed(rows, classes)) and (
+                np.abs(p.max(axis=1) - 1) <= ONE_HOT_ATOL).all():
+            reason = (f"strategy {name!r} pools distribution-form candidates, and every parsed "
+                      f"{kind!r} candidate of this model is one-hot (a label prompt): fitted to "
+                      "one-hot answers it is uniform shrinkage of the vote share")
         elif "logprob" in st.needs and not np.isfinite(
                 pd.to_numeric(rows.get("logprob"), errors="coerce")).any():
-            reason = (f"strategy {name!r} needs log-likelihoods, and no {st.kind!r} candidate "
+            reason = (f"strategy {name!r} needs log-likelihoods, and no {kind!r} candidate "
                       "of this model has one (the model gives no log-probabilities)")
         elif "verifier" in st.needs and verifier is None:
             reason = (f"strategy {name!r} needs verifier scores, and there is no verifier run "
@@ -85,7 +128,7 @@ def unavailable_strategies(samples: pd.DataFrame, strategies, *,
                                                    on=["utt_id", "idx"], how="inner")
             if not np.isfinite(pd.to_numeric(judged["score"], errors="coerce")).any():
                 reason = (f"strategy {name!r} needs verifier scores, and the verifier run has "
-                          f"no finite score for any {st.kind!r} candidate of this model")
+                          f"no finite score for any {kind!r} candidate of this model")
         if reason:
             out.append({"strategy": name, "kind": st.kind, "reason": reason})
     return pd.DataFrame(out, columns=UNAVAILABLE_COLUMNS)
@@ -94,7 +137,7 @@ def unavailable_strategies(samples: pd.DataFrame, strategies, *,
 def gather(samples: pd.DataFrame, classes: Sequence[str], strategy: str, *,
            verifier: pd.DataFrame | None = None, utt_ids: np.ndarray | None = None) -> Candidates:
     """The candidates `strategy` reads, for every utterance in `samples` (or `utt_ids`)."""
-    kind = S.get_strategy(strategy).kind
+    kind = strategy_kind(strategy, verifier)
     st = S.get_strategy(strategy)
     utt_ids = pd.unique(samples["utt_id"]) if utt_ids is None else np.asarray(utt_ids)
     rows = samples[samples["kind"] == kind]
@@ -113,6 +156,8 @@ def gather(samples: pd.DataFrame, classes: Sequence[str], strategy: str, *,
         if verifier is None:
             raise ValueError(f"strategy {strategy!r} needs verifier scores: pass "
                              "verifier=<frame with utt_id, idx, score>")
+        # Only the candidates the verifier was asked to judge: the strategy chooses among them.
+        rows = rows[rows["idx"] < n_judged(verifier)]
         # The store's own `score` column is the verifier rows' (NULL on samples): replaced.
         rows = rows.drop(columns="score", errors="ignore").merge(
             verifier[["utt_id", "idx", "score"]], on=["utt_id", "idx"],
@@ -163,9 +208,11 @@ def predict(samples: pd.DataFrame, classes: Sequence[str], strategies, *, model:
 
     `strategies` is a list of names or {name: params}. `greedy` reads the kind=="greedy" row,
     `cot` the kind=="cot" row (idx 0 if several), `label_logits` the kind=="label_score" row,
-    and the others every kind=="sample" candidate; `verifier` (utt_id, idx, score) scores the
-    sample candidates for `alm_v` / `w_alm_v`. `n` is the number of candidates the strategy
-    was given (the most any utterance has), `replicate` is 0, and `params` holds every
+    `bon` / `w_bon` every kind=="beam" candidate, `alm_v` / `w_alm_v` the judged candidates
+    (see the module docstring) and the others every kind=="sample" candidate; `verifier`
+    (utt_id, idx, score[, kind, n_judged]) scores candidates for `alm_v` / `w_alm_v`. `n` is
+    the number of candidates the strategy was given (the most any utterance has; for
+    verifier strategies the judged count), `replicate` is 0, and `params` holds every
     parameter as JSON. Output columns: utt_id, model, strategy, n, replicate, n_usable,
     n_failed, missing, params, p_<class>...
 
@@ -177,7 +224,7 @@ def predict(samples: pd.DataFrame, classes: Sequence[str], strategies, *, model:
     classes = list(classes)
     utt_ids = pd.unique(samples["utt_id"])
     specs = strategy_specs(strategies)
-    unavailable = unavailable_strategies(samples, specs, verifier=verifier)
+    unavailable = unavailable_strategies(samples, specs, verifier=verifier, classes=classes)
     if len(unavailable) and not skip_unavailable:
         raise ValueError("; ".join(unavailable["reason"]) +
                          " (predict(..., skip_unavailable=True) leaves such strategies out)")
@@ -186,17 +233,23 @@ def predict(samples: pd.DataFrame, classes: Sequence[str], strategies, *, model:
         if name in set(unavailable["strategy"]):
             continue
         cand = gather(samples, classes, name, verifier=verifier, utt_ids=utt_ids)
-        frames.append(apply(name, params, cand, model=model, n=cand.dists.shape[1],
-                            classes=classes))
+        n = (n_judged(verifier) if "verifier" in S.get_strategy(name).needs
+             else cand.dists.shape[1])
+        frames.append(apply(name, params, cand, model=model, n=n, classes=classes))
     if not frames:  # every strategy unavailable: an empty frame with the Predictions columns
         return pd.DataFrame(columns=[*KEY_COLUMNS, "n_usable", "n_failed", "missing", "params",
                                      *columns("p", classes)])
     return pd.concat(frames, ignore_index=True)
 
 
-def verifier_scores(rows: pd.DataFrame, source: str = "verifier run") -> pd.DataFrame:
-    """The (utt_id, idx, score) frame `predict` takes, from a verifier run read from the
-    sample store (rows of kind "verify": idx is the judged candidate's idx)."""
+def verifier_scores(rows: pd.DataFrame, source: str = "verifier run", *,
+                    candidates: str = "sample", n: int | None = None) -> pd.DataFrame:
+    """The (utt_id, idx, score, kind, n_judged) frame `predict` takes, from a verifier run
+    read from the sample store (rows of kind "verify": idx is the judged candidate's idx).
+
+    `candidates` and `n` are the verification config's (`verification.candidates`, `.n`):
+    the kind judged and how many per clip; n None means the highest judged idx + 1.
+    """
     lacking = sorted({"utt_id", "kind", "idx", "score"} - set(rows.columns))
     if lacking:
         raise ValueError(f"{source}: verifier rows lack columns {lacking}")
@@ -208,4 +261,9 @@ def verifier_scores(rows: pd.DataFrame, source: str = "verifier run") -> pd.Data
     if dup.any():
         raise ValueError(f"{source}: {int(dup.sum())} candidates judged twice, e.g. "
                          f"{judged.loc[dup, ['utt_id', 'idx']].head(3).values.tolist()}")
-    return judged[["utt_id", "idx", "score"]].reset_index(drop=True)
+    out = judged[["utt_id", "idx", "score"]].reset_index(drop=True)
+    if n is not None and (out["idx"] >= n).any():
+        raise ValueError(f"{source}: candidates with idx >= n = {n} were judged; the verifier "
+                         "run and the verification config disagree")
+    return out.assign(kind=candidates,
+                      n_judged=int(n) if n is not None else int(out["idx"].max()) + 1)

@@ -10,6 +10,12 @@ over replicates *after* scoring (analysis.summary_table does this). Averaging th
 distributions first would be wrong: by convexity the mean prediction scores better than the
 average subset, so small n would look better than any single run of n candidates is.
 Re-exported as `ambiemo.tts.scaling_curve`.
+
+Candidate pools: strategies reading the same candidates (the sampled ones; the judged ones
+of a verifier run; beams) share their subsets. Verifier strategies choose among the judged
+candidates only, so their curve stops at the judged count (n = 3 for the paper's B = 3) and
+never scores a subset with no judged candidate as missing. Beam strategies (`bon`, `w_bon`)
+appear once, at n = B: a subset of B beams is not a beam search of width n.
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ambiemo.tts import strategies as S
-from ambiemo.tts.predictions import Candidates, apply, gather, predict, strategy_specs
+from ambiemo.tts.predictions import (Candidates, apply, gather, n_judged, predict, strategy_kind,
+                                     strategy_specs)
 
 DEFAULT_N_SUBSETS = 10
 
@@ -47,7 +54,8 @@ def scaling_curve(samples: pd.DataFrame, classes: Sequence[str], strategies, *, 
     utterance (one when n is every candidate, since all subsets are then the same set);
     `greedy`, `cot` and `label_logits` do not depend on n and appear once, at n = 1.
     `ns` defaults to 1, 2, 4, ..., N with N the fewest candidates any utterance has; an
-    explicit n above that raises. `params` records `subsets` and `seed` besides the
+    explicit n above that raises. Verifier strategies take the ns below their judged count
+    and the judged count itself; beam strategies appear once, at n = B. `params` records `subsets` and `seed` besides the
     strategy's own parameters.
     """
     classes = list(classes)
@@ -55,29 +63,46 @@ def scaling_curve(samples: pd.DataFrame, classes: Sequence[str], strategies, *, 
     single = {k: v for k, v in specs.items() if S.get_strategy(k).single}
     pooled = {k: v for k, v in specs.items() if not S.get_strategy(k).single}
     frames = [predict(samples, classes, single, model=model, verifier=verifier)] if single else []
-    if pooled:
-        utt_ids = pd.unique(samples["utt_id"])
+    utt_ids = pd.unique(samples["utt_id"])
+    pools: dict[tuple, dict] = {}
+    for name, params in pooled.items():
+        st = S.get_strategy(name)
+        judged = "verifier" in st.needs
+        key = (strategy_kind(name, verifier), judged)
+        pools.setdefault(key, {})[name] = params
+    requested = None if ns is None else sorted({int(n) for n in ns})
+    for (kind, judged), members in pools.items():
         cands = {name: gather(samples, classes, name, verifier=verifier, utt_ids=utt_ids)
-                 for name in pooled}
+                 for name in members}
         counts = next(iter(cands.values())).counts
         n_min, n_max = int(counts.min()), int(counts.max())
-        ns = default_ns(n_min) if ns is None else sorted({int(n) for n in ns})
-        if not ns or ns[0] < 1 or ns[-1] > n_min:
-            short = utt_ids[counts < (ns[-1] if ns else 1)][:5].tolist()
-            raise ValueError(f"scaling ns must lie in 1..{n_min} (the fewest sampled "
-                             f"candidates of any utterance, e.g. {short}); got {ns}")
+        if judged:
+            top = n_judged(verifier)
+            # Up to and including the judged count, never past it.
+            pool_ns = (default_ns(top) if requested is None
+                       else [n for n in requested if n < top] + [top])
+            n_min = n_max = top  # absent judged candidates are padding: counted as failed
+        elif kind == "beam":
+            pool_ns = [n_max]
+        else:
+            pool_ns = default_ns(n_min) if requested is None else requested
+            if not pool_ns or pool_ns[0] < 1 or pool_ns[-1] > n_min:
+                short = utt_ids[counts < (pool_ns[-1] if pool_ns else 1)][:5].tolist()
+                raise ValueError(f"scaling ns must lie in 1..{n_min} (the fewest sampled "
+                                 f"candidates of any utterance, e.g. {short}); got {pool_ns}")
         rng = np.random.default_rng(seed)
-        for n in ns:
+        for n in pool_ns:
             # Every subset of all N candidates is the same set, so one replicate suffices.
             n_rep = 1 if n == n_min == n_max else n_subsets
             for r in range(n_rep):
                 # Random keys with padding slots last; the first n of each row are a uniform
                 # random n-subset of that utterance's own candidates.
-                keys = rng.random((len(utt_ids), n_max))
-                keys[np.arange(n_max)[None, :] >= counts[:, None]] = np.inf
+                width = next(iter(cands.values())).dists.shape[1]
+                keys = rng.random((len(utt_ids), width))
+                keys[np.arange(width)[None, :] >= counts[:, None]] = np.inf
                 positions = np.argsort(keys, axis=1)[:, :n]
                 extra = {"subsets": n_rep, "seed": seed}
-                for name, params in pooled.items():
+                for name, params in members.items():
                     frames.append(apply(name, params, subsample(cands[name], positions),
                                         model=model, n=n, replicate=r, classes=classes,
                                         extra_params=extra))

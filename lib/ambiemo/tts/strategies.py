@@ -16,8 +16,23 @@ Conventions (also written into every Prediction's `params`):
   its log-likelihood / token count / verifier score are finite (token count > 0); unusable
   candidates are excluded and counted, and when none is left the prediction is all-NaN
   ("missing") — never a random or default answer;
-- ties in a selection (`bon`, `alm_v`) return the mean of the tied candidates, so candidate
-  order never matters and `w_bon` with tau -> 0 converges to `bon` exactly.
+- scores within `TIE_RTOL`/`TIE_ATOL` of the best count as tied (a tie must survive the
+  rounding of a stored log-likelihood or a parsed verifier score); `bon` returns the mean of
+  the tied candidates, so candidate order never matters and `w_bon` with tau -> 0 converges
+  to `bon` exactly (the softmax treats tied scores as equal too);
+- `alm_v` returns exactly one candidate, as a verifier that picks one answer does: ties of
+  the verifier score are broken by the candidate's total log-likelihood, then by its index
+  (a tied integer score must not turn the selection into an average);
+- a candidate without a verifier score (NaN) was not judged: verifier strategies ignore it
+  and do not count it as failed (`combine`), so the strategy chooses among exactly the
+  candidates the verifier judged;
+- likelihood strategies rank by the *total* answer log-likelihood by default
+  (`length_norm=False`): per-token normalisation counts punctuation and end-of-turn tokens,
+  so a multi-token class name ("disgusted") would gain from its length over a one-token one.
+
+Best-of-N in the paper selects among beam-search candidates (B = 5): `bon` / `w_bon` read the
+sample-store kind "beam"; the same strategies over sampled candidates are `bon_sample` /
+`w_bon_sample`.
 """
 from __future__ import annotations
 
@@ -33,6 +48,10 @@ from ambiemo.tts.dirichlet_fit import fit_dirichlet_mean
 # Rows of a parsed distribution may carry float noise from the parser; beyond this they are a
 # parser bug, not noise, and aggregate refuses them.
 SUM_TOLERANCE = 1e-3
+# Scores this close to the best are tied: log-likelihoods and verifier scores pass through
+# float32 models, JSON and SQLite, so exact equality would make ties depend on rounding.
+TIE_RTOL = 1e-9
+TIE_ATOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,7 @@ class Strategy:
     needs: tuple[str, ...]           # inputs a candidate must have finite to be usable
     single: bool                     # exactly one candidate (greedy, cot, label_logits)
     kind: str
+    soft: bool = False               # pools distribution-form candidates; one-hot ones: unavailable
 
 
 @dataclass(frozen=True)
@@ -73,7 +93,7 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def register_strategy(name: str, *, needs: tuple[str, ...] = (), single: bool = False,
-                      kind: str = "sample"):
+                      kind: str = "sample", soft: bool = False):
     """Register a batched core under `name`; return the single-utterance public function."""
     def decorate(core):
         if name in STRATEGIES:
@@ -81,7 +101,7 @@ def register_strategy(name: str, *, needs: tuple[str, ...] = (), single: bool = 
         sig = inspect.signature(core)
         defaults = {k: v.default for k, v in sig.parameters.items()
                     if v.kind is inspect.Parameter.KEYWORD_ONLY}
-        STRATEGIES[name] = Strategy(name, core, defaults, needs, single, kind)
+        STRATEGIES[name] = Strategy(name, core, defaults, needs, single, kind, soft)
 
         @functools.wraps(core)
         def public(dists, *, logprob=None, n_tokens=None, verifier=None, **params):
@@ -177,6 +197,16 @@ def combine(strategy: str, dists, *, logprob=None, n_tokens=None, verifier=None,
         raise ValueError(f"dists must have shape (N, K), got {dists.shape}")
     if st.single and dists.shape[0] != 1:
         raise ValueError(f"strategy {strategy!r} takes exactly one candidate, got {dists.shape[0]}")
+    if "verifier" in st.needs and verifier is not None:
+        # Unjudged candidates (NaN score) are not among those the strategy chooses from, so
+        # they are neither used nor counted as failed.
+        judged = np.isfinite(np.asarray(verifier, dtype=float).reshape(-1))
+        dists, verifier = dists[judged], np.asarray(verifier, dtype=float)[judged]
+        logprob = None if logprob is None else np.asarray(logprob, dtype=float)[judged]
+        n_tokens = None if n_tokens is None else np.asarray(n_tokens, dtype=float)[judged]
+        if not judged.any():
+            full = resolve_params(strategy, **params)
+            return Aggregated(np.full(dists.shape[1], np.nan), 0, 0, 0, full)
     out, n_usable, full = run_batch(strategy, dists[None], logprob=_row(logprob),
                                     n_tokens=_row(n_tokens), verifier=_row(verifier), **params)
     n = dists.shape[0]
@@ -207,16 +237,25 @@ def _weighted_mean(batch: Batch, weights: np.ndarray) -> np.ndarray:
     return np.einsum("bn,bnk->bk", w / total, d)
 
 
-def _select_best(batch: Batch, score: np.ndarray) -> np.ndarray:
+def _tied_with_best(batch: Batch, score: np.ndarray) -> np.ndarray:
+    """(B, N) bool: usable candidates whose score is within the tie tolerance of the best."""
     s = np.where(batch.usable, score, -np.inf)
     top = s.max(axis=1, keepdims=True)
-    return _weighted_mean(batch, (s == top).astype(float))
+    with np.errstate(invalid="ignore"):
+        return batch.usable & (s >= top - (TIE_ATOL + TIE_RTOL * np.abs(top)))
+
+
+def _select_best(batch: Batch, score: np.ndarray) -> np.ndarray:
+    return _weighted_mean(batch, _tied_with_best(batch, score).astype(float))
 
 
 def _softmax_weights(batch: Batch, score: np.ndarray, tau: float) -> np.ndarray:
     s = np.where(batch.usable, score, -np.inf)
-    # Subtracting the max keeps exp finite and makes tau -> 0 land exactly on the argmax set.
-    return np.exp((s - s.max(axis=1, keepdims=True)) / tau)
+    top = s.max(axis=1, keepdims=True)
+    # Tied scores are equal here too, so tau -> 0 lands on exactly the set `_select_best`
+    # averages; subtracting the max keeps exp finite.
+    s = np.where(_tied_with_best(batch, score), top, s)
+    return np.exp((s - top) / tau)
 
 
 def _likelihood_score(batch: Batch, length_norm: bool) -> np.ndarray:
@@ -249,15 +288,23 @@ def majority(batch: Batch) -> np.ndarray:
     return _weighted_mean(batch, np.ones(batch.usable.shape))
 
 
-@register_strategy("bon", needs=("logprob",))
-def bon(batch: Batch, *, length_norm: bool = True) -> np.ndarray:
-    """Best-of-N: the candidate with the highest (per-token, by default) log-likelihood."""
+@register_strategy("vote_share")
+def vote_share(batch: Batch) -> np.ndarray:
+    """A control (controls.py): the share of the N candidates' top classes, a tied top split
+    equally. It uses no likelihood and no verifier, so a strategy that beats `majority` only
+    where candidates are distributions must also beat this."""
+    d = np.nan_to_num(batch.dists)
+    top = batch.usable[..., None] & (d >= d.max(axis=2, keepdims=True) - 1e-9)
+    votes = top / np.maximum(top.sum(axis=2, keepdims=True), 1)
+    return _weighted_mean(Batch(votes, batch.usable, batch.logprob, batch.n_tokens,
+                                batch.verifier), np.ones(batch.usable.shape))
+
+
+def _bon(batch: Batch, *, length_norm: bool = False) -> np.ndarray:
     return _select_best(batch, _likelihood_score(batch, length_norm))
 
 
-@register_strategy("w_bon", needs=("logprob",))
-def w_bon(batch: Batch, *, tau: float = 1.0, length_norm: bool = True) -> np.ndarray:
-    """Weighted Best-of-N: weights softmax(log-likelihood / tau); 0 -> `bon`, inf -> `majority`."""
+def _w_bon(batch: Batch, *, tau: float = 1.0, length_norm: bool = False) -> np.ndarray:
     score = _likelihood_score(batch, length_norm)
     if tau == 0:
         return _select_best(batch, score)
@@ -266,10 +313,43 @@ def w_bon(batch: Batch, *, tau: float = 1.0, length_norm: bool = True) -> np.nda
     return _weighted_mean(batch, _softmax_weights(batch, score, tau))
 
 
+def _variant(core, doc: str):
+    """A copy of `core` with its own docstring, so two registered names keep separate docs."""
+    @functools.wraps(core)
+    def wrapped(batch, **params):
+        return core(batch, **params)
+    wrapped.__doc__ = doc
+    return wrapped
+
+
+_BON_DOC = ("Best-of-N over {what}: the candidate with the highest total answer log-likelihood "
+            "(per token with length_norm=True); tied candidates are averaged.")
+_W_BON_DOC = ("Weighted Best-of-N over {what}: weights softmax(log-likelihood / tau); tau 0 is "
+              "the matching BoN, inf the plain mean of the candidates.")
+
+bon = register_strategy("bon", needs=("logprob",), kind="beam")(
+    _variant(_bon, _BON_DOC.format(what="the B beam-search candidates (as the paper)")))
+w_bon = register_strategy("w_bon", needs=("logprob",), kind="beam")(
+    _variant(_w_bon, _W_BON_DOC.format(what="the B beam-search candidates (as the paper)")))
+bon_sample = register_strategy("bon_sample", needs=("logprob",))(
+    _variant(_bon, _BON_DOC.format(what="the N sampled candidates")))
+w_bon_sample = register_strategy("w_bon_sample", needs=("logprob",))(
+    _variant(_w_bon, _W_BON_DOC.format(what="the N sampled candidates")))
+
+
 @register_strategy("alm_v", needs=("verifier",))
 def alm_v(batch: Batch) -> np.ndarray:
-    """The candidate the verifier scores highest (ties: mean of the tied candidates)."""
-    return _select_best(batch, batch.verifier)
+    """The one candidate the verifier scores highest; ties broken by the candidate's total
+    log-likelihood (NaN ranks last), then by the lowest index."""
+    tied = _tied_with_best(batch, batch.verifier)
+    lp = np.where(tied & np.isfinite(batch.logprob), batch.logprob, -np.inf)
+    tied &= np.where(np.isfinite(lp).any(axis=1, keepdims=True),
+                     _tied_with_best(Batch(batch.dists, tied, lp, batch.n_tokens,
+                                           batch.verifier), lp), True)
+    first = np.argmax(tied, axis=1)  # lowest index among what is still tied
+    onehot = np.zeros(tied.shape)
+    onehot[np.arange(len(first)), first] = 1.0
+    return _weighted_mean(batch, np.where(tied.any(axis=1, keepdims=True), onehot, 0.0))
 
 
 @register_strategy("w_alm_v", needs=("verifier",))
@@ -293,10 +373,15 @@ def w_alm_v(batch: Batch, *, weighting: str = "proportional", tau: float = 1.0) 
     return _weighted_mean(batch, np.where(zero, 1.0, scores))
 
 
-@register_strategy("dirichlet")
+@register_strategy("dirichlet", soft=True)
 def dirichlet(batch: Batch, *, epsilon: float = 1e-3, max_iter: int = 1000,
               tol: float = 1e-10) -> np.ndarray:
-    """Mean of a Dirichlet fitted by maximum likelihood to the candidates.
+    """Mean of a Dirichlet fitted by maximum likelihood to distribution-form candidates.
+
+    Over one-hot candidates the fit is no pooling of expressed distributions but uniform
+    shrinkage of the vote share ([A,A,A,A,B] -> .515/.184/.15/.15 against the vote share
+    .8/.2), so `predict.unavailable_strategies` reports it unavailable for a run whose parsed
+    candidates are all one-hot; a single one-hot candidate among soft ones is kept.
 
     Zeros (one-hot answers) are smoothed first: p -> (p + epsilon) / (1 + K epsilon). The fit is
     Minka's (2000) fixed point psi(alpha_k) = psi(sum alpha) + mean_i log p_ik. When all usable
