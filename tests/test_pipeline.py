@@ -42,7 +42,7 @@ def test_validation_lists_every_problem_and_runs_nothing(tmp_path):
 
 def test_strategies_need_what_the_config_generates(tmp_path):
     cfg = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [tiny-qwen2-audio]\n"
-                              "generation: {n_samples: 0, greedy: false}\nscoring: {strategies: "
+                              "generation: {n_samples: 0, greedy: false, beams: 1}\nscoring: {strategies: "
                               "[greedy, cot, bon, w_bon, majority, dirichlet, alm_v, w_alm_v, label_logits]}\n")
     with pytest.raises(ConfigError) as err:
         validate(cfg)

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
@@ -28,33 +28,11 @@ from ambiemo.alm.audio import TARGET_SR, AudioError, is_silent, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip, Decoding
 from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.alm.store import SampleStore
+from ambiemo.config import GenerationSettings  # noqa: F401  (one definition, in config)
 from ambiemo.corpora.manifest import require_audio
 from ambiemo.parse import parse_response
 
 log = logging.getLogger("ambiemo.alm")
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    n_samples: int = 8          # N sampled responses per clip
-    greedy: bool = True         # also one greedy response per clip (the baseline)
-    decoding: Decoding = field(default_factory=Decoding)
-    seed: int = 0
-    batch_size: int = 8         # clips per model call
-    label_scores: bool = False  # also one `label_score` row per clip (adapter.label_scores)
-    beams: int = 0              # also B beam-search candidates per clip (kind `beam`)
-    cot_prompt: PromptTemplate | None = None   # also one greedy chain-of-thought answer
-    cot_max_new_tokens: int = 256               # (kind `cot`, unconstrained)
-
-    def __post_init__(self):
-        if self.n_samples < 0 or self.batch_size < 1 or self.beams < 0:
-            raise ValueError("n_samples and beams must be >= 0 and batch_size >= 1")
-        if not (self.n_samples or self.greedy or self.label_scores or self.beams or self.cot_prompt):
-            raise ValueError("nothing to generate: n_samples and beams are 0, greedy, "
-                             "label_scores and cot are off")
-        if self.cot_prompt is not None and self.cot_prompt.answer != "cot":
-            raise ValueError(f"cot_prompt {self.cot_prompt.id!r} is a {self.cot_prompt.answer!r} "
-                             "prompt, not a chain-of-thought one (answer: cot)")
 
 
 @dataclass(frozen=True)
