@@ -8,9 +8,10 @@ sorted by duration and cut into fixed batches, and each batch's seed is derived 
 seed, the kind and the batch's first clip, so a run that was killed and resumed produces the
 same samples as one that was not.
 
-Bad input is counted, never fatal and never an answer: a clip whose file is empty gets a
-failure row per expected answer; silent clips and clips longer than the model's audio window
-(truncated by its processor) are counted; a CUDA out-of-memory error halves the batch and
+Bad input is counted, never fatal and never an answer: a clip whose file is empty,
+unreadable, non-finite or shorter than the Manifest's minimum duration (corpora/
+audio_check.py) gets an `audio_error: ...` failure row per expected answer; silent clips
+and clips longer than the model's audio window (truncated by its processor) are counted; a CUDA out-of-memory error halves the batch and
 retries (a single clip that still does not fit is recorded as a failure).
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ambiemo.alm.base import ALMAdapter, Clip, Decoding
 from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.alm.store import SampleStore
 from ambiemo.config import GenerationSettings  # noqa: F401  (one definition, in config)
+from ambiemo.corpora.audio_check import MIN_DURATION_S, unusable_clips
 from ambiemo.corpora.manifest import require_audio
 from ambiemo.parse import parse_response
 
@@ -53,10 +55,11 @@ class GenerationReport:
     parse_failures: int         # among the rows written now (API and audio failures included)
     silent_clips: int
     truncated_clips: int        # longer than the model's audio window
-    unreadable_clips: int = 0   # empty audio files: failure rows, not answers
+    unreadable_clips: int = 0   # unusable audio (audio_error failure rows), not answers
     oom_splits: int = 0         # batches halved after a CUDA out-of-memory error
     unavailable: tuple[str, ...] = ()   # kinds this adapter cannot produce, with the reason
     seconds: float = 0.0
+    audio_errors: tuple[str, ...] = ()  # "utt_id: reason" per unusable clip, sorted
 
 
 def jobs_for(settings: GenerationSettings) -> list[Job]:
@@ -109,7 +112,10 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     classes = list(manifest.attrs["classes"])
     if prompt.is_verifier:
         raise ValueError(f"prompt {prompt.id!r} is a verifier prompt; use verify_samples")
-    require_audio(manifest, allow_empty=True)
+    # Only absent files refuse the job (a wrong corpus root); a bad file is a failure row.
+    require_audio(manifest, allow_empty=True, allow_unreadable=True)
+    known_bad = unusable_clips(manifest)              # probed when the Manifest was built
+    min_frames = manifest.attrs.get("min_audio_s", MIN_DURATION_S) * TARGET_SR
     key, content = run_key(adapter, prompt, settings, classes)
     store.register_run(key, adapter.name, content, classes)
     texts = {"greedy": prompt.render(classes), "sample": prompt.render(classes),
@@ -142,10 +148,17 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
         needed = sorted({u for us in todo.values() for u in us}, key=batch.index)
         audio = {}
         for u in needed:
+            if u in known_bad:
+                unreadable[u] = f"audio_error: {known_bad[u]}"
+                continue
             try:
                 audio[u] = load_audio(paths[u])
             except AudioError as e:
-                unreadable[u] = f"audio: {e}"
+                unreadable[u] = f"audio_error: {e}"
+                continue
+            if len(audio[u]) < min_frames:       # the file changed since it was probed
+                unreadable[u] = (f"audio_error: too_short: {paths[u]}: {len(audio.pop(u))} "
+                                 f"samples, shorter than the minimum {min_frames / TARGET_SR:g} s")
                 continue
             if is_silent(audio[u]):
                 silent.add(u)
@@ -182,7 +195,8 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
                     len(unreadable), sorted(unreadable.items())[:5])
     return GenerationReport(key, len(ids), counts["written"], counts["cached"], counts["ran"],
                             counts["failures"], len(silent), len(truncated), len(unreadable),
-                            counts["oom"], tuple(unavailable), time.perf_counter() - start)
+                            counts["oom"], tuple(unavailable), time.perf_counter() - start,
+                            tuple(f"{u}: {why}" for u, why in sorted(unreadable.items())))
 
 
 def _caller(adapter, job: Job, settings: GenerationSettings, user_text: str,

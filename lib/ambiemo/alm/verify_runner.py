@@ -58,7 +58,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
     if "verify" not in verifier.capabilities:
         raise ValueError(f"{verifier.name} cannot act as a verifier")
     classes = list(manifest.attrs["classes"])
-    require_audio(manifest, allow_empty=True)
+    require_audio(manifest, allow_empty=True, allow_unreadable=True)
     key, content = verify_key(verifier, prompt, source_key, candidates, n)
     store.register_run(key, verifier.name, content, classes)
     source = store.read(source_key)
@@ -85,7 +85,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
                 clips.append(Clip(u, load_audio(paths[u])))
             except AudioError as e:
                 out += [{"utt_id": u, "idx": int(idx), "score": None, "text": "",
-                         "error": f"audio: {e}"} for idx, _ in by_clip[u]]
+                         "error": f"audio_error: {e}"} for idx, _ in by_clip[u]]
         t0 = time.perf_counter()
         if clips:
             verdicts = verifier.verify(clips, [by_clip[c.utt_id] for c in clips], user_text)
