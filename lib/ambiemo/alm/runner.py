@@ -33,6 +33,7 @@ from ambiemo.config import GenerationSettings  # noqa: F401  (one definition, in
 from ambiemo.corpora.audio_check import MIN_DURATION_S, unusable_clips
 from ambiemo.corpora.manifest import require_audio
 from ambiemo.parse import parse_response
+from ambiemo.run_progress import ProgressFile
 
 log = logging.getLogger("ambiemo.alm")
 
@@ -141,6 +142,8 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     bar = tqdm(total=len(ids) * len(jobs), desc=f"{adapter.name} clips", unit="clip",
                disable=not progress)
     done = {j.kind: store.done_clips(key, j.kind, j.n) for j in jobs}
+    live = ProgressFile("clips", len(ids))     # the pipeline's terminal shows it (run_progress)
+    clips_done = 0
     # Batches outside, kinds inside: each clip's audio is read once for all kinds. Seeds
     # depend on (kind, first clip of the batch) only, so the order changes no sample.
     for batch in batches:
@@ -184,7 +187,10 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
             counts["written"] += store.write(key, rows)
             counts["ran"] += 1
             bar.update(len(batch))
+        clips_done += len(batch)
+        live.update(clips_done, counts["failures"])
     bar.close()
+    live.update(clips_done, counts["failures"], force=True)
     if silent:
         log.warning("%d silent clip(s) were given to the model: %s", len(silent), sorted(silent)[:10])
     if truncated:

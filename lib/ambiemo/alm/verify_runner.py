@@ -19,6 +19,7 @@ from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.alm.runner import content_digest
 from ambiemo.alm.store import SampleStore
 from ambiemo.corpora.manifest import require_audio
+from ambiemo.run_progress import ProgressFile
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
     user_text = prompt.render(classes)
     written = failures = 0
     bar = tqdm(total=len(todo), desc=f"{verifier.name} verify", unit="clip", disable=not progress)
+    live = ProgressFile("clips", len(todo))     # the pipeline's terminal shows it (run_progress)
     for i in range(0, len(todo), batch_size):
         batch = todo[i:i + batch_size]
         out, clips = [], []
@@ -98,7 +100,9 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
         failures += sum(not r["parse_ok"] for r in stored)
         written += store.write(key, stored)
         bar.update(len(batch))
+        live.update(min(i + batch_size, len(todo)), failures)
     bar.close()
+    live.update(len(todo), failures, force=True)
     return VerifyReport(key, len(manifest), written, len(judged),
                         len(set(manifest["utt_id"]) - set(by_clip)), failures,
                         time.perf_counter() - start)
