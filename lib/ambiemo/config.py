@@ -259,15 +259,17 @@ TOP_KEYS = {"name", "seed", "corpora", "models", "generation", "verification", "
 class _Problems(list):
     """Every problem of one config file, gathered so that one error lists them all."""
 
-    def build(self, cls, data, where: str, hidden=(), **override):
-        """`cls(**data, **override)`, or None with each problem recorded under `where`."""
+    def build(self, cls, data, where: str, hidden=(), sections=(), **override):
+        """`cls(**data, **override)`, or None with each problem recorded under `where`.
+        `hidden`: fields the file may not set; `sections`: keys read apart (listed as valid)."""
         if not isinstance(data, dict):
             self.append(f"{where}: {data!r}: must be a mapping of keys")
             return None
         names = {f.name for f in fields(cls)} - set(override) - {"missing_env", *hidden}
         unknown = sorted(map(str, set(data) - names))
         if unknown:
-            self.append(f"unknown key(s) {unknown} in {where}; valid: {sorted(names)}")
+            self.append(f"unknown key(s) {unknown} in {where}; valid: "
+                        f"{sorted(names | set(sections))}")
             data = {k: v for k, v in data.items() if k in names}
         try:
             return cls(**data, **override)
@@ -340,7 +342,7 @@ def _generation(data, seed: int, problems: _Problems) -> GenerationConfig | None
         # own keys are still checked (every problem listed at once).
         cot = problems.build(CotConfig, cot, "generation.cot") or CotConfig()
     return problems.build(
-        GenerationConfig, gen, "generation", hidden=("cot_prompt",),
+        GenerationConfig, gen, "generation", hidden=("cot_prompt",), sections=("decoding", "cot"),
         decoding=decoding or Decoding(), cot=cot, seed=seed,
         cot_max_new_tokens=cot.max_new_tokens if cot else COT_MAX_NEW_TOKENS)
 
