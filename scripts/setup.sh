@@ -16,7 +16,7 @@ target="."
 stamp=".venv/.ambiemo-installed${extras:+-$extras}"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setup: installing ambiemo${extras:+[$extras]} and its pinned dependencies into .venv"
+    echo "setup: installing ambiemo${extras:+[$extras]} and its pinned dependencies into .venv (about 2 GB; a few quiet minutes on first use; README: CPU-only torch)"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e "$target"
     echo "$want" > "$stamp"

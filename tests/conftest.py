@@ -35,3 +35,9 @@ def tiny_qwen2_audio(tiny_cache):
 def demo_manifest():
     from ambiemo import corpora
     return corpora.load("demo", REPO / "data" / "demo")
+
+
+def pytest_configure(config):
+    # `slow`: minutes, not seconds (the soak test); still run by ./run_tests.sh and CI.
+    config.addinivalue_line("markers", "slow: takes minutes; run by ./run_tests.sh and in CI "
+                                       "(deselect locally with -m 'not slow')")

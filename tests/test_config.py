@@ -28,7 +28,8 @@ def test_smoke_config_loads(repo):
     ("seeed: 1\n", r"unknown key\(s\) \['seeed'\]"),
     ("generation: {n_sample: 4}\n", r"unknown key\(s\) \['n_sample'\] in generation"),
     ("generation: {decoding: {temp: 0.7}}\n", r"unknown key\(s\) \['temp'\] in generation.decoding"),
-    ("generation: {decoding: {temperature: 0}}\n", "temperature must be > 0"),
+    ("generation: {decoding: {temperature: 0}}\n",
+     "generation.decoding.temperature: 0: Input should be greater than 0"),
     ("scoring: {strategy: [greedy]}\n", r"unknown key\(s\) \['strategy'\] in scoring"),
 ])
 def test_bad_keys_are_named(tmp_path, extra, message):
@@ -96,12 +97,13 @@ def test_beams_cot_and_verification(tmp_path, repo):
 
 
 @pytest.mark.parametrize("extra, message", [
-    ("verification: {model: m, candidates: greedy}\n", "candidates must be 'sample' or 'beam'"),
-    ("verification: {model: m, n: 0}\n", "n must be >= 1"),
+    ("verification: {model: m, candidates: greedy}\n",
+     "verification.candidates: 'greedy': Input should be 'sample' or 'beam'"),
+    ("verification: {model: m, n: 0}\n", "verification.n: 0: Input should be greater than or equal to 1"),
     ("verification: {prompt: verifier}\n", "verification needs a model"),
     ("verification: {model: m, judge: x}\n", r"unknown key\(s\) \['judge'\] in verification"),
     ("generation: {cot: {prompt: cot, tokens: 5}}\n", r"unknown key\(s\) \['tokens'\] in generation.cot"),
-    ("generation: {beams: -1}\n", "n_samples and beams must be >= 0"),
+    ("generation: {beams: -1}\n", "generation.beams: -1: Input should be greater than or equal to 0"),
 ])
 def test_bad_generation_and_verification_are_named(tmp_path, extra, message):
     p = write(tmp_path, BASE + extra)
@@ -146,3 +148,66 @@ def test_study_configs_load(repo, name):
                   if not s.checkpoint.startswith(("tiny:", "sim:"))}   # test and simulated models
         assert served == {MODELS[m].adapter for m in cfg.models}
         assert {"majority", "label_logits", "dirichlet"} <= set(cfg.scoring.strategies)
+
+
+# Issue #14: config values are type- and range-checked, every problem listed at once.
+@pytest.mark.parametrize("extra, message", [
+    ("generation: {greedy: 'no'}\n", "generation.greedy: 'no': Input should be a valid boolean"),
+    ("generation: {n_samples: 2.5}\n", "generation.n_samples: 2.5: Input should be a valid integer"),
+    ("generation: {n_samples: eight}\n", "generation.n_samples: 'eight': Input should be a valid integer"),
+    ("seed: abc\n", "seed: 'abc': must be a whole number >= 0"),
+    ("generation: {n_samples: 0, greedy: false}\n", "generation: nothing to generate"),
+    ("generation: {seed: 3}\n", r"unknown key\(s\) \['seed'\] in generation"),
+])
+def test_values_are_type_checked(tmp_path, extra, message):
+    p = write(tmp_path, BASE + extra)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(p)
+    assert str(p) in str(err.value)
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    p = write(tmp_path, "name: ../../../tmp/x\nseed: abc\ncorpora:\n  demo: {root: data/demo}\n"
+                        "models: [tiny-qwen2-audio]\ngeneration: {greedy: 'no', n_samples: 2.5, "
+                        "decoding: {top_p: 2}}\nscoring: {n_boot: 0}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    text = str(err.value)
+    assert f"{p}: 6 problem(s)" in text, text
+    for key in ("name: '../../../tmp/x': must be a plain folder name", "seed: 'abc'",
+                "generation.decoding.top_p: 2: Input should be less than or equal to 1",
+                "scoring.n_boot: 0"):
+        assert key in text, text
+
+
+@pytest.mark.parametrize("name", ["../../../tmp/x", "a/b", "..", ".hidden", "", "x" * 101, 7])
+def test_name_must_be_a_plain_folder_name(tmp_path, name):
+    p = write(tmp_path, BASE.replace("name: t", f"name: {name!r}" if name != 7 else "name: 7"))
+    with pytest.raises(ConfigError, match="must be a plain folder name"):
+        load_config(p)
+
+
+def test_generation_settings_are_one_definition(repo):
+    """The config's generation section is the sampler's settings (same class, same fields),
+    and config imports no torch (the driver reads configs before any model is loaded)."""
+    import subprocess
+    import sys
+    from dataclasses import fields
+
+    from ambiemo.sampling import generate as runner
+    from ambiemo.config import COT_MAX_NEW_TOKENS, GenerationConfig, GenerationSettings
+    assert runner.GenerationSettings is GenerationSettings
+    assert issubclass(GenerationConfig, GenerationSettings)
+    cfg = load_config(repo / "configs" / "smoke.yaml")
+    assert cfg.generation.seed == cfg.seed and cfg.generation.cot_max_new_tokens == 16
+    with pytest.raises(ValueError, match="cot_prompt must be given"):
+        cfg.generation.settings()
+    plain = GenerationSettings()
+    assert plain.cot_max_new_tokens == COT_MAX_NEW_TOKENS == 256
+    assert {f.name for f in fields(GenerationSettings)} == {
+        "n_samples", "greedy", "decoding", "seed", "batch_size", "label_scores", "beams",
+        "cot_prompt", "cot_max_new_tokens"}
+    r = subprocess.run([sys.executable, "-c", "import ambiemo.config, sys; "
+                        "assert 'torch' not in sys.modules, 'torch imported'"],
+                       capture_output=True, text=True, cwd=repo)
+    assert r.returncode == 0, r.stderr

@@ -335,10 +335,10 @@ def study_config(tmp_path, repo, models: str, verifier: str | None = None):
     text = (f"name: t\ncorpora:\n  demo: {{root: {repo / 'data' / 'demo'}}}\nmodels: {models}\n"
             "generation: {n_samples: 3, greedy: true, decoding: {temperature: 0.7, top_p: 1.0, "
             "top_k: 0, max_new_tokens: 16, constrained: false}}\n"
-            "scoring: {strategies: [greedy, bon]}\n")
+            "scoring: {strategies: [greedy, bon_sample]}\n")
     if verifier:
         text += f"verification: {{model: {verifier}, prompt: verifier_score, candidates: sample}}\n"
-        text = text.replace("[greedy, bon]", "[greedy, bon, alm_v]")
+        text = text.replace("[greedy, bon_sample]", "[greedy, bon_sample, alm_v]")
     p = tmp_path / "c.yaml"
     p.write_text(text)
     return load_config(p, root=repo)
@@ -348,7 +348,7 @@ def test_preflight_refuses_each_retired_model_naming_date_and_replacement(tmp_pa
     cfg = study_config(tmp_path, repo, "[gpt-4o-audio-preview, gemini-2.0-flash, gemini-2.5-pro]",
                        verifier="gpt-4o-mini-audio-preview")
     with pytest.raises(ConfigError) as err:
-        validate(cfg, plan(cfg, ("generate", "verify")), probe=False)
+        validate(cfg, plan(cfg, ("prepare", "generate", "verify")), probe=False)
     msg = str(err.value)
     for key, name, date, repl in (
             ("models", "gpt-4o-audio-preview", "2026-05-07", "gpt-audio-1.5"),
@@ -366,7 +366,7 @@ def test_preflight_probes_hosted_models_with_the_runs_parameters(tmp_path, repo,
               f" {{name: gemini-3.5-flash, options: {{base_url: '{server.url}', "
               "max_candidates_per_request: 4}}]")
     cfg = study_config(tmp_path, repo, models)
-    jobs = plan(cfg, ("generate",))
+    jobs = plan(cfg, ("prepare", "generate"))
     with pytest.raises(ConfigError) as err:
         validate(cfg, jobs)
     msg = str(err.value)
@@ -377,7 +377,7 @@ def test_preflight_probes_hosted_models_with_the_runs_parameters(tmp_path, repo,
     ok = study_config(tmp_path, repo, f"[{{name: gpt-audio-1.5, options: {{base_url: "
                                       f"'{server.url}/v1'}}}}]")
     sent = len(server.requests)
-    validate(ok, plan(ok, ("generate",)))
+    validate(ok, plan(ok, ("prepare", "generate")))
     assert len(server.requests) == sent + 2           # models.retrieve, one tiny request
     assert server.requests[-1].body["n"] == 3 and server.requests[-1].body["temperature"] == 0.7
 

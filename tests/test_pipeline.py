@@ -47,9 +47,8 @@ def test_validation_lists_every_problem_and_runs_nothing(tmp_path):
 
 def test_strategies_need_what_the_config_generates(tmp_path):
     cfg = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [tiny-qwen2-audio]\n"
-                              "generation: {n_samples: 0, greedy: false}\nscoring: {strategies: "
-                              "[greedy, cot, bon, w_bon, bon_sample, majority, dirichlet, alm_v, w_alm_v, "
-                              "label_logits]}\n")
+                              "generation: {n_samples: 0, greedy: false, label_scores: true}\nscoring: {strategies: "
+                              "[greedy, cot, bon, w_bon, bon_sample, majority, dirichlet, alm_v, w_alm_v]}\n")
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     msg = str(err.value)
@@ -61,7 +60,11 @@ def test_strategies_need_what_the_config_generates(tmp_path):
         assert f"{s!r} needs a verification: section" in msg
     assert "'cot' needs generation.cot:" in msg
     assert "'greedy' needs generation.greedy: true" in msg
-    assert "'label_logits' needs generation.label_scores: true" in msg
+    only_greedy = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: "
+                                      "[tiny-qwen2-audio]\ngeneration: {n_samples: 0}\n"
+                                      "scoring: {strategies: [label_logits]}\n")
+    with pytest.raises(ConfigError, match="'label_logits' needs generation.label_scores: true"):
+        validate(only_greedy)
     beams = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [tiny-qwen2-audio]\n"
                                 "verification: {model: tiny-qwen2-audio, candidates: beam}\n"
                                 "scoring: {strategies: [alm_v]}\n")

@@ -1,29 +1,49 @@
-"""Study configuration: a YAML file read into frozen dataclasses, every key checked.
+"""Study configuration: a YAML file read into frozen, type-checked dataclasses.
 
 A config names everything that changes a number in the study (Jia et al., 2026): corpora and
 label spaces, models (with pinned checkpoints), prompt, N sampled answers, B beams, the
-chain-of-thought answer, the verifier, decoding, seed, strategies. An unknown or misspelt key
-is an error naming the file and the key, never silently ignored.
+chain-of-thought answer, the verifier, decoding, seed, strategies. Every value is checked
+for type and range by pydantic (strict: `greedy: "no"` is not a boolean, `n_samples: 2.5` is
+not a count), an unknown or misspelt key is an error, and one ConfigError lists *every*
+problem of the file at once, each with its key, its value and what is allowed.
+
+The generation settings are defined once, here: `GenerationSettings` is what the sampler
+(alm/runner.py) takes and what enters the run key; `GenerationConfig` is the config's
+`generation:` section, the same fields plus the prompt, the device and the CoT section.
 
 Corpus roots and model checkpoints may name environment variables as `${NAME}` (the corpora
 and checkpoints live outside the repository, differently on each machine). An unset variable
 is not an error here -- loading a config does no I/O beyond reading it -- but it is recorded
 (`missing_env`) and `ambiemo.pipeline.preflight.validate` lists it with every other problem.
+
+Importing this module must stay cheap (no torch): the pipeline driver and the preflight
+checks import it before any model is loaded.
 """
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, fields
+from dataclasses import dataclass as plain_dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
 
-from ambiemo.decoding import Decoding
+from ambiemo.layout import RunLayout
+
+# Strict: YAML's "no", 2.5 or "eight" are refused where a boolean or a count is expected,
+# never coerced; `extra="forbid"` makes a misspelt key an error.
+STRICT = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+
+COT_MAX_NEW_TOKENS = 256       # the paper's chain-of-thought budget (one definition)
+FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class ConfigError(ValueError):
-    """A config file that cannot be used; the message names the file and the key."""
+    """A config file that cannot be used; the message names the file and every bad key."""
 
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -43,86 +63,116 @@ def expand_env(text: str) -> tuple[str, tuple[str, ...]]:
     return ENV_REFERENCE.sub(value, text), tuple(missing)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
+class Decoding:
+    """Settings that change what a model generates; all enter the run key."""
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)              # 0: no top-k filtering
+    max_new_tokens: int = Field(16, ge=1)
+    constrained: bool = False    # restrict tokens to spell one class name (see constrained.py)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, config=STRICT)
 class CorpusConfig:
     name: str
     root: Path
     label_space: str | None = None
-    options: dict = field(default_factory=dict)
+    options: dict = Field(default_factory=dict)
     missing_env: tuple[str, ...] = ()   # `${NAME}`s in root that are unset
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class ModelEntry:
     """One model of the study: a registry name, optionally with its checkpoint (hub id or
     local directory) and revision pinned here instead of in the registry."""
     name: str
     checkpoint: str | None = None
     revision: str | None = None
-    options: dict = field(default_factory=dict)   # adapter options: dtype, base_url, engine...
+    options: dict = Field(default_factory=dict)   # adapter options: dtype, base_url, engine...
     missing_env: tuple[str, ...] = ()              # `${NAME}`s in checkpoint that are unset
 
     def __post_init__(self):
-        if not isinstance(self.options, dict):
-            raise ValueError(f"options must be a mapping, got {type(self.options).__name__}")
         reserved = sorted({"checkpoint", "revision"} & set(self.options))
         if reserved:
             raise ValueError(f"{reserved} go beside options, not inside them")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class CotConfig:
     """One greedy chain-of-thought answer per clip (kind `cot`), for the `cot` strategy."""
     prompt: str = "cot"
-    max_new_tokens: int = 256
+    max_new_tokens: int = Field(COT_MAX_NEW_TOKENS, ge=1)
+
+
+@dataclass(frozen=True, config=STRICT)
+class GenerationSettings:
+    """What the sampler (alm/runner.generate_samples) asks of a model per clip; every field
+    enters the run key where it changes the samples."""
+    n_samples: int = Field(8, ge=0)       # N sampled responses per clip
+    greedy: bool = True                   # also one greedy response per clip (the baseline)
+    decoding: Decoding = Field(default_factory=Decoding)
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(8, ge=1)      # clips per model call
+    label_scores: bool = False            # also one `label_score` row per clip
+    beams: int = Field(0, ge=0)           # also B beam-search candidates per clip (kind `beam`)
+    cot_prompt: Any = None                # a loaded PromptTemplate (alm/prompts.py) or None:
+    cot_max_new_tokens: int = Field(COT_MAX_NEW_TOKENS, ge=1)   # one greedy CoT answer
 
     def __post_init__(self):
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not self.asks_for_anything():
+            raise ValueError("nothing to generate: n_samples and beams are 0, greedy, "
+                             "label_scores and cot are off")
+        answer = getattr(self.cot_prompt, "answer", "cot")
+        if self.cot_prompt is not None and answer != "cot":
+            raise ValueError(f"cot_prompt {self.cot_prompt.id!r} is a {answer!r} prompt, "
+                             "not a chain-of-thought one (answer: cot)")
+
+    def asks_for_anything(self) -> bool:
+        return bool(self.n_samples or self.greedy or self.label_scores or self.beams
+                    or self.cot_prompt is not None)
 
 
-@dataclass(frozen=True)
-class GenerationConfig:
+@dataclass(frozen=True, config=STRICT)
+class GenerationConfig(GenerationSettings):
+    """The config's `generation:` section: the sampler's settings (`seed` comes from the
+    config's top level, `cot_max_new_tokens` from `cot:`) plus prompt, device and CoT."""
     prompt: str = "direct_label"
-    n_samples: int = 8
-    greedy: bool = True
-    label_scores: bool = False       # also the model's probability of each class name
-    beams: int = 0                   # B beam-search candidates per clip (kind `beam`)
-    cot: CotConfig | None = None     # one chain-of-thought answer per clip, or none
-    batch_size: int = 8
+    cot: CotConfig | None = None          # one chain-of-thought answer per clip, or none
     device: str = "auto"
-    decoding: Decoding = field(default_factory=Decoding)
 
-    def __post_init__(self):
-        if self.n_samples < 0 or self.beams < 0:
-            raise ValueError(f"n_samples and beams must be >= 0, got {self.n_samples}, "
-                             f"{self.beams}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+    def asks_for_anything(self) -> bool:
+        return super().asks_for_anything() or self.cot is not None
+
+    def settings(self, cot_prompt=None) -> GenerationSettings:
+        """The sampler's settings, with the CoT prompt loaded by the caller
+        (`alm.prompts.load_prompt(self.cot.prompt, ...)`) when `cot` is set."""
+        if (cot_prompt is None) != (self.cot is None):
+            raise ValueError("cot_prompt must be given exactly when generation.cot is set")
+        keep = {f.name for f in fields(GenerationSettings)}
+        return GenerationSettings(**{**{k: v for k, v in asdict(self).items() if k in keep},
+                                     "decoding": self.decoding, "cot_prompt": cot_prompt})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class VerificationConfig:
     """A verifier model scores each clip's candidates (03_verify) for `alm_v` / `w_alm_v`."""
     model: str
     prompt: str = "verifier"
-    candidates: str = "sample"       # which candidates it judges: sampled or beam
-    n: int | None = None             # judge the first n candidates per clip; None: all
-
-    def __post_init__(self):
-        if self.candidates not in ("sample", "beam"):
-            raise ValueError(f"candidates must be 'sample' or 'beam', got {self.candidates!r}")
-        if self.n is not None and self.n < 1:
-            raise ValueError(f"n must be >= 1 (or absent for all candidates), got {self.n}")
+    candidates: Literal["sample", "beam"] = "sample"   # which candidates it judges
+    n: int | None = Field(None, ge=1)    # judge the first n candidates per clip; None: all
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class ScoringConfig:
-    strategies: tuple = ("greedy", "majority")
-    n_boot: int = 1000
+    strategies: tuple[str, ...] = ("greedy", "majority")
+    n_boot: int = Field(1000, ge=1)      # bootstrap resamples for the 95% intervals
 
 
-@dataclass(frozen=True)
+@plain_dataclass(frozen=True)
 class StudyConfig:
     name: str
     path: Path
@@ -133,6 +183,11 @@ class StudyConfig:
     generation: GenerationConfig
     scoring: ScoringConfig
     verification: VerificationConfig | None = None
+
+    def __post_init__(self):
+        why = folder_name_problem(self.name)
+        if why:
+            raise ConfigError(f"{self.path}: name: {self.name!r}: {why}")
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -149,36 +204,51 @@ class StudyConfig:
                  if v is not None}
         return {**e.options, **extra}
 
+    # Paths: every artifact path has one home, `ambiemo.layout.RunLayout`; these delegate.
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.root, self.name)
+
     @property
     def run_dir(self) -> Path:
-        return self.root / "runs" / self.name
+        return self.layout.run_dir
 
     @property
     def figure_dir(self) -> Path:
-        return self.root / "figures" / self.name
+        return self.layout.figure_dir
 
     @property
     def table_dir(self) -> Path:
-        return self.root / "tables" / self.name
+        return self.layout.table_dir
 
     @property
     def prompt_dir(self) -> Path:
-        return self.root / "configs" / "prompts"
+        return self.layout.prompt_dir
 
     def manifest_path(self, corpus: str) -> Path:
-        return self.run_dir / "manifests" / f"{corpus}.parquet"
+        return self.layout.manifest(corpus)
 
     @property
     def store_path(self) -> Path:
-        return self.run_dir / "samples.sqlite"
+        return self.layout.store
 
     def samples_pointer(self, model: str, corpus: str) -> Path:
         """JSON naming the run key 02_generate wrote for (model, corpus)."""
-        return self.run_dir / "samples" / f"{model}__{corpus}.json"
+        return self.layout.samples_pointer(model, corpus)
 
     def verify_pointer(self, model: str, corpus: str) -> Path:
         """JSON naming the verifier run key 03_verify wrote for (model's candidates, corpus)."""
-        return self.run_dir / "samples" / f"{model}__{corpus}__verify.json"
+        return self.layout.verify_pointer(model, corpus)
+
+
+def folder_name_problem(name) -> str | None:
+    """Why `name` cannot name the study's output folders (runs/, tables/, figures/<name>),
+    or None: a plain folder name, so no output lands outside the repository."""
+    if isinstance(name, str) and FOLDER_NAME.match(name) and name not in (".", ".."):
+        return None
+    return ("must be a plain folder name: 1-100 letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit (no '/', no '..'); it names runs/, tables/ and figures/ "
+            "subfolders")
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -190,44 +260,58 @@ def repo_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(f"no ambiemo repository at or above {here}")
 
 
-def _take(data: dict, cls, where: str, path: Path, **override):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: {where} must be a mapping, got {type(data).__name__}")
-    names = {f.name for f in fields(cls)} - set(override) - {"missing_env"}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown} in {where}; valid: {sorted(names)}")
-    try:
-        return cls(**data, **override)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{path}: {where}: {e}") from None
-
-
 TOP_KEYS = {"name", "seed", "corpora", "models", "generation", "verification", "scoring"}
 
 
-def _corpora(data, path: Path, root: Path) -> dict[str, CorpusConfig]:
+class _Problems(list):
+    """Every problem of one config file, gathered so that one error lists them all."""
+
+    def build(self, cls, data, where: str, hidden=(), sections=(), **override):
+        """`cls(**data, **override)`, or None with each problem recorded under `where`.
+        `hidden`: fields the file may not set; `sections`: keys read apart (listed as valid)."""
+        if not isinstance(data, dict):
+            self.append(f"{where}: {data!r}: must be a mapping of keys")
+            return None
+        names = {f.name for f in fields(cls)} - set(override) - {"missing_env", *hidden}
+        unknown = sorted(map(str, set(data) - names))
+        if unknown:
+            self.append(f"unknown key(s) {unknown} in {where}; valid: "
+                        f"{sorted(names | set(sections))}")
+            data = {k: v for k, v in data.items() if k in names}
+        try:
+            return cls(**data, **override)
+        except ValidationError as e:
+            for err in e.errors():
+                msg = err["msg"].removeprefix("Value error, ")
+                key = ".".join(map(str, (where, *err["loc"])))
+                self.append(f"{key}: {err['input']!r}: {msg}" if err["loc"] else f"{key}: {msg}")
+            return None
+
+
+def _corpora(data, problems: _Problems, root: Path) -> dict[str, CorpusConfig]:
     if not isinstance(data, dict) or not data:
-        raise ConfigError(f"{path}: corpora must be a non-empty mapping of corpus name -> "
-                          "{root: ...}")
+        problems.append("corpora: must be a non-empty mapping of corpus name -> {root: ...}")
+        return {}
     corpora = {}
     for name, c in data.items():
-        c = dict(c or {})
-        if "root" not in c:
-            raise ConfigError(f"{path}: corpora.{name} needs a root")
+        if not isinstance(c, dict) or "root" not in c:
+            problems.append(f"corpora.{name} needs a root (a mapping {{root: ...}}), got {c!r}")
+            continue
+        c = dict(c)
         text, missing = expand_env(str(c.pop("root")))
         r = Path(text).expanduser()
         # An unexpanded `${NAME}` stays as written, so the message shows what was asked for.
         r = r if r.is_absolute() or missing else root / r
-        corpora[name] = _take(c, CorpusConfig, f"corpora.{name}", path, name=name, root=r,
-                              missing_env=missing)
+        corpora[name] = problems.build(CorpusConfig, c, f"corpora.{name}", name=str(name),
+                                       root=r, missing_env=missing)
     return corpora
 
 
-def _models(data, path: Path) -> dict[str, ModelEntry]:
+def _models(data, problems: _Problems) -> dict[str, ModelEntry]:
     if not isinstance(data, list) or not data:
-        raise ConfigError(f"{path}: models must be a non-empty list of model names or "
-                          "{name: ..., checkpoint: ..., revision: ..., options: {...}}")
+        problems.append("models must be a non-empty list of model names or "
+                        "{name: ..., checkpoint: ..., revision: ..., options: {...}}")
+        return {}
     entries = {}
     for i, m in enumerate(data):
         where = f"models[{i}]"
@@ -239,30 +323,42 @@ def _models(data, path: Path) -> dict[str, ModelEntry]:
             if m.get("checkpoint") is not None:
                 m["checkpoint"], missing = expand_env(str(m["checkpoint"]))
             if m.get("revision") is not None:
-                m["revision"] = str(m["revision"])
+                m["revision"] = str(m["revision"])   # a commit hash YAML read as a number
             m["options"] = m.get("options") or {}
-            entry = _take(m, ModelEntry, f"{where} ({m['name']})", path, missing_env=missing)
+            entry = problems.build(ModelEntry, m, f"{where} ({m['name']})", missing_env=missing)
         else:
-            raise ConfigError(f"{path}: {where} must be a model name or a mapping with a "
-                              f"name, got {m!r}")
+            problems.append(f"{where} must be a model name or a mapping with a name, got {m!r}")
+            continue
+        if entry is None:
+            continue
         if entry.name in entries:
-            raise ConfigError(f"{path}: {where}: model {entry.name!r} is listed twice")
+            problems.append(f"{where}: model {entry.name!r} is listed twice")
         entries[entry.name] = entry
     return entries
 
 
-def _generation(data, path: Path) -> GenerationConfig:
+def _generation(data, seed: int, problems: _Problems) -> GenerationConfig | None:
+    if data is not None and not isinstance(data, dict):
+        problems.append(f"generation: {data!r}: must be a mapping of keys")
+        return None
     gen = dict(data or {})
-    decoding = _take(gen.pop("decoding", {}) or {}, Decoding, "generation.decoding", path)
+    decoding = problems.build(Decoding, gen.pop("decoding", None) or {}, "generation.decoding")
     cot = gen.pop("cot", None)
     if cot is not None:
-        cot = _take(cot, CotConfig, "generation.cot", path)
-    return _take(gen, GenerationConfig, "generation", path, decoding=decoding, cot=cot)
+        # A bad subsection is already reported; its default stands in so that the section's
+        # own keys are still checked (every problem listed at once).
+        cot = problems.build(CotConfig, cot, "generation.cot") or CotConfig()
+    return problems.build(
+        GenerationConfig, gen, "generation", hidden=("cot_prompt",), sections=("decoding", "cot"),
+        decoding=decoding or Decoding(), cot=cot, seed=seed,
+        cot_max_new_tokens=cot.max_new_tokens if cot else COT_MAX_NEW_TOKENS)
 
 
 def load_config(path: str | Path, root: Path | None = None) -> StudyConfig:
     """Read and check a study config. `root` (the repository) defaults to the one holding the
-    config file, else the one holding the current directory (a config kept elsewhere)."""
+    config file, else the one holding the current directory (a config kept elsewhere).
+    Raises ConfigError listing every problem of the file, each with key, value and what is
+    allowed."""
     path = Path(path)
     if root is None:
         try:
@@ -279,27 +375,41 @@ def load_config(path: str | Path, root: Path | None = None) -> StudyConfig:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping of keys {sorted(TOP_KEYS)}")
-    unknown = sorted(set(data) - TOP_KEYS)
+    problems = _Problems()
+    unknown = sorted(map(str, set(data) - TOP_KEYS))
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; valid: {sorted(TOP_KEYS)}")
+        problems.append(f"unknown key(s) {unknown}; valid: {sorted(TOP_KEYS)}")
     missing = sorted({"name", "corpora", "models"} - set(data))
     if missing:
-        raise ConfigError(f"{path}: missing key(s) {missing}")
+        problems.append(f"missing key(s) {missing}")
+    name = data.get("name", "")
+    if "name" in data and folder_name_problem(name):
+        problems.append(f"name: {name!r}: {folder_name_problem(name)}")
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        problems.append(f"seed: {seed!r}: must be a whole number >= 0")
+        seed = 0
+    corpora = _corpora(data.get("corpora"), problems, root) if "corpora" in data else {}
+    models = _models(data.get("models"), problems) if "models" in data else {}
+    generation = _generation(data.get("generation"), seed, problems)
     verification = data.get("verification")
     if verification is not None:
         if not isinstance(verification, dict) or not isinstance(verification.get("model"), str):
-            raise ConfigError(f"{path}: verification needs a model (a registry name), "
-                              f"got {verification!r}")
-        verification = _take(verification, VerificationConfig, "verification", path)
-    scoring = dict(data.get("scoring") or {})
-    if "strategies" in scoring:
-        if not isinstance(scoring["strategies"], list):
-            raise ConfigError(f"{path}: scoring.strategies must be a list of strategy names")
-        scoring["strategies"] = tuple(scoring["strategies"])
-    return StudyConfig(name=str(data["name"]), path=path.resolve(), root=root,
-                       seed=int(data.get("seed", 0)),
-                       corpora=_corpora(data["corpora"], path, root),
-                       model_entries=_models(data["models"], path),
-                       generation=_generation(data.get("generation"), path),
-                       scoring=_take(scoring, ScoringConfig, "scoring", path),
+            problems.append(f"verification needs a model (a registry name), got {verification!r}")
+            verification = None
+        else:
+            verification = problems.build(VerificationConfig, verification, "verification")
+    scoring = data.get("scoring") or {}
+    if isinstance(scoring, dict) and "strategies" in scoring:
+        scoring = dict(scoring)
+        if isinstance(scoring["strategies"], list):
+            scoring["strategies"] = tuple(scoring["strategies"])
+        else:
+            problems.append(f"scoring.strategies: {scoring.pop('strategies')!r}: must be a "
+                            "list of strategy names")
+    scoring = problems.build(ScoringConfig, scoring, "scoring")
+    if problems:
+        raise ConfigError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    return StudyConfig(name=name, path=path.resolve(), root=root, seed=seed, corpora=corpora,
+                       model_entries=models, generation=generation, scoring=scoring,
                        verification=verification)

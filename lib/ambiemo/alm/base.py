@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from ambiemo.decoding import Decoding  # noqa: F401  (part of the adapter interface)
+# Decoding is defined with the study config (one definition, importable without torch);
+# re-exported here because every adapter takes it.
+from ambiemo.config import Decoding  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ambiemo.corpora.audio_check import MIN_DURATION_S, probe_manifest
 from ambiemo.corpora.manifest import add_ambiguity_bin, require_audio
 from ambiemo.corpora.registry import (LOADERS, check_options, get_loader, loader_options,
                                       register_corpus)
@@ -30,7 +31,8 @@ log = logging.getLogger("ambiemo.corpora")
 
 
 def load(name: str, root: str | Path, label_space: str | None = None, *,
-         ambiguity_edges: Sequence[float] | None = None, **options) -> pd.DataFrame:
+         ambiguity_edges: Sequence[float] | None = None,
+         min_audio_s: float = MIN_DURATION_S, **options) -> pd.DataFrame:
     """Load corpus `name` from `root` as a Manifest (see corpora/manifest.py).
 
     `label_space=None` picks the corpus default; `attrs["classes"]` gives the class order and
@@ -39,6 +41,8 @@ def load(name: str, root: str | Path, label_space: str | None = None, *,
     corpus's loader (`loader_options(name)` lists them; one it does not know is a
     TypeError naming the valid ones). Audio is not needed:
     missing files are counted in `attrs["missing_audio"]` and reported in one log line.
+    Every file present is probed (corpora/audio_check.py): `audio_status` / `audio_reason`
+    per clip, clips shorter than `min_audio_s` seconds are `too_short`.
     """
     loader = get_loader(name)
     check_options(name, options)
@@ -47,9 +51,16 @@ def load(name: str, root: str | Path, label_space: str | None = None, *,
         raise FileNotFoundError(f"corpus {name!r}: root {root} does not exist")
     manifest = add_ambiguity_bin(loader(root, label_space=label_space, **options),
                                  ambiguity_edges)
+    manifest = probe_manifest(manifest, min_audio_s)
     missing = int((~manifest["has_audio"]).sum())
     manifest.attrs["missing_audio"] = missing
     if missing:
         log.warning("%s: %d of %d clips have no audio file under %s (annotation-only analyses "
                     "work; generation refuses these clips)", name, missing, len(manifest), root)
+    bad = manifest[~manifest["audio_status"].isin(["ok", "missing"])]
+    manifest.attrs["unusable_audio"] = len(bad)
+    if len(bad):
+        log.warning("%s: %d clip(s) have audio a model cannot be given (they become audio_error "
+                    "failure rows in generation): %s", name, len(bad),
+                    "; ".join(bad["audio_reason"].head(3)) + (" ..." if len(bad) > 3 else ""))
     return manifest

@@ -176,10 +176,12 @@ class AudioUnavailableError(FileNotFoundError):
     """Clips that cannot be sent to a model; the message lists each one and why."""
 
 
-def require_audio(manifest: pd.DataFrame, shown: int = 20, *, allow_empty: bool = False) -> None:
+def require_audio(manifest: pd.DataFrame, shown: int = 20, *, allow_empty: bool = False,
+                  allow_unreadable: bool = False) -> None:
     """Raise AudioUnavailableError listing every utterance whose audio is absent, unreadable
-    or (unless `allow_empty`) empty *now* (read from the file header, not decoded).
-    Generation allows empty files: they become counted failure rows, not a refused run.
+    (unless `allow_unreadable`) or (unless `allow_empty`) empty *now* (read from the file
+    header, not decoded). Generation allows both: such clips become counted `audio_error`
+    failure rows (corpora/audio_check.py), not a refused run; only absent files refuse it.
 
     Checked against the file system at call time, not the stored `has_audio`, because a
     Manifest built on one machine may be used for generation on another.
@@ -190,6 +192,8 @@ def require_audio(manifest: pd.DataFrame, shown: int = 20, *, allow_empty: bool 
     for u, p in zip(manifest["utt_id"], manifest["audio_path"]):
         if not Path(p).is_file():
             problems.append(f"{u}: no audio file at {p}")
+            continue
+        if allow_unreadable:
             continue
         try:
             frames = sf.info(p).frames

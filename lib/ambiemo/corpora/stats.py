@@ -18,7 +18,8 @@ def corpus_statistics(manifest: pd.DataFrame) -> pd.DataFrame:
 
     Columns: `corpus`, `label_space`, `clips`, `raters_mean|min|max` (`n_raters`),
     `entropy_bits_mean`, `share_unanimous` (every vote on one class: entropy 0),
-    `share_tied` (the top vote count is shared, so `majority` is None), `missing_audio`, and
+    `share_tied` (the top vote count is shared, so `majority` is None), `missing_audio`,
+    `unusable_audio` (files present that a model cannot be given: audio_check.py), and
     two class priors: `prior_<class>`, the mean of the per-clip distributions (each clip
     weighs the same; this is the corpus-prior baseline a distribution metric is compared
     with) and `vote_share_<class>`, the share of all votes (clips with more raters weigh
@@ -40,6 +41,9 @@ def corpus_statistics(manifest: pd.DataFrame) -> pd.DataFrame:
         "share_unanimous": float(np.mean((votes > 0).sum(axis=1) == 1)),
         "share_tied": float(manifest["majority"].isna().mean()),
         "missing_audio": int((~manifest["has_audio"].astype(bool)).sum()),
+        # Present but unusable (empty, unreadable, too short, NaN): corpora/audio_check.py.
+        "unusable_audio": (int((~manifest["audio_status"].isin(["ok", "missing"])).sum())
+                           if "audio_status" in manifest else 0),
     }
     row |= dict(zip(columns("prior", classes), p.mean(axis=0)))
     row |= dict(zip(columns("vote_share", classes), votes.sum(axis=0) / votes.sum()))

@@ -28,6 +28,7 @@ table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 tr.failed td { background: #fde2e2; } tr.skipped td { background: #fff4d6; }
+.stale { color: #a05a00; font-style: italic; }
 figure { display: inline-block; margin: 0 1rem 1rem 0; vertical-align: top; }
 figure img { max-width: 34rem; border: 1px solid #ddd; }
 pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; font-size: 0.85rem; }
@@ -44,17 +45,24 @@ OFFLINE_NOTEBOOK_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
-def build_report(cfg, summary: list[dict] | None = None) -> Path:
+def build_report(cfg, summary: list[dict] | None = None, since: float | None = None) -> Path:
     """Build the report of study config `cfg` (a StudyConfig); returns index.html's path."""
     return write_report(cfg.run_dir / "report", title=f"ambiemo report: {cfg.name}",
                         config_file=cfg.path, executed_dir=cfg.run_dir / "executed",
-                        table_dir=cfg.table_dir, figure_dir=cfg.figure_dir, summary=summary)
+                        table_dir=cfg.table_dir, figure_dir=cfg.figure_dir, summary=summary,
+                        since=since)
+
+
+STALE = "<p class='stale'>From an earlier run: not remade by this run.</p>"
 
 
 def write_report(out: Path, *, title: str, config_file: Path, executed_dir: Path,
-                 table_dir: Path, figure_dir: Path, summary: list[dict] | None = None) -> Path:
+                 table_dir: Path, figure_dir: Path, summary: list[dict] | None = None,
+                 since: float | None = None) -> Path:
     """Write `out`/index.html with copies of the tables and figures and the notebooks
-    rendered to HTML, so the folder stands alone. Earlier contents of `out` are replaced."""
+    rendered to HTML, so the folder stands alone. Earlier contents of `out` are replaced.
+    Given the run's start time `since`, every table, figure and notebook older than it
+    (left by an earlier run, e.g. when this run's stage failed) is marked as such."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -71,12 +79,18 @@ def write_report(out: Path, *, title: str, config_file: Path, executed_dir: Path
     if comparison:
         parts += ["<h2 id='reported-vs-reproduced'>Reported (Jia et al., 2026) vs reproduced</h2>",
                   _table_section("reported_vs_reproduced", comparison)]
+    def old(files) -> bool:       # copies keep the source's time (shutil.copy2)
+        return since is not None and all(f.stat().st_mtime < since for f in files)
     parts.append("<h2 id='tables'>Tables</h2>")
-    parts += [_table_section(stem, files) for stem, files in tables.items()] or ["<p>none</p>"]
+    parts += [_table_section(stem, files) + (STALE if old(files) else "")
+              for stem, files in tables.items()] or ["<p>none</p>"]
     parts.append("<h2 id='figures'>Figures</h2>")
-    parts += [_figure(stem, files) for stem, files in figures.items()] or ["<p>none</p>"]
+    parts += [_figure(stem, files) + (STALE if old(files) else "")
+              for stem, files in figures.items()] or ["<p>none</p>"]
     parts.append("<h2 id='notebooks'>Executed notebooks</h2><ul>")
-    parts += [f"<li><a href='notebooks/{_e(p.name)}'>{_e(p.stem)}</a></li>" for p in notebooks]
+    parts += [f"<li><a href='notebooks/{_e(p.stem)}.html'>{_e(p.stem)}</a>"
+              + (" <span class='stale'>(from an earlier run)</span>" if old([p]) else "")
+              + "</li>" for p in sorted(executed_dir.glob("*.ipynb"))]
     parts.append("</ul>")
     parts += ["<h2 id='config'>Config</h2>", f"<pre>{_e(config_file.read_text())}</pre>",
               "<h2 id='versions'>Versions</h2>", _versions_table()]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ambiemo.alm.registry import ADAPTERS
 from ambiemo.config import ConfigError, ModelEntry, StudyConfig
+from ambiemo.pipeline.guard import store_problem
 from ambiemo.pipeline.plan import NOTEBOOKS, STAGES, Job, plan
 
 # Hosted checkpoints ("openai:<id>", "gemini:<id>") and the variables that hold their keys.
@@ -151,6 +152,38 @@ def hosted_probe_problems(cfg: StudyConfig, name: str, key: str, *, verifier: bo
             for p in probe(adapter, n_samples=n, decoding=decoding)]
 
 
+def run_folder_problems(cfg: StudyConfig, jobs: list[Job]) -> list[str]:
+    """What the run folders must hold or allow before these jobs start: writable output
+    folders, an intact sample store, and the inputs of stages run without their producers
+    (`--stage score` on a fresh config needs prepare and generate first)."""
+    problems = []
+    for d in (cfg.run_dir, cfg.table_dir, cfg.figure_dir):
+        near = next(p for p in (d, *d.parents) if p.exists())
+        if not os.access(near, os.W_OK):
+            problems.append(f"{d}: cannot be written ({near} is read-only for this user); "
+                            "make it writable or run from a writable copy of the repository")
+    stages = {j.stage for j in jobs}
+    if stages & {"generate", "verify", "score", "analyse"}:
+        why = store_problem(cfg.store_path)
+        if why:
+            problems.append(why)
+    planned = {(j.stage, j.corpus, j.model) for j in jobs}
+    for j in jobs:
+        if j.stage in ("generate", "verify", "score") and ("prepare", j.corpus, None) not in planned:
+            m = cfg.manifest_path(j.corpus)
+            if not m.is_file():
+                problems.append(f"stage {j.stage!r} [{j.corpus}] reads {m}, which does not "
+                                f"exist: run `--stage prepare` first (or the whole pipeline)")
+        needs = ([(m, cfg.samples_pointer(m, j.corpus)) for m in cfg.models]
+                 if j.stage == "score" else
+                 [(j.model, cfg.samples_pointer(j.model, j.corpus))] if j.stage == "verify" else [])
+        for model, pointer in needs:
+            if ("generate", j.corpus, model) not in planned and not pointer.is_file():
+                problems.append(f"stage {j.stage!r} [{j.corpus}] reads the samples of {model}"
+                                f" ({pointer} does not exist): run `--stage generate` first")
+    return list(dict.fromkeys(problems))
+
+
 def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = True) -> None:
     """Check everything the planned jobs (default: the whole plan) need before anything
     runs; one ConfigError lists every problem. `probe`: also ask each hosted model's service
@@ -201,6 +234,7 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = T
         nb = cfg.root / "notebooks" / f"{NOTEBOOKS[stage]}.ipynb"
         if not nb.is_file():
             problems.append(f"stage {stage!r}: notebook {nb} not found")
+    problems += run_folder_problems(cfg, jobs)
     if any("unknown model" in p for p in problems):
         from ambiemo.alm import MODELS
         problems.append(f"registered models: {sorted(MODELS)}")

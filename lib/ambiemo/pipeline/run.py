@@ -16,8 +16,15 @@ parameters succeeds) unless `--no-probe`. `--retry-failed` asks again for every 
 of the runs (transient failures -- 5xx, timeouts, 429 after retries, quotas -- are asked
 again by every rerun anyway; permanent ones, such as a 400, only with this flag).
 
+A run holds a lock on its run folder (a second run of the config exits 2 naming the holder),
+shows live progress of generate and verify (`ambiemo.pipeline.progress`), prints its output line
+by line (a `tee`, `nohup` or Slurm log is current), and its notebook kernels die with it
+(`ambiemo.pipeline.guard`). Ctrl-C ends it with one line and exit 130; rerunning the same command
+resumes from the sample store. Operating-system failures (full disk, read-only folder) are
+one message naming the path, the cause and the next step, and the summary is always printed.
+
     python -m ambiemo.pipeline [CONFIG] [--stage S] [--model M] [--corpus C] [--no-probe]
-                               [--retry-failed]
+                               [--retry-failed] [--progress-every N]
 """
 from __future__ import annotations
 
@@ -29,9 +36,13 @@ import time
 from pathlib import Path
 
 from ambiemo.config import StudyConfig, load_config
-from ambiemo.pipeline.preflight import validate
+from ambiemo.pipeline.guard import (RunLock, RunLocked, die_with_parent, explain_os_error,
+                                    rows_stored)
 from ambiemo.pipeline.plan import NOTEBOOKS, STAGES, Job, plan
-from ambiemo.pipeline.status import Outcome, read_status, summarise
+from ambiemo.pipeline.preflight import validate
+from ambiemo.pipeline.progress import ENV as PROGRESS_ENV
+from ambiemo.pipeline.progress import ProgressPrinter
+from ambiemo.pipeline.status import Outcome, audio_error_note, read_status, summarise
 
 
 def execute_notebook(notebook: Path, out: Path, parameters: dict, cwd: Path) -> None:
@@ -46,42 +57,73 @@ def execute_notebook(notebook: Path, out: Path, parameters: dict, cwd: Path) -> 
         def __init__(self, **kwargs):
             super().__init__(**{"transport": "ipc", **kwargs})
 
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            # A driver killed with SIGKILL must not leave its kernel sampling into the store.
+            return await super()._async_launch_kernel(kernel_cmd,
+                                                      **{**kw, "preexec_fn": die_with_parent})
+
     pm.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=str(cwd),
                         progress_bar=False, kernel_name="python3",
                         kernel_manager_class=LocalKernelManager)
 
 
-def _execute(job: Job, cfg: StudyConfig) -> Outcome:
+def _execute(job: Job, cfg: StudyConfig, progress_every: float = 30.0) -> Outcome:
 
     out, status = job.output(cfg), job.status_path(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     status.unlink(missing_ok=True)      # a status left by an earlier run must not be read
+    live = cfg.run_dir / "status" / f"{job.stem}.progress.json"
+    live.parent.mkdir(parents=True, exist_ok=True)
+    os.environ[PROGRESS_ENV] = str(live)          # inherited by the notebook's kernel
     t0 = time.perf_counter()
     try:
-        execute_notebook(cfg.root / "notebooks" / f"{NOTEBOOKS[job.stage]}.ipynb", out,
-                         job.parameters(cfg), cfg.root / "notebooks")
+        with ProgressPrinter(live, job.label, every_s=progress_every):
+            execute_notebook(cfg.root / "notebooks" / f"{NOTEBOOKS[job.stage]}.ipynb", out,
+                             job.parameters(cfg), cfg.root / "notebooks")
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
         return Outcome(job, "failed", time.perf_counter() - t0,
-                       f"{_last_line(e)} (see {out.relative_to(cfg.root)})")
+                       f"{_advice(_last_line(e))} (see {out.relative_to(cfg.root)})")
+    finally:
+        os.environ.pop(PROGRESS_ENV, None)
     state, note = read_status(status)
+    if job.stage == "generate":
+        extra = audio_error_note(cfg, job)
+        note = "; ".join(x for x in (note, extra) if x)
     return Outcome(job, state, time.perf_counter() - t0, note)
 
 
-def _build_report(cfg: StudyConfig, outcomes: list[Outcome]) -> Outcome:
+# Last lines of a failed notebook that have a known next step.
+ADVICE = {
+    "No space left on device": "free disk space, then rerun the same command to resume",
+    "database disk image is malformed": "the sample store is damaged: rerun to see how to "
+                                        "move it aside and recover its rows",
+    "Read-only file system": "the run folder is read-only: make it writable",
+    "Permission denied": "a run folder is not writable: make it writable",
+}
+
+
+def _advice(line: str) -> str:
+    return line + "".join(f" -- {step}" for cause, step in ADVICE.items() if cause in line)
+
+
+def _build_report(cfg: StudyConfig, outcomes: list[Outcome], since: float | None = None
+                  ) -> Outcome:
     from ambiemo.outputs.report import build_report
 
     t0 = time.perf_counter()
     job = Job("report")
     try:
-        index = build_report(cfg, [o.row() for o in outcomes])
+        index = build_report(cfg, [o.row() for o in outcomes], since=since)
     except Exception as e:  # a broken table or notebook must not hide the run summary
         return Outcome(job, "failed", time.perf_counter() - t0, f"{type(e).__name__}: {e}")
     return Outcome(job, "ran", time.perf_counter() - t0, str(index.relative_to(cfg.root)))
 
 
 def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
-        log=print, probe: bool = True, retry_failed: bool = False) -> int:
-    """Validate, run the plan, log the summary; returns the number of failed or skipped jobs.
+        log=print, probe: bool = True, retry_failed: bool = False,
+        progress_every: float = 30.0) -> int:
+    """Validate, lock the run folder, run the plan, log the summary; returns the number of
+    failed or skipped jobs. Raises RunLocked when another process runs this config.
     `probe`: probe hosted models before the run; `retry_failed`: the notebooks redo every
     failure row (the environment variable AMBIEMO_RETRY_FAILED=1, which their kernels
     inherit and `ambiemo.sampling.generate.generate_samples` / `verify_samples` read)."""
@@ -92,6 +134,12 @@ def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
         os.environ["AMBIEMO_RETRY_FAILED"] = "1"
     else:
         os.environ.pop("AMBIEMO_RETRY_FAILED", None)
+    with RunLock(cfg.run_dir):
+        return _run_locked(cfg, jobs, log, progress_every)
+
+
+def _run_locked(cfg: StudyConfig, jobs: list[Job], log, progress_every: float) -> int:
+    started = time.time()     # outputs older than this were not remade by this run
     outcomes: list[Outcome] = []
     for job in jobs:
         blockers = [o.job.label for o in outcomes
@@ -99,16 +147,23 @@ def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
         if blockers:
             outcome = Outcome(job, "skipped", note=f"its inputs failed ({', '.join(blockers)})")
         elif job.stage == "report":
-            outcome = _build_report(cfg, outcomes)
+            outcome = _build_report(cfg, outcomes, since=started)
         else:
-            outcome = _execute(job, cfg)
+            try:
+                outcome = _execute(job, cfg, progress_every)
+            except OSError as e:        # the driver's own writes: executed/, status/
+                outcome = Outcome(job, "failed", note=explain_os_error(e))
         outcomes.append(outcome)
         log(f"{outcome.state:<8} {job.label} ({outcome.seconds:.1f} s)"
             + (f": {outcome.note}" if outcome.note else ""))
-    (cfg.run_dir / "status").mkdir(parents=True, exist_ok=True)
-    (cfg.run_dir / "status" / "summary.json").write_text(
-        json.dumps([o.row() for o in outcomes], indent=1))
-    log(summarise(cfg, outcomes))
+    summary = cfg.run_dir / "status" / "summary.json"
+    try:
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(json.dumps([o.row() for o in outcomes], indent=1))
+        (summary.parent / "run.json").write_text(json.dumps({"started": started}))
+    except OSError as e:                # a full disk must not hide the summary
+        log(f"warning: {explain_os_error(e, summary)}")
+    log(summarise(cfg, outcomes, since=started))
     return sum(o.state in ("failed", "skipped") for o in outcomes)
 
 
@@ -128,12 +183,39 @@ def main(argv=None) -> int:
                     help="do not probe hosted models (model exists, one tiny request) first")
     ap.add_argument("--retry-failed", action="store_true",
                     help="ask again for every failure row of the runs, permanent ones too")
+    ap.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                    help="when output is not a terminal: one progress line per this many "
+                    "seconds (default 30)")
     args = ap.parse_args(argv)
+    # Line by line even into a pipe or a file: a `tee` or batch log shows each job as it ends.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     try:
         n_bad = run(args.config, stages=tuple(args.stage or STAGES), models=args.model,
                     corpora=args.corpus, probe=not args.no_probe,
-                    retry_failed=args.retry_failed)
+                    retry_failed=args.retry_failed, progress_every=args.progress_every)
+    except RunLocked as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(_interrupted(args.config), file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"error: {explain_os_error(e)}", file=sys.stderr)
+        return 2
     return 1 if n_bad else 0
+
+
+def _interrupted(config) -> str:
+    """The one line a Ctrl-C prints: what is kept and how to go on."""
+    try:
+        n = rows_stored(load_config(config).store_path)
+    except Exception:   # noqa: BLE001 -- the message must come out whatever the state
+        n = None
+    rows = f"{n} rows stored" if n is not None else "nothing stored yet"
+    return f"interrupted; {rows}; rerun the same command to resume"
+

@@ -65,17 +65,10 @@ def read_manifest(cfg: StudyConfig, corpus: str) -> pd.DataFrame:
 def generation_settings(cfg: StudyConfig):
     """The runner's settings from the config's `generation:` section (prompts loaded)."""
     from ambiemo.alm.prompts import load_prompt
-    from ambiemo.sampling.generate import GenerationSettings
 
     gen = cfg.generation
-    lay = RunLayout.of(cfg)
-    cot = load_prompt(gen.cot.prompt, lay.prompt_dir) if gen.cot else None
-    kwargs = dict(n_samples=gen.n_samples, greedy=gen.greedy, label_scores=gen.label_scores,
-                  beams=gen.beams, cot_prompt=cot, decoding=gen.decoding, seed=cfg.seed,
-                  batch_size=gen.batch_size)
-    if gen.cot:
-        kwargs["cot_max_new_tokens"] = gen.cot.max_new_tokens
-    return GenerationSettings(**kwargs)
+    cot = load_prompt(gen.cot.prompt, RunLayout.of(cfg).prompt_dir) if gen.cot else None
+    return gen.settings(cot_prompt=cot)
 
 
 @dataclass

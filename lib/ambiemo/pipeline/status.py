@@ -9,6 +9,8 @@ reported, never hidden.
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +62,41 @@ def read_status(path: Path) -> tuple[str, str]:
     return ("cached" if ran == 0 and cached > 0 else "ran"), note
 
 
-def summarise(cfg: StudyConfig, outcomes: list[Outcome]) -> str:
-    """The run summary: a count per stage and state, then one line per job not simply ran."""
+def audio_error_note(cfg: StudyConfig, job: Job, shown: int = 3) -> str:
+    """For a finished generate job: the clips whose audio could not be given to the model
+    (stored as `audio_error` failure rows, corpora/audio_check.py), first few by name, then
+    a count and the file holding the full list (written next to the job's status file).
+    "" when there are none or the job left no run key."""
+    try:
+        key = json.loads(cfg.samples_pointer(job.model, job.corpus).read_text())["run_key"]
+        with closing(sqlite3.connect(f"file:{cfg.store_path}?mode=ro", uri=True)) as conn:
+            rows = conn.execute(
+                "SELECT utt_id, MIN(parse_error) FROM samples WHERE run_key=? AND "
+                "parse_error LIKE 'audio_error:%' GROUP BY utt_id ORDER BY utt_id",
+                (key,)).fetchall()
+    except (OSError, ValueError, KeyError, sqlite3.Error):
+        return ""
+    if not rows:
+        return ""
+    listing = job.status_path(cfg).with_suffix(".audio_errors.tsv")
+    listing.write_text("utt_id\treason\n" + "".join(
+        f"{u}\t{why.removeprefix('audio_error: ')}\n" for u, why in rows))
+    names = ", ".join(u for u, _ in rows[:shown])
+    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    return (f"{len(rows)} clip(s) with unusable audio stored as audio_error failures: "
+            f"{names}{more} (full list: {listing.relative_to(cfg.root)})")
+
+
+def stale_outputs(cfg: StudyConfig, since: float) -> list[Path]:
+    """Tables and figures of this config older than `since` (the run's start): left by an
+    earlier run, not remade by this one."""
+    return sorted(p for d in (cfg.table_dir, cfg.figure_dir) if d.is_dir()
+                  for p in d.iterdir() if p.is_file() and p.stat().st_mtime < since)
+
+
+def summarise(cfg: StudyConfig, outcomes: list[Outcome], since: float | None = None) -> str:
+    """The run summary: a count per stage and state, then one line per job not simply ran,
+    then (given the run's start `since`) the outputs this run did not remake."""
     states = ("ran", "cached", "skipped", "failed")
     lines = [f"summary of {cfg.name} ({cfg.path}):",
              f"  {'stage':<10}" + "".join(f"{s:>9}" for s in states)]
@@ -70,6 +105,11 @@ def summarise(cfg: StudyConfig, outcomes: list[Outcome]) -> str:
         lines.append(f"  {stage:<10}" + "".join(f"{x:>9}" for x in n))
     lines += [f"  {o.state.upper() if o.state == 'failed' else o.state:<8} {o.job.label}: {o.note}"
               for o in outcomes if o.state != "ran" or (o.note and o.job.stage != "report")]
+    stale = stale_outputs(cfg, since) if since is not None else []
+    if stale:
+        names = ", ".join(p.name for p in stale[:3]) + (" ..." if len(stale) > 3 else "")
+        lines.append(f"  {len(stale)} output(s) are from an earlier run, not remade by this one "
+                     f"(marked in the report): {names}")
     total = {s: sum(o.state == s for o in outcomes) for s in states}
     lines.append(f"summary: {total['ran']} ran, {total['cached']} from cache, "
                  f"{total['skipped']} skipped, {total['failed']} failed; tables in "

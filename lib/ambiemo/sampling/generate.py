@@ -8,9 +8,10 @@ sorted by duration and cut into fixed batches, and each batch's seed is derived 
 seed, the kind and the batch's first clip, so a run that was killed and resumed produces the
 same samples as one that was not.
 
-Bad input is counted, never fatal and never an answer: a clip whose file is empty gets a
-failure row per expected answer; silent clips and clips longer than the model's audio window
-(truncated by its processor) are counted; a CUDA out-of-memory error halves the batch and
+Bad input is counted, never fatal and never an answer: a clip whose file is empty,
+unreadable, non-finite or shorter than the Manifest's minimum duration (corpora/
+audio_check.py) gets an `audio_error: ...` failure row per expected answer; silent clips
+and clips longer than the model's audio window (truncated by its processor) are counted; a CUDA out-of-memory error halves the batch and
 retries (a single clip that still does not fit is recorded as a failure).
 """
 from __future__ import annotations
@@ -21,43 +22,23 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
 from ambiemo.alm.audio import TARGET_SR, AudioError, is_silent, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip, Decoding
 from ambiemo.alm.prompts import PromptTemplate
-from ambiemo.sampling.kinds import AnswerJob, jobs_for
 from ambiemo.alm.served_model import served_other
-from ambiemo.sampling.store import SampleStore
+from ambiemo.config import GenerationSettings  # noqa: F401  (one definition, in config)
+from ambiemo.corpora.audio_check import MIN_DURATION_S, unusable_clips
 from ambiemo.corpora.manifest import require_audio
 from ambiemo.parse import API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, TRUNCATED, parse_response
+from ambiemo.sampling.kinds import AnswerJob, jobs_for
+from ambiemo.sampling.progress import ProgressFile
+from ambiemo.sampling.store import SampleStore
 
 log = logging.getLogger("ambiemo.alm")
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    n_samples: int = 8          # N sampled responses per clip
-    greedy: bool = True         # also one greedy response per clip (the baseline)
-    decoding: Decoding = field(default_factory=Decoding)
-    seed: int = 0
-    batch_size: int = 8         # clips per model call
-    label_scores: bool = False  # also one `label_score` row per clip (adapter.label_scores)
-    beams: int = 0              # also B beam-search candidates per clip (kind `beam`)
-    cot_prompt: PromptTemplate | None = None   # also one greedy chain-of-thought answer
-    cot_max_new_tokens: int = 256               # (kind `cot`, unconstrained)
-
-    def __post_init__(self):
-        if self.n_samples < 0 or self.batch_size < 1 or self.beams < 0:
-            raise ValueError("n_samples and beams must be >= 0 and batch_size >= 1")
-        if not (self.n_samples or self.greedy or self.label_scores or self.beams or self.cot_prompt):
-            raise ValueError("nothing to generate: n_samples and beams are 0, greedy, "
-                             "label_scores and cot are off")
-        if self.cot_prompt is not None and self.cot_prompt.answer != "cot":
-            raise ValueError(f"cot_prompt {self.cot_prompt.id!r} is a {self.cot_prompt.answer!r} "
-                             "prompt, not a chain-of-thought one (answer: cot)")
 
 
 @dataclass(frozen=True)
@@ -70,13 +51,14 @@ class GenerationReport:
     parse_failures: int         # among the rows written now (API and audio failures included)
     silent_clips: int
     truncated_clips: int        # longer than the model's audio window
-    unreadable_clips: int = 0   # empty audio files: failure rows, not answers
+    unreadable_clips: int = 0   # unusable audio (audio_error failure rows), not answers
     oom_splits: int = 0         # batches halved after a CUDA out-of-memory error
     unavailable: tuple[str, ...] = ()   # kinds this adapter cannot produce, with the reason
     seconds: float = 0.0
     redone_failures: int = 0    # failure rows deleted to be asked again (transient, or all)
     served_other: tuple[str, ...] = ()  # hosted: "served (n rows)" for rows answered by a
                                         # model other than the one requested
+    audio_errors: tuple[str, ...] = ()  # "utt_id: reason" per unusable clip, sorted
 
 
 def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSettings,
@@ -125,8 +107,11 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     classes = list(manifest.attrs["classes"])
     if prompt.is_verifier:
         raise ValueError(f"prompt {prompt.id!r} is a verifier prompt; use verify_samples")
-    require_audio(manifest, allow_empty=True)
+    # Only absent files refuse the job (a wrong corpus root); a bad file is a failure row.
+    require_audio(manifest, allow_empty=True, allow_unreadable=True)
     adapter.bind_manifest(manifest)   # simulated models answer from it (alm/sim.py)
+    known_bad = unusable_clips(manifest)              # probed when the Manifest was built
+    min_frames = manifest.attrs.get("min_audio_s", MIN_DURATION_S) * TARGET_SR
     key, content = run_key(adapter, prompt, settings, classes)
     store.register_run(key, adapter.name, content, classes)
     redone = delete_failures_to_redo(store, key, retry_failed)
@@ -153,6 +138,8 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     bar = tqdm(total=len(ids) * len(jobs), desc=f"{adapter.name} clips", unit="clip",
                disable=not progress)
     done = {j.kind: store.done_clips(key, j.kind, j.n) for j in jobs}
+    live = ProgressFile("clips", len(ids))     # the pipeline's terminal shows it (pipeline/progress.py)
+    clips_done = 0
     # Batches outside, kinds inside: each clip's audio is read once for all kinds. Seeds
     # depend on (kind, first clip of the batch) only, so the order changes no sample.
     for batch in batches:
@@ -160,10 +147,17 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
         needed = sorted({u for us in todo.values() for u in us}, key=batch.index)
         audio = {}
         for u in needed:
+            if u in known_bad:
+                unreadable[u] = f"audio_error: {known_bad[u]}"
+                continue
             try:
                 audio[u] = load_audio(paths[u])
             except AudioError as e:
-                unreadable[u] = f"audio: {e}"
+                unreadable[u] = f"audio_error: {e}"
+                continue
+            if len(audio[u]) < min_frames:       # the file changed since it was probed
+                unreadable[u] = (f"audio_error: too_short: {paths[u]}: {len(audio.pop(u))} "
+                                 f"samples, shorter than the minimum {min_frames / TARGET_SR:g} s")
                 continue
             if is_silent(audio[u]):
                 silent.add(u)
@@ -190,7 +184,10 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
             counts["written"] += store.write(key, rows)
             counts["ran"] += 1
             bar.update(len(batch))
+        clips_done += len(batch)
+        live.update(clips_done, counts["failures"])
     bar.close()
+    live.update(clips_done, counts["failures"], force=True)
     if silent:
         log.warning("%d silent clip(s) were given to the model: %s", len(silent), sorted(silent)[:10])
     if truncated:
@@ -206,7 +203,8 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     return GenerationReport(key, len(ids), counts["written"], counts["cached"], counts["ran"],
                             counts["failures"], len(silent), len(truncated), len(unreadable),
                             counts["oom"], tuple(unavailable), time.perf_counter() - start,
-                            redone, other)
+                            redone, other,
+                            tuple(f"{u}: {why}" for u, why in sorted(unreadable.items())))
 
 
 def retry_failed_from_env() -> bool:

@@ -21,6 +21,7 @@ from ambiemo.sampling.generate import content_digest, delete_failures_to_redo
 from ambiemo.alm.served_model import served_other
 from ambiemo.sampling.store import SampleStore
 from ambiemo.corpora.manifest import require_audio
+from ambiemo.sampling.progress import ProgressFile
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
     if "verify" not in verifier.capabilities:
         raise ValueError(f"{verifier.name} cannot act as a verifier")
     classes = list(manifest.attrs["classes"])
-    require_audio(manifest, allow_empty=True)
+    require_audio(manifest, allow_empty=True, allow_unreadable=True)
     verifier.bind_manifest(manifest)   # simulated verifiers judge from it (alm/sim.py)
     key, content = verify_key(verifier, prompt, source_key, candidates, n)
     store.register_run(key, verifier.name, content, classes)
@@ -82,6 +83,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
     user_text = prompt.render(classes)
     written = failures = 0
     bar = tqdm(total=len(todo), desc=f"{verifier.name} verify", unit="clip", disable=not progress)
+    live = ProgressFile("clips", len(todo))     # the pipeline's terminal shows it (pipeline/progress.py)
     for i in range(0, len(todo), batch_size):
         batch = todo[i:i + batch_size]
         out, clips = [], []
@@ -90,7 +92,7 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
                 clips.append(Clip(u, load_audio(paths[u])))
             except AudioError as e:
                 out += [{"utt_id": u, "idx": int(idx), "score": None, "text": "",
-                         "error": f"audio: {e}", "failure": AUDIO_ERROR}
+                         "error": f"audio_error: {e}", "failure": AUDIO_ERROR}
                         for idx, _ in by_clip[u]]
         t0 = time.perf_counter()
         if clips:
@@ -107,7 +109,9 @@ def verify_samples(verifier: ALMAdapter, manifest: pd.DataFrame, store: SampleSt
         failures += sum(not r["parse_ok"] for r in stored)
         written += store.write(key, stored)
         bar.update(len(batch))
+        live.update(min(i + batch_size, len(todo)), failures)
     bar.close()
+    live.update(len(todo), failures, force=True)
     return VerifyReport(key, len(manifest), written, len(judged),
                         len(set(manifest["utt_id"]) - set(by_clip)), failures,
                         time.perf_counter() - start,
