@@ -221,4 +221,13 @@ def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3)
         view[c] = view[c].astype("Int64").astype(str)
     caption = ("Capacity x ambiguity: metric ~ strategy x ambiguity bin + log10(parameter "
                "count), OLS with errors clustered by clip (Jia et al., 2026).")
-    return write_table(table, stem, digits, markdown=view, caption=caption)
+    paths = write_table(table, stem, digits, markdown=view, caption=caption)
+    # A paper page cannot hold the formula and the notes as columns: in LaTeX they go into
+    # the caption, once each, and the table keeps the numbers.
+    formulas = "; ".join(str(f) for f in pd.unique(table["formula"].dropna()))
+    notes = "; ".join(f"{c}/{m}: {n}" for c, m, n in table[["corpus", "metric", "note"]]
+                      .drop_duplicates().itertuples(index=False) if isinstance(n, str) and n)
+    narrow = view.drop(columns=["formula", "note"])
+    paths[2].write_text(to_latex(narrow, digits, caption=caption + (
+        f" Formulas: {formulas}." if formulas else "") + (f" Notes: {notes}." if notes else "")))
+    return paths
