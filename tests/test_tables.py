@@ -10,6 +10,7 @@ from ambiemo.tts.predictions import unavailable_strategies
 from ambiemo.outputs.tables import to_markdown, with_intervals, write_table
 
 METRICS = ("js_divergence", "accuracy")
+CLASSES = ("angry", "happy", "neutral", "sad")
 
 
 def test_markdown_view_keeps_full_precision_in_csv(tmp_path):
@@ -153,12 +154,18 @@ def test_every_latex_table_compiles_with_pdflatex(tmp_path):
                                   "reproduced": [np.nan], "status": ["not run: no model"]}),
                     tmp_path / "reported_vs_reproduced", digits=4,
                     caption="Reported (Jia et al., 2026) beside this run's; 50% & more.")[2],
+        # a corpus-statistics row of eighteen columns goes on its side
+        write_table(pd.DataFrame({"corpus": ["crema_d"], "label_space": ["6class"],
+                                  **{f"vote_share_{c}_{i}": [0.123456] for c in CLASSES
+                                     for i in range(4)}}),
+                    tmp_path / "crema_d_corpus_statistics")[2],
     ]
     for tex in written:
         text = tex.read_text()
         assert all(rule in text for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
         assert "_" not in re.sub(r"\\_", "", text), f"{tex.name}: an unescaped underscore"
     assert r"\textbf{0.300 [0.250, 0.350]}" in written[0].read_text()
+    assert r"vote\_share\_angry\_0 & 0.123 \\" in written[3].read_text()   # transposed
     doc = tmp_path / "paper.tex"
     doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n"
                    "\\usepackage{booktabs}\n\\usepackage[margin=1cm,landscape]{geometry}\n"

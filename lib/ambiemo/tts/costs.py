@@ -93,7 +93,7 @@ def strategy_costs(samples: pd.DataFrame, verify_samples: pd.DataFrame | None,
             ver_seconds = pd.Series(0.0, index=per.index)
             if verdicts is not None:
                 passes = passes + k * verdicts["passes"].fillna(0)
-                ver_seconds = k * verdicts["seconds"]
+                ver_seconds = k * verdicts["seconds"].fillna(0)   # nothing to judge: no cost
             rows.append(dict(model=model, strategy=name, n=n, n_clips=len(per),
                              tokens_per_clip=tokens.mean(skipna=False),
                              forward_passes_per_clip=passes.mean(skipna=False),
