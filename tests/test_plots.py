@@ -262,3 +262,17 @@ def test_paper_figures_one_file_each_with_a_caption(tmp_path, data, curve):
     assert ax.get_xscale() == "log" and "forward passes per clip" in ax.get_xlabel()
     majority = [c for c in ax.containers if c.get_label() == "majority"][0].lines[0]
     assert list(majority.get_xdata()) == [3.5, 7.0, 14.0]   # passes at n = 1, 2, 4
+
+
+def test_one_panel_figures_fit_one_column(data):
+    man, sc, _ = data
+    fig = plots.human_entropy(man)
+    assert_paper_sized(fig)
+    assert fig.get_size_inches()[0] == 3.5 and "demo" in fig.axes[0].get_title()
+    plt.close(fig)
+    summary = analysis.summary_table(sc, metrics=("js_divergence",), n_boot=30)
+    fig = plots.metric_by_row(summary, "js_divergence")
+    assert_paper_sized(fig)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert "small / greedy" in labels and "prior / reference" in labels
+    plt.close(fig)

@@ -73,7 +73,10 @@ def human_entropy(manifest: pd.DataFrame) -> plt.Figure:
                  stat="count")
     if k:
         ax.axvline(np.log2(k), color="0.5", ls=":", lw=1)
-        ax.text(np.log2(k), ax.get_ylim()[1] * 0.95, " uniform", color="0.4", va="top")
+        ax.set_xlim(right=max(ax.get_xlim()[1], np.log2(k) * 1.03))
+        # Left of the line, so the label stays inside the axes at any bin range.
+        ax.text(np.log2(k), ax.get_ylim()[1] * 0.95, "uniform ", color="0.4", va="top",
+                ha="right")
     ax.set_xlabel("entropy of human votes (bits)")
     ax.set_ylabel("clips")
     corpora = manifest["corpus"].unique()
@@ -101,7 +104,7 @@ def metric_by_row(summary: pd.DataFrame, metric: str) -> plt.Figure:
                     ls="none", capsize=2, **style)
     ax.set_yticks(range(len(rows)), rows["row"])
     ax.invert_yaxis()
-    ax.set_xlabel(M.axis_label(metric) + ", 95% bootstrap CI")
+    ax.set_xlabel(wrap_label(M.axis_label(metric) + ", 95% bootstrap CI"))
     ax.grid(axis="x", alpha=0.3)
     return fig
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ambiemo import metrics as M
-from ambiemo.outputs import figures as F
+import ambiemo.outputs.figures as F
 from ambiemo.outputs.style import (PAGE_WIDTH_IN, facet_grid, shared_legend, strategy_style,
                                    styled, wrap_label)
 from ambiemo.tts.references import is_reference
