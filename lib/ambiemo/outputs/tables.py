@@ -84,7 +84,10 @@ def to_latex(df: pd.DataFrame, digits: int = 3, bold: pd.DataFrame | None = None
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
-        lines = [r"\begin{table}[t]", r"\centering", *lines,
+        # A small font and narrower gaps: a main table of five interval columns then fits
+        # a landscape page (or a table* across both columns).
+        lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
+                 *lines,
                  r"\caption{" + latex_escape(caption) + "}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 

@@ -310,7 +310,9 @@ def analyse(cfg: StudyConfig) -> Analysed:
     beside = reported_beside(reproduced, load_reported())
     # The page version keeps the numbers and the status; claim and source stay in CSV/MD.
     page = beside.drop(columns=[c for c in ("reported_as_published", "unit_note", "claim",
-                                            "source") if c in beside])
+                                            "source") if c in beside]).rename(
+        columns={"reproduced_lo": "lo", "reproduced_hi": "hi",
+                 "reproduced_minus_reported": "difference"})
     tables.write_table(beside, lay.table("reported_vs_reproduced"), digits=4, latex=page,
                        caption="Reported numbers (Jia et al., 2026; public summaries of the "
                                "paper) beside this run's; never mixed into the results.")
