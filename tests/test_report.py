@@ -40,6 +40,8 @@ def report(tmp_path_factory):
                       src / "figures" / "demo_paper_scaling")
     save_paper_figure(PaperFigure("capacity", None, "demo: capacity not drawn: one size."),
                       src / "figures" / "demo_paper_capacity")
+    save_paper_figure(PaperFigure("cost", wide, "demo: JS against forward passes."),
+                      src / "figures" / "demo_paper_cost")
     table = pd.DataFrame({"model": ["tiny-qwen2-audio", "prior"], "strategy": ["majority", "reference"],
                           "js_divergence": [0.123456, 0.2345]})
     # a main table as wide as a real one: long interval cells and a note
@@ -111,7 +113,9 @@ def test_report_opens_offline_with_every_image_and_link_working(report, browser)
     assert browser.title == "ambiemo report: fixture"
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);")
+    # paper figures in the order of the argument (scaling before cost), diagnostics after
     assert [i[0] for i in images] == ["figures/demo_paper_scaling.png",
+                                      "figures/demo_paper_cost.png",
                                       "figures/demo_js_divergence.png"]
     assert all(done and width > 100 for _, done, width in images), images
     hrefs = [a.get_dom_attribute("href") for a in browser.find_elements("tag name", "a")]

@@ -28,6 +28,9 @@ import pandas as pd
 TABLE_FILES = (".md", ".csv", ".tex")
 FIGURE_FILES = (".png", ".pdf", ".svg", ".txt")   # .txt: a paper figure's caption
 PAPER_MARK = "paper_"
+# The order of the paper's argument (paper_figures): distance by ambiguity, gain, capacity,
+# scaling, then scaling on a compute axis; anything else after them.
+PAPER_ORDER = ("metric_by_ambiguity", "gain_by_ambiguity", "capacity", "scaling", "cost")
 NOT_RUN = "not run"
 VERSIONED = ("ambiemo", "torch", "transformers", "pandas", "numpy", "statsmodels")
 
@@ -82,7 +85,8 @@ def write_report(out: Path, *, title: str, config_file: Path, executed_dir: Path
     comparison = tables.pop("reported_vs_reproduced", None)
     main = {k: v for k, v in tables.items() if k.endswith("_main")}
     other = {k: v for k, v in tables.items() if k not in main}
-    paper = {k: v for k, v in figures.items() if PAPER_MARK in k}
+    paper = dict(sorted(((k, v) for k, v in figures.items() if PAPER_MARK in k),
+                        key=lambda kv: _paper_rank(kv[0])))
     diagnostic = {k: v for k, v in figures.items() if k not in paper}
     drawn = sum(any(f.suffix != ".txt" for f in v) for v in figures.values())
     parts = [f"<h1>{_e(title)}</h1>",
@@ -139,6 +143,11 @@ def _copy_grouped(src: Path, suffixes: tuple[str, ...], dst: Path) -> dict[str, 
             dst.mkdir(parents=True, exist_ok=True)
             groups.setdefault(f.stem, []).append(Path(shutil.copy2(f, dst / f.name)))
     return dict(sorted(groups.items()))
+
+
+def _paper_rank(stem: str) -> tuple[int, str]:
+    name = stem.split(PAPER_MARK, 1)[1]
+    return (PAPER_ORDER.index(name) if name in PAPER_ORDER else len(PAPER_ORDER), stem)
 
 
 def _links(folder: str, files: list[Path]) -> str:
