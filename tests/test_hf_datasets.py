@@ -13,7 +13,7 @@ import soundfile as sf
 datasets = pytest.importorskip("datasets")
 
 from ambiemo import corpora  # noqa: E402
-from ambiemo.outputs.export import export_run, read_export  # noqa: E402
+from ambiemo.outputs.export import export_from_store, export_run, read_export  # noqa: E402
 
 CLASSES = ["angry", "happy", "neutral", "sad"]
 
@@ -123,3 +123,28 @@ def test_run_export_round_trips_samples_and_predictions(tmp_path):
     with pytest.raises(ValueError, match="p_sad"):
         export_run(tmp_path / "bad", samples=samples, predictions=predictions.drop(
             columns="p_sad"), runs=runs, corpus="demo", classes=CLASSES, licence="x")
+
+
+def test_export_from_the_sample_store(tmp_path):
+    from ambiemo.sampling.store import SampleStore
+
+    with SampleStore(tmp_path / "samples.sqlite") as store:
+        store.register_run("k1", "tiny-qwen2-audio", {"prompt": {"id": "p1"}, "seed": 0},
+                           CLASSES)
+        store.write("k1", [{"utt_id": "u1", "kind": "greedy", "idx": 0, "text": "sad",
+                            "logprob": -0.5, "n_tokens": 2, "seconds": 0.1, "parse_ok": True},
+                           {"utt_id": "u2", "kind": "greedy", "idx": 0, "text": "???",
+                            "n_tokens": 2, "seconds": 0.1, "parse_ok": False}])
+        predictions = pd.DataFrame({"utt_id": ["u1"], "model": "tiny-qwen2-audio",
+                                    "strategy": "greedy", "n": 1,
+                                    **{f"p_{c}": [float(c == "sad")] for c in CLASSES}})
+        out = export_from_store(tmp_path / "ex", store, ["k1"], predictions, corpus="demo",
+                                classes=CLASSES, licence="synthetic demo corpus, CC0")
+        with pytest.raises(KeyError, match="'k9'.*k1"):
+            export_from_store(tmp_path / "ex2", store, ["k9"], predictions, corpus="demo",
+                              classes=CLASSES, licence="x")
+    back = read_export(out)
+    assert list(back.samples.text) == ["sad", "???"] and set(back.samples.run_key) == {"k1"}
+    assert back.runs == [{"run_key": "k1", "model": "tiny-qwen2-audio",
+                          "settings": {"prompt": {"id": "p1"}, "seed": 0}}]
+    assert "p1" in (out / "README.md").read_text()

@@ -135,3 +135,25 @@ def read_export(path: str | Path) -> Export:
               for name in ("samples", "predictions")}
     return Export(tables["samples"], tables["predictions"], list(meta["classes"]),
                   meta["corpus"], list(meta["runs"]))
+
+
+def export_from_store(out: str | Path, store, run_keys, predictions: pd.DataFrame, *,
+                      corpus: str, classes, licence: str) -> Path:
+    """`export_run` of the runs `run_keys` of a `SampleStore` (generation and verifier runs
+    alike): their rows as stored (answers not parsed, so the reader parses them with its own
+    parser version), model and run key added, settings from the store's record."""
+    runs, frames = [], []
+    table = store.runs().set_index("run_key")
+    for key in run_keys:
+        if key not in table.index:
+            raise KeyError(f"export_from_store: no run {key!r} in {store.path}; runs: "
+                           f"{sorted(table.index)}")
+        model = table.loc[key, "model"]
+        runs.append({"run_key": key, "model": model, "settings": store.settings(key)})
+        rows = store.read(key, parse=False)
+        frames.append(rows.assign(run_key=key, model=model))
+    samples = pd.concat(frames, ignore_index=True)
+    if "dist" in samples:   # label-score distributions: lists, as Parquet keeps them
+        samples["dist"] = samples["dist"].map(lambda d: None if d is None else list(d))
+    return export_run(out, samples=samples, predictions=predictions, runs=runs, corpus=corpus,
+                      classes=classes, licence=licence)
