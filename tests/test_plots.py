@@ -201,6 +201,10 @@ def test_scaling_curves_log2_axis_and_flat_single_answer_strategies(curve):
     w_bon = [c for c in ax.containers if c.get_label() == "w_bon"][0].lines[0]
     assert w_bon.get_marker() == STRATEGY_STYLES["w_bon"]["marker"]
     assert w_bon.get_color() == STRATEGY_STYLES["w_bon"]["color"]
+    # coinciding strategies are dodged apart on the n axis, and stay near their n
+    majority = [c for c in ax.containers if c.get_label() == "majority"][0].lines[0]
+    xs_m, xs_w = np.asarray(majority.get_xdata()), np.asarray(w_bon.get_xdata())
+    assert (xs_m != xs_w).all() and np.allclose(xs_m, [1, 2, 4], rtol=0.05)
     plt.close(fig)
     # five models x three metrics = fifteen panels, wrapped four to a row
     big = pd.concat([curve[2].assign(model=f"m{i}") for i in range(5)], ignore_index=True)

@@ -307,17 +307,22 @@ def scaling_curves(curve: pd.DataFrame, metrics, corpus: str, *,
     fig, axes = facet_grid(len(panels), sharey=False, width=width)
     for ax, (model, metric) in zip(axes, panels):
         r = rows[rows["model"] == model]
+        pooled = [s for s, rs in r.groupby("strategy", sort=False)
+                  if not (STRATEGIES[s].single if s in STRATEGIES else rs["n"].nunique() == 1)]
         for s, rs in r.groupby("strategy", sort=False):
             rs = rs.sort_values("n")
             style = strategy_style(s)
-            if STRATEGIES[s].single if s in STRATEGIES else rs["n"].nunique() == 1:
+            if s in pooled:
+                # A small dodge on the log2 axis: strategies that coincide (majority, w_bon,
+                # w_alm_v often do) stay visible side by side.
+                shift = 2 ** ((pooled.index(s) - (len(pooled) - 1) / 2) * 0.035)
+                _errorbar(ax, rs["n"] * shift, rs[metric], rs[f"{metric}_lo"],
+                          rs[f"{metric}_hi"], style=style, label=s)
+            else:
                 ax.plot([1, max(n_max, 2)], [rs[metric].iloc[0]] * 2, color=style["color"],
                         ls=style["linestyle"], lw=1.2, label=f"{s} (one answer)")
-            else:
-                _errorbar(ax, rs["n"], rs[metric], rs[f"{metric}_lo"], rs[f"{metric}_hi"],
-                          style=style, label=s)
         ax.set_xscale("log", base=2)
-        ticks = [1 << k for k in range(int(np.log2(max(n_max, 1))) + 1)]
+        ticks = sorted({1 << k for k in range(int(np.log2(max(n_max, 1))) + 1)} | {n_max})
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()
         ax.set_xlabel("n candidates (log2)")
