@@ -58,3 +58,17 @@ if [ "$extras" = "test" ] && ! have_browser; then
         exit 1
     fi
 fi
+# tests/test_tables.py compiles every LaTeX table with pdflatex; booktabs comes with Debian's
+# texlive-latex-recommended, the rest of what the tables use with texlive-latex-base.
+if [ "$extras" = "test" ] && ! { command -v pdflatex >/dev/null && kpsewhich booktabs.sty >/dev/null; }; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing texlive-latex-base and texlive-latex-recommended for the LaTeX table test"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+            --no-install-recommends texlive-latex-base texlive-latex-recommended >/dev/null
+    else
+        echo "setup: the LaTeX table test needs pdflatex and booktabs; install them, e.g." >&2
+        echo "         sudo apt-get install texlive-latex-base texlive-latex-recommended" >&2
+        exit 1
+    fi
+fi

@@ -10,6 +10,7 @@ from ambiemo.tts.predictions import unavailable_strategies
 from ambiemo.outputs.tables import to_markdown, with_intervals, write_table
 
 METRICS = ("js_divergence", "accuracy")
+CLASSES = ("angry", "happy", "neutral", "sad")
 
 
 def test_markdown_view_keeps_full_precision_in_csv(tmp_path):
@@ -119,3 +120,64 @@ def test_unavailable_strategies_are_named_and_skipped_not_scored():
     assert unavailable_strategies(_samples(), ["bon_sample", "alm_v"], verifier=ver).empty
     only = tts.predict(samples, ["x", "y"], ["bon_sample"], model="m", skip_unavailable=True)
     assert only.empty and "p_x" in only
+
+
+def test_every_latex_table_compiles_with_pdflatex(tmp_path):
+    """Each .tex the study writes goes into a paper as is: a document that \\input s every
+    one compiles with pdflatex (booktabs only), one page per table, with booktabs rules,
+    escaped underscores and the best values in bold."""
+    import re
+    import shutil
+    import subprocess
+
+    if not shutil.which("pdflatex"):
+        pytest.fail("pdflatex is needed: run `scripts/setup.sh test` (as root it installs the "
+                    "Debian packages texlive-latex-base and texlive-latex-recommended)")
+    unavailable = pd.DataFrame({"model": ["a"], "strategy": ["w_bon"],
+                                "reason": ["no log-probabilities (hosted API, 100% missing)"]})
+    main = tables.main_table(_summary(), unavailable, metrics=METRICS)
+    fit = pd.DataFrame({"term": ["log10_params", "strategy[T.w_bon]:ambiguity_bin[T.high]"],
+                        "estimate": [-0.01, 0.02], "std_error": [0.005, 0.01],
+                        "statistic": [-2.0, 2.0], "p_value": [0.04, 0.05],
+                        "ci_lo": [-0.02, 0.0], "ci_hi": [0.0, 0.04]})
+    fit.attrs.update(formula="js_divergence ~ strategy * ambiguity_bin + log10_params",
+                     method="OLS, cluster-robust by utt_id", n_obs=120, n_clusters=60,
+                     fitted=True)
+    no_fit = pd.DataFrame()
+    no_fit.attrs.update(notes=["one model of known size: no capacity trend"], fitted=False)
+    written = [
+        tables.write_main_table(main, tmp_path / "demo_main", corpus="demo_corpus",
+                                metrics=METRICS)[2],
+        tables.write_capacity_table(tables.capacity_table(
+            {("demo", "js_divergence"): fit, ("demo", "r2"): no_fit}),
+            tmp_path / "capacity_fit")[2],
+        write_table(pd.DataFrame({"corpus": ["crema_d"], "model": ["qwen2_audio"],
+                                  "metric": ["js_divergence"], "reported": [0.31],
+                                  "reproduced": [np.nan], "status": ["not run: no model"]}),
+                    tmp_path / "reported_vs_reproduced", digits=4,
+                    caption="Reported (Jia et al., 2026) beside this run's; 50% & more.")[2],
+        # a corpus-statistics row of eighteen columns goes on its side
+        write_table(pd.DataFrame({"corpus": ["crema_d"], "label_space": ["6class"],
+                                  **{f"vote_share_{c}_{i}": [0.123456] for c in CLASSES
+                                     for i in range(4)}}),
+                    tmp_path / "crema_d_corpus_statistics")[2],
+    ]
+    for tex in written:
+        text = tex.read_text()
+        assert all(rule in text for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+        assert "_" not in re.sub(r"\\_", "", text), f"{tex.name}: an unescaped underscore"
+    assert r"\textbf{0.300 [0.250, 0.350]}" in written[0].read_text()
+    assert r"vote\_share\_angry\_0 & 0.123 \\" in written[3].read_text()   # transposed
+    doc = tmp_path / "paper.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n"
+                   "\\usepackage{booktabs}\n\\usepackage[margin=1cm,landscape]{geometry}\n"
+                   "\\begin{document}\n"
+                   + "".join(f"\\input{{{t.stem}}}\n\\clearpage\n" for t in written)
+                   + "\\end{document}\n")
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
+                          doc.name], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "paper.log").read_text(errors="replace")
+    assert run.returncode == 0, log[-3000:]
+    assert re.search(rf"Output written on paper\.pdf \({len(written)} pages", log), log[-1500:]
+    assert (tmp_path / "paper.pdf").read_bytes()[:4] == b"%PDF"
+    assert "Overfull \\hbox" not in log, "a table is wider than a landscape page"

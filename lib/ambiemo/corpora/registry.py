@@ -31,8 +31,12 @@ def get_loader(name: str) -> Loader:
 
 
 def loader_options(name: str) -> tuple[str, ...]:
-    """The keyword options corpus `name`'s loader accepts beside root and label_space."""
-    params = inspect.signature(get_loader(name)).parameters.values()
+    """The keyword options corpus `name`'s loader accepts beside root and label_space: its
+    keyword-only parameters, or the `options` it declares when it takes **options."""
+    loader = get_loader(name)
+    if getattr(loader, "options", None) is not None:
+        return tuple(loader.options)
+    params = inspect.signature(loader).parameters.values()
     return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 

@@ -5,17 +5,24 @@ distribution metrics. Ties of the majority label are excluded (`correct` is NaN)
 a tie between the model's top classes gets fractional credit (1/m for m tied classes: the
 expected score of breaking the tie at random), so no class order is favoured. The argument
 order and the missing-prediction rule are those of `ambiemo.metrics.distribution`.
+
+Accuracy, macro-F1 and the confusion matrix are scikit-learn's: a prediction of m tied
+classes becomes m rows of weight 1/m (`sample_weight`), which is exactly the expected count
+under random tie breaking, and a missing prediction one row of a label no class has.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from ambiemo.metrics.registry import register_metric
 
 TOP_TIE_ATOL = 1e-9   # model classes this close to the top count as tied
+NO_ANSWER = "(no answer)"   # the label of a missing prediction, never a class
 ECE_BINS = 10
 
 
@@ -50,12 +57,28 @@ def credit(reference, predicted) -> np.ndarray:
     return out
 
 
+def expand_ties(reference, predicted) -> tuple[list[str], list[str], np.ndarray]:
+    """(reference, prediction, weight) rows for scikit-learn: tied references left out (ties
+    are excluded), a prediction of m tied classes as m rows of weight 1/m, a missing one as
+    one row labelled `NO_ANSWER`."""
+    ref_rows, pred_rows, weights = [], [], []
+    for ref, pred in zip(reference, predicted):
+        if not _is_label(ref):
+            continue
+        tied = pred.split("|") if _is_label(pred) else [NO_ANSWER]
+        ref_rows += [ref] * len(tied)
+        pred_rows += tied
+        weights += [1.0 / len(tied)] * len(tied)
+    return ref_rows, pred_rows, np.asarray(weights, dtype=float)
+
+
 @register_metric("accuracy", direction="higher", worst=0.0, corpus=True,
                  label='accuracy vs majority label', short='accuracy', latex='accuracy')
 def accuracy(reference, predicted) -> float:
-    """Share of non-tied utterances whose majority label the model predicts (ties excluded)."""
-    c = credit(reference, predicted)
-    return float(np.nanmean(c)) if np.isfinite(c).any() else float("nan")
+    """Share of non-tied utterances whose majority label the model predicts (ties excluded);
+    scikit-learn's `accuracy_score` with the tie weights of `expand_ties`."""
+    ref, pred, w = expand_ties(reference, predicted)
+    return float(accuracy_score(ref, pred, sample_weight=w)) if ref else float("nan")
 
 
 @register_metric("macro_f1", direction="higher", worst=0.0, corpus=True,
@@ -65,25 +88,33 @@ def macro_f1(reference, predicted, classes: Sequence[str] | None = None) -> floa
 
     A tied prediction of m classes counts 1/m towards each (expected counts under random tie
     breaking); a missing prediction counts towards no class (it lowers recall only). The mean
-    runs over the classes that occur as reference or prediction, as scikit-learn's default.
+    runs over the classes that occur as reference or prediction, as scikit-learn's default
+    (`f1_score(average="macro")` with the weights of `expand_ties`).
     """
-    tp, support, npred = {}, {}, {}
-    for ref, pred in zip(reference, predicted):
-        if not _is_label(ref):
-            continue
-        support[ref] = support.get(ref, 0.0) + 1
-        tied = pred.split("|") if _is_label(pred) else []
-        for c in tied:
-            npred[c] = npred.get(c, 0.0) + 1.0 / len(tied)
-        if ref in tied:
-            tp[ref] = tp.get(ref, 0.0) + 1.0 / len(tied)
-    labels = set(support) | set(npred)
+    ref, pred, w = expand_ties(reference, predicted)
+    labels = (set(ref) | set(pred)) - {NO_ANSWER}
     if classes is not None:
         labels &= set(classes)
     if not labels:
         return float("nan")
-    f1 = [2 * tp.get(c, 0.0) / (support.get(c, 0.0) + npred.get(c, 0.0)) for c in labels]
-    return float(np.mean(f1))
+    return float(f1_score(ref, pred, labels=sorted(labels), average="macro", sample_weight=w,
+                          zero_division=0.0))
+
+
+def confusion(reference, predicted, classes: Sequence[str]) -> pd.DataFrame:
+    """Confusion matrix against the majority label (rows: reference class, columns:
+    predicted class and `NO_ANSWER`), ties in the reference excluded and tied predictions
+    counted 1/m each: scikit-learn's `confusion_matrix` with the weights of `expand_ties`."""
+    ref, pred, w = expand_ties(reference, predicted)
+    unknown = (set(ref) | set(pred)) - set(classes) - {NO_ANSWER}
+    if unknown:
+        raise ValueError(f"confusion: labels {sorted(unknown)} are not among the classes "
+                         f"{list(classes)}")
+    labels = [*classes, NO_ANSWER]
+    m = (confusion_matrix(ref, pred, labels=labels, sample_weight=w) if ref
+         else np.zeros((len(labels), len(labels))))
+    return pd.DataFrame(m[:len(classes)], index=pd.Index(list(classes), name="reference"),
+                        columns=pd.Index(labels, name="predicted"))
 
 
 @register_metric("ece", direction="lower", corpus=True,

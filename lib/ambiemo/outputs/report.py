@@ -5,6 +5,14 @@ no JavaScript: the run summary, the reported-vs-reproduced comparison with Jia e
 where it exists, every table (shown, with its CSV/Markdown/LaTeX files linked), every figure
 (PNG shown, PDF linked), every executed notebook rendered to HTML by nbconvert, the config
 used and the versions of the software that produced the numbers.
+
+A reader comes for the results: the main tables come first, then the paper figures (files
+named `*paper_*`, each with the caption `paper_figures.save_paper_figure` wrote beside it, or
+the caption alone as a note when there was nothing to draw), then the comparison with the
+paper, where reported numbers this config did not run collapse into one line; the other
+tables and the diagnostic figures follow. Tables are rendered from their Markdown by the
+`markdown` library (bold best values, numbers right-aligned, text left-aligned), inside a box
+that scrolls sideways when a table is wider than the page.
 """
 from __future__ import annotations
 
@@ -14,10 +22,16 @@ import platform
 import shutil
 from pathlib import Path
 
+import markdown as md_lib
 import pandas as pd
 
 TABLE_FILES = (".md", ".csv", ".tex")
-FIGURE_FILES = (".png", ".pdf", ".svg")
+FIGURE_FILES = (".png", ".pdf", ".svg", ".txt")   # .txt: a paper figure's caption
+PAPER_MARK = "paper_"
+# The order of the paper's argument (paper_figures): distance by ambiguity, gain, capacity,
+# scaling, then scaling on a compute axis; anything else after them.
+PAPER_ORDER = ("metric_by_ambiguity", "gain_by_ambiguity", "capacity", "scaling", "cost")
+NOT_RUN = "not run"
 VERSIONED = ("ambiemo", "torch", "transformers", "pandas", "numpy", "statsmodels")
 
 CSS = """
@@ -25,8 +39,14 @@ body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; 
        color: #222; line-height: 1.45; }
 h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ccc; padding-top: 1rem; }
 table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.table-wrap { max-width: 100%; overflow-x: auto; }
+.table-wrap table { white-space: nowrap; }
+figure.paper { display: block; margin: 1rem 0; }
+figure.paper img { max-width: 100%; }
+figcaption { font-size: 0.9rem; max-width: 60rem; }
+p.note { font-style: italic; }
 tr.failed td { background: #fde2e2; } tr.skipped td { background: #fff4d6; }
 .stale { color: #a05a00; font-style: italic; }
 figure { display: inline-block; margin: 0 1rem 1rem 0; vertical-align: top; }
@@ -71,22 +91,36 @@ def write_report(out: Path, *, title: str, config_file: Path, executed_dir: Path
     notebooks = [render_notebook(nb, out / "notebooks")
                  for nb in sorted(executed_dir.glob("*.ipynb"))]
     comparison = tables.pop("reported_vs_reproduced", None)
+    main = {k: v for k, v in tables.items() if k.endswith("_main")}
+    other = {k: v for k, v in tables.items() if k not in main}
+    paper = dict(sorted(((k, v) for k, v in figures.items() if PAPER_MARK in k),
+                        key=lambda kv: _paper_rank(kv[0])))
+    diagnostic = {k: v for k, v in figures.items() if k not in paper}
+    drawn = sum(any(f.suffix != ".txt" for f in v) for v in figures.values())
     parts = [f"<h1>{_e(title)}</h1>",
              f"<p>Config <code>{_e(config_file.name)}</code>; {len(notebooks)} notebook(s), "
-             f"{len(tables) + bool(comparison)} table(s), {len(figures)} figure(s).</p>"]
+             f"{len(tables) + bool(comparison)} table(s), {drawn} figure(s).</p>"]
     if summary:
         parts += ["<h2 id='summary'>Run summary</h2>", _summary_table(summary)]
-    if comparison:
-        parts += ["<h2 id='reported-vs-reproduced'>Reported (Jia et al., 2026) vs reproduced</h2>",
-                  _table_section("reported_vs_reproduced", comparison)]
+
     def old(files) -> bool:       # copies keep the source's time (shutil.copy2)
         return since is not None and all(f.stat().st_mtime < since for f in files)
-    parts.append("<h2 id='tables'>Tables</h2>")
+
+    parts.append("<h2 id='main-results'>Main results</h2>")
     parts += [_table_section(stem, files) + (STALE if old(files) else "")
-              for stem, files in tables.items()] or ["<p>none</p>"]
-    parts.append("<h2 id='figures'>Figures</h2>")
+              for stem, files in main.items()] or ["<p>none</p>"]
+    if paper:
+        parts.append("<h2 id='paper-figures'>Paper figures</h2>")
+        parts += [_figure(stem, files, paper=True) for stem, files in paper.items()]
+    if comparison:
+        parts += ["<h2 id='reported-vs-reproduced'>Reported (Jia et al., 2026) vs reproduced</h2>",
+                  _comparison_section(comparison)]
+    parts.append("<h2 id='tables'>Other tables</h2>")
+    parts += [_table_section(stem, files) + (STALE if old(files) else "")
+              for stem, files in other.items()] or ["<p>none</p>"]
+    parts.append("<h2 id='figures'>Diagnostic figures</h2>")
     parts += [_figure(stem, files) + (STALE if old(files) else "")
-              for stem, files in figures.items()] or ["<p>none</p>"]
+              for stem, files in diagnostic.items()] or ["<p>none</p>"]
     parts.append("<h2 id='notebooks'>Executed notebooks</h2><ul>")
     parts += [f"<li><a href='notebooks/{_e(p.stem)}.html'>{_e(p.stem)}</a>"
               + (" <span class='stale'>(from an earlier run)</span>" if old([p]) else "")
@@ -128,38 +162,77 @@ def _copy_grouped(src: Path, suffixes: tuple[str, ...], dst: Path) -> dict[str, 
     return dict(sorted(groups.items()))
 
 
+def _paper_rank(stem: str) -> tuple[int, str]:
+    name = stem.split(PAPER_MARK, 1)[1]
+    return (PAPER_ORDER.index(name) if name in PAPER_ORDER else len(PAPER_ORDER), stem)
+
+
+def _links(folder: str, files: list[Path]) -> str:
+    return "".join(f"<a href='{folder}/{_e(f.name)}'>{_e(f.suffix[1:])}</a>" for f in files)
+
+
 def _table_section(stem: str, files: list[Path]) -> str:
     by_suffix = {f.suffix: f for f in files}
-    if ".md" in by_suffix:   # the Markdown view carries the formatted intervals
-        shown = markdown_table_html(by_suffix[".md"].read_text())
+    if ".md" in by_suffix:   # the Markdown view carries the formatted intervals and bold
+        shown = markdown_html(by_suffix[".md"].read_text())
     elif ".csv" in by_suffix:
-        shown = pd.read_csv(by_suffix[".csv"]).to_html(index=False, na_rep="", border=0)
+        shown = _wrap(pd.read_csv(by_suffix[".csv"]).to_html(index=False, na_rep="", border=0))
     else:
         shown = ""
     return (f"<h3 id='table-{_e(stem)}'>{_e(stem)}</h3>{shown}<p class='files'>"
-            + "".join(f"<a href='tables/{_e(f.name)}'>{_e(f.suffix[1:])}</a>" for f in files)
-            + "</p>")
+            + _links("tables", files) + "</p>")
+
+
+def _comparison_section(files: list[Path]) -> str:
+    """The reported-vs-reproduced table: rows this config reproduced as a table, the rows it
+    did not run collapsed into one line that opens to list them."""
+    by_suffix = {f.suffix: f for f in files}
+    if ".csv" not in by_suffix:
+        return _table_section("reported_vs_reproduced", files)
+    table = pd.read_csv(by_suffix[".csv"])
+    not_run = table["status"].astype(str).str.startswith(NOT_RUN) if "status" in table \
+        else pd.Series(False, index=table.index)
+    ran, skipped = table[~not_run], table[not_run]
+    parts = [_wrap(ran.to_html(index=False, na_rep="", border=0, float_format="{:.4f}".format))
+             if len(ran) else "<p>No reported number was reproduced by this config.</p>"]
+    if len(skipped):
+        keys = [c for c in ("corpus", "model", "strategy", "metric") if c in skipped]
+        parts.append(f"<details><summary>{len(skipped)} reported number(s) not run in this "
+                     "config</summary>" + _wrap(skipped[keys + ["status"]].to_html(
+                         index=False, na_rep="", border=0)) + "</details>")
+    return ("<h3 id='table-reported_vs_reproduced'>reported_vs_reproduced</h3>" + "".join(parts)
+            + "<p class='files'>" + _links("tables", files) + "</p>")
+
+
+def _wrap(table_html: str) -> str:
+    return f"<div class='table-wrap'>{table_html}</div>"
+
+
+def markdown_html(text: str) -> str:
+    """Markdown (a caption line and a pipe table, as `tables.write_table` writes it) as HTML:
+    the table a real `<table>` in a sideways-scrolling box, `**best**` in bold, the caption a
+    paragraph. Raw HTML in the text is escaped, never passed through."""
+    body = md_lib.markdown(html.escape(text, quote=False), extensions=["tables"])
+    return body.replace("<table>", "<div class='table-wrap'><table>").replace(
+        "</table>", "</table></div>")
 
 
 def markdown_table_html(text: str) -> str:
-    """A Markdown pipe table as an HTML table; text that is not one is shown verbatim."""
-    rows = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if len(rows) < 2 or not all(r.startswith("|") for r in rows) \
-            or set(rows[1].replace("|", "").strip()) - set("-: "):
-        return f"<pre>{_e(text)}</pre>"
-    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
-    head = "".join(f"<th>{_e(c)}</th>" for c in cells[0])
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in cells[2:])
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    """A Markdown pipe table as HTML (`markdown_html`; kept for callers of the old name)."""
+    return markdown_html(text)
 
 
-def _figure(stem: str, files: list[Path]) -> str:
+def _figure(stem: str, files: list[Path], *, paper: bool = False) -> str:
     by_suffix = {f.suffix: f for f in files}
+    caption = by_suffix[".txt"].read_text().strip() if ".txt" in by_suffix else ""
     shown = by_suffix.get(".png") or by_suffix.get(".svg")
+    links = _links("figures", [f for f in files if f.suffix != ".txt"])
+    if shown is None and caption:   # a paper figure with nothing to draw: its note
+        return f"<p class='note' id='figure-{_e(stem)}'>{_e(caption)}</p>"
     img = f"<img src='figures/{_e(shown.name)}' alt='{_e(stem)}'>" if shown else ""
-    links = "".join(f"<a href='figures/{_e(f.name)}'>{_e(f.suffix[1:])}</a>" for f in files)
-    return f"<figure id='figure-{_e(stem)}'>{img}<figcaption>{_e(stem)} " \
-           f"<span class='files'>{links}</span></figcaption></figure>"
+    text = f"<strong>{_e(stem)}.</strong> {_e(caption)}" if caption else _e(stem)
+    return (f"<figure class='{'paper' if paper else 'diagnostic'}' id='figure-{_e(stem)}'>"
+            f"{img}<figcaption>{text} <span class='files'>{links}</span></figcaption></figure>")
 
 
 def _summary_table(rows: list[dict]) -> str:

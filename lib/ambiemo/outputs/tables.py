@@ -54,11 +54,25 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
+LONG_TEXT = 30          # a text column with a longer cell wraps in a paragraph column
+PARAGRAPH = "p{4.2cm}"
+WIDE_COLUMNS = 10       # a table this wide with few rows goes into LaTeX transposed
+
+
+def _align(col: pd.Series) -> str:
+    if pd.api.types.is_numeric_dtype(col):
+        return "r"
+    longest = max((str(v) for v in col), key=len, default="")
+    # Only prose wraps: a long token (a model term) would stick out of a paragraph column.
+    return PARAGRAPH if len(longest) > LONG_TEXT and " " in longest else "l"
+
+
 def to_latex(df: pd.DataFrame, digits: int = 3, bold: pd.DataFrame | None = None,
              header: Sequence[str] | None = None, caption: str | None = None) -> str:
     """A booktabs tabular of `df`; cells escaped, `bold` cells in \\textbf{}. `header`
-    replaces the column names verbatim (already LaTeX)."""
-    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in df.columns)
+    replaces the column names verbatim (already LaTeX). Long text (notes, statuses) wraps
+    in a paragraph column, so the table fits a page."""
+    align = "".join(_align(df[c]) for c in df.columns)
     names = list(header) if header is not None else [latex_escape(c) for c in df.columns]
     lines = [r"\begin{tabular}{" + align + "}", r"\toprule", " & ".join(names) + r" \\",
              r"\midrule"]
@@ -70,7 +84,10 @@ def to_latex(df: pd.DataFrame, digits: int = 3, bold: pd.DataFrame | None = None
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
-        lines = [r"\begin{table}[t]", r"\centering", *lines,
+        # A small font and narrower gaps: a main table of five interval columns then fits
+        # a landscape page (or a table* across both columns).
+        lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
+                 *lines,
                  r"\caption{" + latex_escape(caption) + "}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -89,19 +106,35 @@ def with_intervals(summary: pd.DataFrame, metrics, digits: int = 3,
     return out
 
 
+def transposed(view: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A wide table of few rows turned on its side: one row per column, one column per
+    row (named by its first cell), cells formatted, as a page holds it."""
+    cells = view.astype(object).map(lambda v: _fmt(v, digits))
+    out = cells.set_index(cells.columns[0]).T.reset_index()
+    return out.rename(columns={"index": str(view.columns[0])})
+
+
 def write_table(df: pd.DataFrame, stem: str | Path, digits: int = 3,
                 markdown: pd.DataFrame | None = None, bold: pd.DataFrame | None = None,
                 latex_header: Sequence[str] | None = None,
-                caption: str | None = None) -> list[Path]:
+                caption: str | None = None, latex: pd.DataFrame | None = None) -> list[Path]:
     """Write `<stem>.csv` (full precision), `<stem>.md` and `<stem>.tex` (rounded, or the
-    given `markdown` view of the same rows, with `bold` cells marked); returns the paths."""
+    given `markdown` view of the same rows, with `bold` cells marked); returns the paths.
+    `latex` is a narrower view for the page (e.g. without long free-text columns); without
+    one, a table of more than `WIDE_COLUMNS` columns and at most three rows is transposed."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv, md, tex = (stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
     df.to_csv(csv, index=False)
     view = df if markdown is None else markdown
     md.write_text((f"{caption}\n\n" if caption else "") + to_markdown(view, digits, bold))
-    tex.write_text(to_latex(view, digits, bold, header=latex_header, caption=caption))
+    if latex is not None:
+        tex.write_text(to_latex(latex, digits, caption=caption))
+    elif bold is None and latex_header is None and view.shape[1] > WIDE_COLUMNS \
+            and len(view) <= 3:
+        tex.write_text(to_latex(transposed(view, digits), digits, caption=caption))
+    else:
+        tex.write_text(to_latex(view, digits, bold, header=latex_header, caption=caption))
     return [csv, md, tex]
 
 
@@ -228,5 +261,14 @@ def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3)
                "(centred log10 parameter count), linear mixed model with the model as random "
                "effect, fitted on (model, strategy, bin) means; capacity terms use t with "
                "n_models - 2 df and are 'not estimable' with fewer than 4 models or less than "
-               "half a decade of parameter count (Jia et al., 2026; issue #13).")
-    return write_table(table, stem, digits, markdown=view, caption=caption)
+               "half a decade of parameter count (Jia et al., 2026).")
+    paths = write_table(table, stem, digits, markdown=view, caption=caption)
+    # A paper page cannot hold the formula and the notes as columns: in LaTeX they go into
+    # the caption, once each, and the table keeps the numbers.
+    formulas = "; ".join(str(f) for f in pd.unique(table["formula"].dropna()))
+    notes = "; ".join(f"{c}/{m}: {n}" for c, m, n in table[["corpus", "metric", "note"]]
+                      .drop_duplicates().itertuples(index=False) if isinstance(n, str) and n)
+    narrow = view.drop(columns=["formula", "note"])
+    paths[2].write_text(to_latex(narrow, digits, caption=caption + (
+        f" Formulas: {formulas}." if formulas else "") + (f" Notes: {notes}." if notes else "")))
+    return paths

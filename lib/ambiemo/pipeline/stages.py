@@ -153,18 +153,21 @@ class Scored:
     table: pd.DataFrame
     curve: pd.DataFrame
     figures: dict = field(default_factory=dict)
+    costs: pd.DataFrame = field(default_factory=pd.DataFrame)   # tts.costs.strategy_costs
 
 
 def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     """Samples -> Predictions -> Scores for every model on `corpus`, beside the reference
-    rows: the main table (CSV/MD/LaTeX), the by-ambiguity, gain, entropy, reliability and
-    scaling figures."""
+    rows: the main table (CSV/MD/LaTeX), the cost per clip of each strategy, the by-ambiguity,
+    gain, entropy, reliability and scaling figures, and the paper figures with captions."""
     from ambiemo import analysis, metrics
-    from ambiemo.outputs import figures, tables
+    from ambiemo.outputs import figures, paper_figures, tables
     from ambiemo.sampling.store import SampleStore
     from ambiemo.tts import (default_ns, predict, reference_predictions, scaling_curve,
                              unavailable_strategies, verifier_scores)
     from ambiemo.tts.controls import control_predictions
+    from ambiemo.tts.costs import strategy_costs
+    from ambiemo.tts.scaling import DEFAULT_N_SUBSETS
 
     lay = RunLayout.of(cfg)
     manifest = read_manifest(cfg, corpus)
@@ -173,14 +176,16 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     main_metrics = metrics.MAIN_METRICS
     scaling_ns = default_ns(cfg.generation.n_samples)  # n = 1, 2, 4, ..., N
     predictions, curves, unavailable = [reference_predictions(manifest, seed=cfg.seed)], [], []
+    costs = []
     with SampleStore(lay.store) as store:
         for model in cfg.models:
             samples = store.read(lay.read_pointer(lay.samples_pointer(model, corpus))["run_key"])
             pointer = lay.verify_pointer(model, corpus)
             ver = cfg.verification
-            verifier = (verifier_scores(store.read(lay.read_pointer(pointer)["run_key"]),
-                                        str(pointer), candidates=ver.candidates, n=ver.n)
+            verdicts = (store.read(lay.read_pointer(pointer)["run_key"])
                         if pointer.is_file() and ver is not None else None)
+            verifier = (verifier_scores(verdicts, str(pointer), candidates=ver.candidates,
+                                        n=ver.n) if verdicts is not None else None)
             lacking = unavailable_strategies(samples, strategies, verifier=verifier).assign(model=model)
             unavailable.append(lacking)
             predictions.append(predict(samples, classes, strategies, model=model,
@@ -189,6 +194,8 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
             if usable:
                 curves.append(scaling_curve(samples, classes, usable, model=model, ns=scaling_ns,
                                             seed=cfg.seed, verifier=verifier))
+                costs.append(strategy_costs(samples, verdicts, usable, model=model,
+                                            ns=scaling_ns))
     unavailable = pd.concat(unavailable, ignore_index=True)
     predictions = pd.concat(predictions, ignore_index=True)
     # The controls every strategy's gain is read against (greedy smoothed towards uniform,
@@ -230,7 +237,27 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     figs["scaling_curves"] = figures.scaling_curves(curve, main_metrics, corpus)
     for name, fig in figs.items():
         figures.save(fig, lay.figure(f"{corpus}_{name}"))
-    return Scored(predictions, scores, unavailable, summary, table, curve, figs)
+
+    costs = pd.concat(costs, ignore_index=True) if costs else pd.DataFrame()
+    if len(costs):
+        tables.write_table(costs, lay.table(f"{corpus}_costs"), caption=(
+            f"{corpus}: cost per clip of each strategy at each n (generated tokens, forward "
+            "passes, measured seconds with the verifier's included)."))
+    primary = paper_figures.PRIMARY_METRIC
+    paper = [paper_figures.metric_by_ambiguity(by_bin, corpus, n_boot=cfg.scoring.n_boot),
+             paper_figures.gain_by_ambiguity(
+                 analysis.gain_by_ambiguity(scores, manifest, primary, baseline="greedy",
+                                            n_boot=cfg.scoring.n_boot, seed=cfg.seed),
+                 corpus, n_boot=cfg.scoring.n_boot),
+             paper_figures.scaling(curve, corpus, n_subsets=DEFAULT_N_SUBSETS, seed=cfg.seed,
+                                   n_boot=cfg.scoring.n_boot)]
+    if len(costs) and len(curve):
+        paper.append(paper_figures.cost(curve, costs, corpus, n_boot=cfg.scoring.n_boot))
+    for pf in paper:
+        paper_figures.save_paper_figure(pf, lay.figure(f"{corpus}_paper_{pf.name}"))
+        if pf.figure is not None:
+            figs[f"paper_{pf.name}"] = pf.figure
+    return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs)
 
 
 # --- 05_capacity_vs_ambiguity -------------------------------------------------------------
@@ -248,7 +275,7 @@ def analyse(cfg: StudyConfig) -> Analysed:
     numbers beside this run's."""
     from ambiemo import analysis, metrics
     from ambiemo.alm.registry import MODELS
-    from ambiemo.outputs import figures, tables
+    from ambiemo.outputs import figures, paper_figures, tables
     from ambiemo.outputs.paper_numbers import load_reported, reported_beside
 
     lay = RunLayout.of(cfg)
@@ -272,12 +299,22 @@ def analyse(cfg: StudyConfig) -> Analysed:
     for corpus, by_bin in by_bins.items():
         for metric in main_metrics:
             fig = figures.capacity_vs_metric(by_bin, n_params, metric, corpus)
-            figures.save(fig, lay.figure(f"{corpus}_capacity_{metric}"))
-            figs[f"{corpus}_capacity_{metric}"] = fig
+            if fig is not None:   # None: fewer than two model sizes, nothing to show
+                figures.save(fig, lay.figure(f"{corpus}_capacity_{metric}"))
+                figs[f"{corpus}_capacity_{metric}"] = fig
+        pf = paper_figures.capacity(by_bin, n_params, corpus, n_boot=cfg.scoring.n_boot)
+        paper_figures.save_paper_figure(pf, lay.figure(f"{corpus}_paper_capacity"))
+        if pf.figure is not None:
+            figs[f"{corpus}_paper_capacity"] = pf.figure
     reproduced = pd.concat([pd.read_parquet(lay.summary(c)) for c in cfg.corpora],
                            ignore_index=True)
     beside = reported_beside(reproduced, load_reported())
-    tables.write_table(beside, lay.table("reported_vs_reproduced"), digits=4,
+    # The page version keeps the numbers and the status; claim and source stay in CSV/MD.
+    page = beside.drop(columns=[c for c in ("reported_as_published", "unit_note", "claim",
+                                            "source") if c in beside]).rename(
+        columns={"reproduced_lo": "lo", "reproduced_hi": "hi",
+                 "reproduced_minus_reported": "difference"})
+    tables.write_table(beside, lay.table("reported_vs_reproduced"), digits=4, latex=page,
                        caption="Reported numbers (Jia et al., 2026; public summaries of the "
                                "paper) beside this run's; never mixed into the results.")
     return Analysed(n_params, capacity, beside, figs)

@@ -1,0 +1,159 @@
+"""The figures of the paper's argument, each one file with its caption.
+
+Jia et al. (2026) argue in four steps, one figure each: how far each model is from the human
+distribution as ambiguity grows (with the prior, uniform and rater-ceiling rows as the
+scale); how much test-time scaling gains over greedy decoding by ambiguity; whether capacity
+helps on ambiguous clips; and how quality scales with n. A fifth puts each strategy's metric
+on a compute axis (generated tokens per clip), since test-time scaling buys quality with
+compute. Each function returns a `PaperFigure` (the figure sized for the page, a caption
+that states what is drawn and every setting behind it); `save_paper_figure` writes
+`<stem>.png`, `<stem>.pdf` and the caption as `<stem>.txt`, which the report shows under
+the image. Everything else in `figures` is a diagnostic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ambiemo import metrics as M
+import ambiemo.outputs.figures as F
+from ambiemo.outputs.style import (PAGE_WIDTH_IN, facet_grid, shared_legend, strategy_style,
+                                   styled, wrap_label)
+from ambiemo.tts.references import is_reference
+
+PRIMARY_METRIC = "js_divergence"
+COST_LABELS = {"tokens_per_clip": "generated tokens per clip",
+               "forward_passes_per_clip": "forward passes per clip",
+               "seconds_per_clip": "seconds per clip (measured, verifier included)"}
+
+
+@dataclass(frozen=True)
+class PaperFigure:
+    """One paper figure: `figure` is None when there is nothing to draw, and `caption`
+    then says why (the report shows it as a note)."""
+    name: str
+    figure: plt.Figure | None
+    caption: str
+
+
+def save_paper_figure(pf: PaperFigure, stem: str | Path) -> list[Path]:
+    """`<stem>.png`/`.pdf` (when drawn) and `<stem>.txt` (the caption); returns the paths."""
+    stem = Path(stem)
+    paths = F.save(pf.figure, stem) if pf.figure is not None else []
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    caption = stem.with_suffix(".txt")
+    caption.write_text(pf.caption.strip() + "\n")
+    return [*paths, caption]
+
+
+def _ci(n_boot) -> str:
+    return f"95% percentile bootstrap over clips ({n_boot} resamples)" if n_boot else \
+        "95% percentile bootstrap over clips"
+
+
+def metric_by_ambiguity(by_bin: pd.DataFrame, corpus: str, *, metric: str = PRIMARY_METRIC,
+                        n_boot: int | None = None) -> PaperFigure:
+    """The metric per ambiguity bin, one panel per model, reference rows as grey lines."""
+    fig = F.metric_by_ambiguity(by_bin, metric, corpus)
+    caption = (f"{corpus}: {M.axis_label(metric)} per ambiguity bin (tertiles of the entropy "
+               f"of the human votes), one panel per model, one line per strategy with its "
+               f"{_ci(n_boot)}. Grey lines: the reference rows (class prior, uniform, "
+               "resampled-rater ceiling) that bound what a model can reach.")
+    return PaperFigure("metric_by_ambiguity", fig, caption)
+
+
+def gain_by_ambiguity(gains: pd.DataFrame, corpus: str, *, n_boot: int | None = None
+                      ) -> PaperFigure:
+    """Gain over greedy per ambiguity bin; cot and label_logits are the single-answer
+    controls (no test-time scaling) drawn beside the scaling strategies."""
+    fig = F.gain_vs_ambiguity(gains, corpus)
+    metric = gains["metric"].iloc[0] if len(gains) else gains.attrs.get("metric", "metric")
+    baseline = gains.attrs.get("baseline", "greedy")
+    caption = (f"{corpus}: gain in {M.short_label(metric) if metric in M.METRICS else metric} "
+               f"of each strategy over {baseline} decoding of the same model (positive = "
+               f"better), per ambiguity bin, with the paired {_ci(n_boot)}. Single-answer "
+               "strategies (chain of thought, label logits) are the controls without "
+               "test-time scaling.")
+    return PaperFigure("gain_by_ambiguity", fig, caption)
+
+
+def capacity(by_bin: pd.DataFrame, n_params: dict, corpus: str, *,
+             metric: str = PRIMARY_METRIC, n_boot: int | None = None) -> PaperFigure:
+    """Metric against log10 parameter count per ambiguity bin; no figure (a note instead)
+    when fewer than two model sizes are known."""
+    rows, hosted = F.capacity_points(by_bin, n_params)
+    fig = F.capacity_vs_metric(by_bin, n_params, metric, corpus)
+    if fig is None:
+        sizes = sorted(rows["model"].unique())
+        return PaperFigure("capacity", None, (
+            f"{corpus}: capacity x ambiguity not drawn: {len(sizes)} model(s) of known size "
+            f"({', '.join(sizes) or 'none'}), and a trend needs at least two"
+            + (f"; size not published: {', '.join(hosted)}" if hosted else "") + "."))
+    caption = (f"{corpus}: {M.axis_label(metric)} against log10 parameter count (every weight "
+               f"the adapter loads), one line per ambiguity bin, one panel per strategy, with "
+               f"the {_ci(n_boot)}"
+               + (f"; left out, size not published: {', '.join(hosted)}" if hosted else "")
+               + ".")
+    return PaperFigure("capacity", fig, caption)
+
+
+def scaling(curve: pd.DataFrame, corpus: str, *, metric: str = PRIMARY_METRIC,
+            n_subsets: int | None = None, seed: int | None = None,
+            n_boot: int | None = None) -> PaperFigure:
+    """The test-time-scaling curve of the primary metric, one panel per model."""
+    fig = F.scaling_curves(curve, [metric], corpus)
+    subsets = (f"{n_subsets} random n-subsets of each clip's candidates" if n_subsets
+               else "random n-subsets of each clip's candidates")
+    caption = (f"{corpus}: {M.axis_label(metric)} against the number n of sampled candidates "
+               f"per clip (log2 axis), one panel per model, one line per strategy with its "
+               f"{_ci(n_boot)}; {subsets}" + (f", seed {seed}" if seed is not None else "")
+               + ". Single-answer strategies are flat lines.")
+    return PaperFigure("scaling", fig, caption)
+
+
+@styled
+def _cost_figure(data: pd.DataFrame, metric: str, cost: str, corpus: str) -> plt.Figure:
+    models = list(pd.unique(data["model"])) or ["(no model)"]
+    fig, axes = facet_grid(len(models), sharey=True, width=PAGE_WIDTH_IN if len(models) > 1
+                           else None)
+    for ax, model in zip(axes, models):
+        rows = data[data["model"] == model]
+        for s, rs in rows.groupby("strategy", sort=False):
+            rs = rs.sort_values(cost)
+            y, lo, hi = (rs[c].to_numpy(float) for c in (metric, f"{metric}_lo", f"{metric}_hi"))
+            err = np.vstack([y - lo, hi - y])
+            ax.errorbar(rs[cost], y, yerr=np.where(np.isfinite(err), err, 0), capsize=2,
+                        label=s, **strategy_style(s))
+        ax.set_xscale("log")
+        ax.set_xlabel(COST_LABELS.get(cost, cost) + " (log)")
+        ax.set_title(model)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(wrap_label(M.axis_label(metric)))
+    fig.suptitle(f"{corpus}: quality against compute")
+    shared_legend(fig, axes)
+    return fig
+
+
+def cost(curve: pd.DataFrame, costs: pd.DataFrame, corpus: str, *,
+         metric: str = PRIMARY_METRIC, cost: str = "forward_passes_per_clip",
+         n_boot: int | None = None) -> PaperFigure:
+    """Each strategy's metric against its cost per clip (`tts.costs.strategy_costs` rows
+    joined to the scaling-curve summary on model, strategy, n): the scaling curve on a
+    compute axis. Rows without a measured cost are left out and the caption says how many."""
+    if cost not in COST_LABELS:
+        raise KeyError(f"cost {cost!r}; valid: {sorted(COST_LABELS)}")
+    rows = curve[~is_reference(curve)]
+    data = rows.merge(costs, on=["model", "strategy", "n"], how="left", validate="one_to_one")
+    unmeasured = data[cost].isna() | (data[cost] <= 0)
+    fig = _cost_figure(data[~unmeasured], metric, cost, corpus)
+    caption = (f"{corpus}: {M.axis_label(metric)} against {COST_LABELS[cost]} (log axis), "
+               f"one point per n = 1, 2, 4, ... for each strategy, with the {_ci(n_boot)}. "
+               "Cost counts every answer the strategy reads and, for verifier strategies, "
+               "the verifier's judgements."
+               + (f" {int(unmeasured.sum())} row(s) without a measured cost left out."
+                  if unmeasured.any() else ""))
+    return PaperFigure("cost", fig, caption)

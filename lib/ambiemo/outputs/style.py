@@ -1,0 +1,135 @@
+"""The look every figure shares: sizes for a two-column paper, legible fonts, a grid of
+facets, and one colour-blind-safe style (colour, marker, line style) per strategy.
+
+A figure of Jia et al. (2026)-style results is read at one column (3.5 in) or the page width
+(7.2 in) of a two-column paper, so panels wrap into a grid of at most `MAX_COLUMNS` columns
+and every text is at least `MIN_FONT_PT` points printed. Colours are the Okabe-Ito palette
+(Okabe & Ito, 2008, "Color Universal Design"), safe for the common colour-vision deficiencies;
+each strategy also has its own marker and line style, so strategies that coincide (majority,
+w_bon and w_alm_v often do) or print in grey stay apart.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; notebooks display them inline anyway
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ambiemo.tts import STRATEGIES  # noqa: E402
+
+COLUMN_WIDTH_IN = 3.5     # one column of a two-column paper
+PAGE_WIDTH_IN = 7.2       # both columns
+MAX_COLUMNS = 4           # facets per row; more panels wrap onto further rows
+MIN_FONT_PT = 7           # smallest printed text
+DPI = 200
+
+RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
+      "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 8,
+      "legend.title_fontsize": 7, "lines.linewidth": 1.2, "lines.markersize": 4,
+      "axes.spines.top": False, "axes.spines.right": False}
+
+# Okabe-Ito, yellow left out (it vanishes on white), in the order used below.
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9",
+             "green": "#009E73", "blue": "#0072B2", "vermillion": "#D55E00",
+             "purple": "#CC79A7", "grey": "#7F7F7F"}
+
+# One style per registered strategy, fixed by name so it never moves when a config lists
+# strategies in another order. Related strategies share a colour family but never a marker
+# or line style: bon / w_bon (log-probability selection), alm_v / w_alm_v (verifier).
+STRATEGY_STYLES: dict[str, dict] = {
+    "greedy":       dict(color=OKABE_ITO["black"], marker="o", linestyle="-"),
+    "cot":          dict(color=OKABE_ITO["grey"], marker="x", linestyle="--"),
+    "label_logits": dict(color=OKABE_ITO["grey"], marker="+", linestyle=":"),
+    "majority":     dict(color=OKABE_ITO["orange"], marker="s", linestyle="-"),
+    "bon":          dict(color=OKABE_ITO["sky_blue"], marker="^", linestyle="--"),
+    "w_bon":        dict(color=OKABE_ITO["blue"], marker="v", linestyle="-."),
+    "alm_v":        dict(color=OKABE_ITO["purple"], marker="D", linestyle="--"),
+    "w_alm_v":      dict(color=OKABE_ITO["vermillion"], marker="P", linestyle=(0, (1, 1))),
+    "dirichlet":    dict(color=OKABE_ITO["green"], marker="*", linestyle=(0, (3, 1, 1, 1))),
+    "bon_sample":   dict(color=OKABE_ITO["sky_blue"], marker="<", linestyle=":"),
+    "w_bon_sample": dict(color=OKABE_ITO["blue"], marker=">", linestyle=":"),
+    "vote_share":   dict(color=OKABE_ITO["orange"], marker="h", linestyle="--"),
+    # The controls (tts/controls.py): black/grey, hollow-looking markers, dashed lines, so a
+    # strategy's gain is read against them at a glance.
+    "greedy_smoothed":       dict(color=OKABE_ITO["black"], marker="8", linestyle="--"),
+    "label_logits_tempered": dict(color=OKABE_ITO["grey"], marker="p", linestyle="--"),
+}
+_SPARE = [dict(color=c, marker=m, linestyle=ls) for c, m, ls in
+          zip(OKABE_ITO.values(), "hd<>p8", ["-", "--", "-.", ":", "-", "--"])]
+REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "new_raters": "--"}
+# Ambiguity bins and models: ordered colours from the same palette.
+SERIES_COLOURS = [OKABE_ITO[k] for k in ("blue", "orange", "green", "vermillion", "purple",
+                                          "sky_blue", "black", "grey")]
+
+
+def strategy_style(strategy: str) -> dict:
+    """{color, marker, linestyle} of `strategy`, the same in every figure; a strategy not in
+    `STRATEGY_STYLES` (registered later) takes a spare style by its registry position."""
+    if strategy in STRATEGY_STYLES:
+        return dict(STRATEGY_STYLES[strategy])
+    names = [s for s in STRATEGIES if s not in STRATEGY_STYLES]
+    i = names.index(strategy) if strategy in names else len(names)
+    return dict(_SPARE[i % len(_SPARE)])
+
+
+def styled(fn):
+    """Run a figure function under the shared font sizes (`RC`)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(RC):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def grid_shape(n: int, max_columns: int = MAX_COLUMNS) -> tuple[int, int]:
+    """(rows, columns) for `n` panels: at most `max_columns` per row, rows as even as can be."""
+    n = max(n, 1)
+    rows = math.ceil(n / max_columns)
+    return rows, math.ceil(n / rows)
+
+
+def facet_grid(n: int, *, panel_height: float = 1.9, width: float | None = None,
+               max_columns: int = MAX_COLUMNS, sharey: bool = True, sharex: bool = False):
+    """A figure of `n` panels wrapped into a grid; (fig, the n axes in reading order).
+
+    The width is one column for a single panel and the page width otherwise, unless given;
+    unused grid cells are removed. The layout is constrained, so a legend placed with
+    `shared_legend` sits below the grid without overlapping it.
+    """
+    rows, cols = grid_shape(n, max_columns)
+    if width is None:
+        width = COLUMN_WIDTH_IN if cols == 1 else PAGE_WIDTH_IN
+    fig, axes = plt.subplots(rows, cols, figsize=(width, panel_height * rows + 0.9),
+                             sharey=sharey, sharex=sharex, squeeze=False, layout="constrained")
+    flat = list(axes.ravel())
+    for ax in flat[max(n, 1):]:
+        ax.remove()
+    return fig, flat[:max(n, 1)]
+
+
+def shared_legend(fig, axes, *, ncol: int | None = None) -> None:
+    """One legend for the whole figure, below the panels: every label once, in first-seen
+    order (a legend per panel repeats itself and hides data)."""
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for h, lbl in zip(*ax.get_legend_handles_labels()):
+            if not lbl.startswith("_") and lbl not in seen:
+                seen[lbl] = h
+    if not seen:
+        return
+    width = fig.get_size_inches()[0]
+    ncol = ncol or max(1, min(len(seen), int(width // 1.6)))
+    fig.legend(list(seen.values()), list(seen.keys()), loc="outside lower center", ncol=ncol,
+               frameon=False)
+
+
+def wrap_label(text: str, width: int = 28) -> str:
+    """A long axis label on two lines, broken before its parenthesis ("Jensen-Shannon
+    divergence\\n(bits, lower is better)"), so it fits beside a panel two inches high."""
+    if len(text) <= width or "\n" in text or " (" not in text:
+        return text
+    head, _, tail = text.partition(" (")
+    return f"{head}\n({tail}"
