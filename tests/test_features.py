@@ -136,3 +136,37 @@ def test_ray_executor_runs_the_same_batches(clips, monkeypatch):
     remote_rows = extract_features(clips, None, CountingExtractor(), executor="ray",
                                    batch_size=2, progress=False)
     pd.testing.assert_frame_equal(local, remote_rows)
+
+
+def test_tiny_wavlm_features_are_the_mean_of_the_chosen_layer(clips, tmp_path):
+    import torch
+    from transformers import AutoFeatureExtractor, WavLMModel
+
+    from ambiemo.alm.audio import load_audio
+    from ambiemo.features_ssl import extract_ssl
+
+    out = extract_ssl(clips, tmp_path / "w.parquet", encoder="tiny-wavlm", layer=2,
+                      cache_dir=tmp_path / "cache", progress=False)
+    assert out["status"].tolist() == ["ok"] * 4 + ["failed"] * 2
+    cols = feature_columns(out)
+    assert len(cols) == 32 and cols[0] == "L2_0"
+    assert out.attrs["settings"]["layer"] == 2
+    assert out.attrs["settings"]["checkpoint"] == "tiny:wavlm"
+    # Cross-check one clip against the encoder run directly.
+    path = next((tmp_path / "cache" / "tiny").glob("wavlm-v*"))
+    model = WavLMModel.from_pretrained(path).eval()
+    proc = AutoFeatureExtractor.from_pretrained(path)
+    audio = load_audio(clips.loc[1, "audio_path"])
+    with torch.inference_mode():
+        hs = model(**proc(audio, sampling_rate=SR, return_tensors="pt"),
+                   output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(out.loc[1, cols].to_numpy(float), hs[2][0].mean(0).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    layer1 = extract_ssl(clips.iloc[:2], None, encoder="tiny-wavlm",
+                         cache_dir=tmp_path / "cache", progress=False)
+    assert feature_columns(layer1)[0] == "L1_0"
+    with pytest.raises(KeyError, match="valid: .*tiny-wavlm"):
+        extract_ssl(clips, None, encoder="hubert-xl")
+    with pytest.raises(ValueError, match="layer 7 does not exist"):
+        extract_ssl(clips.iloc[:1], None, encoder="tiny-wavlm", layer=7,
+                    cache_dir=tmp_path / "cache", progress=False)

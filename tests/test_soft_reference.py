@@ -183,3 +183,31 @@ def test_soft_label_loss_matches_a_direct_computation():
     assert rows_loss == pytest.approx(S.soft_cross_entropy(P, Q).sum(), rel=1e-10)
     assert S.soft_cross_entropy(P, Q).sum() == pytest.approx(
         -(P * np.log(Q)).sum(), rel=1e-12)
+
+
+def test_demo_reference_rows_reach_the_main_table_and_the_gain_analysis(repo, tmp_path):
+    """What the score stage does with `references: [..., egemaps_soft]` on the smoke corpus."""
+    from ambiemo import analysis, corpora, metrics, tables
+
+    manifest = corpora.load("demo", repo / "data" / "demo")
+    refs = ["prior", "uniform", "rater_ceiling", "egemaps_soft"]
+    rows = S.supervised_references(manifest, refs, features_dir=tmp_path, corpus="demo",
+                                   progress=False, Cs=(1e-3, 1e-1))
+    assert (tmp_path / "demo__egemaps.parquet").is_file()
+    assert rows["model"].unique().tolist() == ["egemaps_soft"] and len(rows) == len(manifest)
+    assert S.supervised_references(manifest, refs[:3], features_dir=tmp_path,
+                                   corpus="demo").empty
+    # A model row beside it: the prior's distribution under a fake model's greedy strategy.
+    base = reference_predictions(manifest, n_draws=1)
+    greedy = base[base["model"] == "uniform"].assign(model="m", strategy="greedy")
+    scores = metrics.score(pd.concat([base, rows, greedy], ignore_index=True), manifest)
+    summary = analysis.summary_table(scores, metrics=["js_divergence"], n_boot=50)
+    table = tables.main_table(summary, pd.DataFrame(columns=["model", "strategy", "reason"]),
+                              metrics=["js_divergence"])
+    soft = table[table["model"] == "egemaps_soft"]
+    assert soft["row_type"].tolist() == ["reference"]
+    gains = analysis.gain_by_ambiguity(S.reference_as_strategy(scores), manifest,
+                                       "js_divergence", n_perm=50, n_boot=50)
+    assert set(gains["strategy"]) == {"egemaps_soft"} and set(gains["model"]) == {"m"}
+    with pytest.raises(ValueError, match="no rows of the reference 'wavlm_soft'"):
+        S.reference_as_strategy(scores, "wavlm_soft")

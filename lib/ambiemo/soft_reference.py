@@ -27,6 +27,7 @@ every setting that shaped it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -214,3 +215,56 @@ def soft_reference_predictions(manifest: pd.DataFrame, features: pd.DataFrame, *
     out = _rows(m["utt_id"], name, Q, classes, params, missing)
     # Back to the caller's row order.
     return out.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+
+
+def supervised_references(manifest: pd.DataFrame, references: Sequence[str], *,
+                          features_dir: str | Path, corpus: str, seed: int = 0,
+                          n_jobs: int = 1, executor: str = "process",
+                          encoder: str = "wavlm-base-plus", layer: int | None = None,
+                          progress: bool = True, **options) -> pd.DataFrame:
+    """The rows of every supervised reference named in `references` (a config's list).
+
+    Names other than `SOFT_REFERENCE_MODELS` (prior, uniform, ...) are left to
+    references.py and ignored here; an empty frame comes back when none is named. Features
+    are extracted once and cached at `<features_dir>/<corpus>__egemaps.parquet` (and
+    `__<encoder>_L<layer>.parquet` for `wavlm_soft`); `options` go to
+    `soft_reference_predictions` (n_folds, inner_folds, Cs, unknown, ...).
+    """
+    features_dir = Path(features_dir)
+    frames = []
+    for name in [r for r in references if r in SOFT_REFERENCE_MODELS]:
+        if name == "egemaps_soft":
+            from ambiemo.features_egemaps import extract_egemaps
+
+            feats = extract_egemaps(manifest, features_dir / f"{corpus}__egemaps.parquet",
+                                    n_jobs=n_jobs, executor=executor, progress=progress)
+        else:
+            from ambiemo.features_ssl import extract_ssl, get_encoder
+
+            layer = get_encoder(encoder).layer if layer is None else layer
+            feats = extract_ssl(manifest, features_dir / f"{corpus}__{encoder}_L{layer}.parquet",
+                                encoder=encoder, layer=layer, n_jobs=n_jobs,
+                                executor=executor, progress=progress)
+        frames.append(soft_reference_predictions(manifest, feats, name=name, seed=seed,
+                                                 n_jobs=n_jobs, **options))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def reference_as_strategy(scores: pd.DataFrame, reference: str = "egemaps_soft") -> pd.DataFrame:
+    """`scores` plus the reference's rows copied into every model as strategy `reference`.
+
+    Reference rows are left out of per-model comparisons (analysis.gain_by_ambiguity); with
+    this copy, `gain_by_ambiguity(reference_as_strategy(scores), manifest, metric)` also
+    gives, per model and ambiguity bin, the paired gain of the supervised reference over the
+    model's greedy answer, on the same clips: where a model trained for the task sits beside
+    the test-time-scaling gains.
+    """
+    ref = scores[(scores["model"] == reference) & (scores["strategy"] == "reference")]
+    if ref.empty:
+        raise ValueError(f"scores have no rows of the reference {reference!r}; present: "
+                         f"{sorted(scores.loc[scores['strategy'] == 'reference', 'model'].unique())}")
+    models = scores.loc[scores["strategy"] != "reference", "model"].unique()
+    copies = [ref.assign(model=m, strategy=reference) for m in models]
+    return pd.concat([scores, *copies], ignore_index=True)
