@@ -158,9 +158,9 @@ def soft_reference_predictions(manifest: pd.DataFrame, features: pd.DataFrame, *
     without a speaker (corpora/splits.py). C is chosen on at most `max_inner_clips` clips of
     each training part (a seeded subsample: on a large corpus the penalty barely matters,
     and the inner search would otherwise cost 15 full fits per fold); `n_jobs` outer folds
-    are fitted at a time (joblib processes, one BLAS/OpenMP thread each). Output columns: utt_id, model (= `name`),
-    strategy "reference", n 1, replicate 0, n_usable, n_failed, missing, params, p_<class>,
-    in the Manifest's row order.
+    are fitted at a time (joblib processes, one BLAS/OpenMP thread each). Output columns:
+    utt_id, model (= `name`), strategy "reference", n 1, replicate 0, n_usable, n_failed,
+    missing, params, p_<class>, in the Manifest's row order.
     """
     classes = manifest_classes(manifest, classes)
     order = np.argsort(manifest["utt_id"].astype(str).to_numpy(), kind="stable")
@@ -263,8 +263,9 @@ def reference_as_strategy(scores: pd.DataFrame, reference: str = "egemaps_soft")
     """
     ref = scores[(scores["model"] == reference) & (scores["strategy"] == "reference")]
     if ref.empty:
-        raise ValueError(f"scores have no rows of the reference {reference!r}; present: "
-                         f"{sorted(scores.loc[scores['strategy'] == 'reference', 'model'].unique())}")
+        present = sorted(scores.loc[scores["strategy"] == "reference", "model"].unique())
+        raise ValueError(f"scores have no rows of the reference {reference!r}; "
+                         f"present: {present}")
     models = scores.loc[scores["strategy"] != "reference", "model"].unique()
     copies = [ref.assign(model=m, strategy=reference) for m in models]
     return pd.concat([scores, *copies], ignore_index=True)
