@@ -80,6 +80,11 @@ def test_cache_extracts_only_what_is_new_and_retries_failures(clips, tmp_path):
     other.seen.clear()
     out = extract_features(moved, cache, other, progress=False)
     assert len(other.seen) == 1 and out.loc[0, "rms"] == out.loc[3, "rms"]
+    # A run over part of the corpus keeps the other clips in the cache.
+    other.seen.clear()
+    extract_features(moved.iloc[4:], cache, other, progress=False)
+    assert len(other.seen) == 0  # both fail again: nothing readable to extract
+    assert set(pd.read_parquet(cache)["utt_id"]) == set(clips["utt_id"])
 
 
 def test_bad_manifest_is_refused_with_the_reason(clips):

@@ -197,7 +197,11 @@ def extract_features(manifest: pd.DataFrame, cache_path: str | Path | None,
     frame[names] = frame[names].astype(float)
     frame["reason"] = frame["reason"].astype(object).where(frame["status"] == "failed", None)
     if cache_path is not None and len(rows):
-        _write_cache(frame, cache_path, settings)
+        # Clips cached for another Manifest of the corpus (a subset run) are kept.
+        others = (cached[~cached["utt_id"].isin(wanted["utt_id"])] if cached is not None
+                  else frame.iloc[:0])
+        _write_cache(pd.concat([frame, others], ignore_index=True) if len(others) else frame,
+                     cache_path, settings)
     failed = frame[frame["status"] == "failed"]
     if len(failed):
         log.warning("%d of %d clips have no features (failure rows); first: %s", len(failed),
