@@ -211,3 +211,17 @@ def test_demo_reference_rows_reach_the_main_table_and_the_gain_analysis(repo, tm
     assert set(gains["strategy"]) == {"egemaps_soft"} and set(gains["model"]) == {"m"}
     with pytest.raises(ValueError, match="no rows of the reference 'wavlm_soft'"):
         S.reference_as_strategy(scores, "wavlm_soft")
+
+
+def test_wavlm_soft_rows_from_the_tiny_encoder(repo, tmp_path, monkeypatch):
+    from ambiemo import corpora
+
+    monkeypatch.setenv("AMBIEMO_CACHE", str(tmp_path / "cache"))  # the tiny WavLM's build
+    manifest = corpora.load("demo", repo / "data" / "demo")
+    rows = S.supervised_references(manifest, ["prior", "wavlm_soft"], features_dir=tmp_path,
+                                   corpus="demo", encoder="tiny-wavlm", progress=False,
+                                   Cs=(1e-2,))
+    assert rows["model"].unique().tolist() == ["wavlm_soft"] and not rows["missing"].any()
+    assert (tmp_path / "demo__tiny-wavlm_L1.parquet").is_file()
+    params = json.loads(rows.loc[0, "params"])
+    assert params["features"]["checkpoint"] == "tiny:wavlm" and params["features"]["layer"] == 1
