@@ -170,6 +170,10 @@ class VerificationConfig:
 class ScoringConfig:
     strategies: tuple[str, ...] = ("greedy", "majority")
     n_boot: int = Field(1000, ge=1)      # bootstrap resamples for the 95% intervals
+    # The reference rows scored beside every model (tts/references.py, tts/soft_reference.py):
+    # prior, uniform and new_raters never listen; egemaps_soft is a small model trained on the
+    # corpus's own votes (cross-fitted over speakers); wavlm_soft the same on WavLM features.
+    references: tuple[str, ...] = ("prior", "uniform", "new_raters", "egemaps_soft")
 
 
 @plain_dataclass(frozen=True)

@@ -46,6 +46,11 @@ def strategy_problems(cfg: StudyConfig) -> list[str]:
             missing = switch_for(need.kind, gen)
         if missing:
             problems.append(f"scoring.strategies: {s!r} needs {missing}")
+    from ambiemo.tts.references import REFERENCE_MODELS
+    from ambiemo.tts.soft_reference import SOFT_REFERENCE_MODELS
+    valid = (*REFERENCE_MODELS, *SOFT_REFERENCE_MODELS)
+    problems += [f"scoring.references: unknown reference {r!r} (valid: {list(valid)})"
+                 for r in cfg.scoring.references if r not in valid]
     v = cfg.verification
     if v is not None:
         have = gen.n_samples if v.candidates == "sample" else gen.beams

@@ -49,7 +49,18 @@ def prepare_corpus(cfg: StudyConfig, corpus: str) -> Prepared:
     write_table(stats, lay.table(f"{corpus}_corpus_statistics"))
     fig = figures.human_entropy(manifest)
     figures.save(fig, lay.figure(f"{corpus}_human_entropy"))
+    if "egemaps_soft" in cfg.scoring.references:
+        # Extracted once per corpus, next to the Manifest; 04_score reads the cache.
+        from ambiemo.features.egemaps import extract_egemaps
+        extract_egemaps(manifest, lay.features(corpus, "egemaps"), n_jobs=feature_jobs())
     return Prepared(manifest, stats, {"human_entropy": fig})
+
+
+def feature_jobs() -> int:
+    """Worker processes for feature extraction: every core this process may use."""
+    import os
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)
 
 
 def read_manifest(cfg: StudyConfig, corpus: str) -> pd.DataFrame:
@@ -175,7 +186,14 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     strategies = list(cfg.scoring.strategies)
     main_metrics = metrics.MAIN_METRICS
     scaling_ns = default_ns(cfg.generation.n_samples)  # n = 1, 2, 4, ..., N
-    predictions, curves, unavailable = [reference_predictions(manifest, seed=cfg.seed)], [], []
+    from ambiemo.tts.soft_reference import supervised_references
+
+    refs = reference_predictions(manifest, seed=cfg.seed)
+    refs = refs[refs["model"].isin(cfg.scoring.references)]
+    supervised = supervised_references(manifest, cfg.scoring.references,
+                                       features_dir=lay.features(corpus, "x").parent,
+                                       corpus=corpus, seed=cfg.seed, n_jobs=1)
+    predictions, curves, unavailable = [refs, supervised], [], []
     costs = []
     with SampleStore(lay.store) as store:
         for model in cfg.models:
