@@ -123,6 +123,29 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    """Where generation runs (README "Scale-out on Ray"; ambiemo.executor_ray).
+    `local`: one process, the default. `ray`: shards of clips on Ray actors."""
+    kind: str = "local"              # local | ray
+    address: str | None = None       # ray: None starts a local Ray; "auto" or host:port joins one
+    actors: int | None = None        # ray: actors per model; None: one per GPU (CPUs if none)
+    gpu_memory_gb: float = 80.0      # ray: memory of one GPU, to size num_gpus from n_params
+    shard_audio_s: float = 3600.0    # ray: audio seconds per shard (whole batches, >= 1 batch)
+    max_retries: int = 2             # ray: restarts of a dead actor and retries of its shard
+    shard_dir: str | None = None     # ray: a path or fsspec URI; None: runs/<config>/shards
+
+    def __post_init__(self):
+        if self.kind not in ("local", "ray"):
+            raise ValueError(f"kind must be 'local' or 'ray', got {self.kind!r}")
+        if self.actors is not None and (not isinstance(self.actors, int) or self.actors < 1):
+            raise ValueError(f"actors must be an integer >= 1, got {self.actors!r}")
+        if not (self.shard_audio_s > 0 and self.gpu_memory_gb > 0):
+            raise ValueError("shard_audio_s and gpu_memory_gb must be positive")
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     path: Path
@@ -133,6 +156,7 @@ class StudyConfig:
     generation: GenerationConfig
     scoring: ScoringConfig
     verification: VerificationConfig | None = None
+    executor: ExecutorConfig = ExecutorConfig()
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -203,7 +227,8 @@ def _take(data: dict, cls, where: str, path: Path, **override):
         raise ConfigError(f"{path}: {where}: {e}") from None
 
 
-TOP_KEYS = {"name", "seed", "corpora", "models", "generation", "verification", "scoring"}
+TOP_KEYS = {"name", "seed", "corpora", "models", "generation", "verification", "scoring",
+            "executor"}
 
 
 def _corpora(data, path: Path, root: Path) -> dict[str, CorpusConfig]:
@@ -302,4 +327,6 @@ def load_config(path: str | Path, root: Path | None = None) -> StudyConfig:
                        model_entries=_models(data["models"], path),
                        generation=_generation(data.get("generation"), path),
                        scoring=_take(scoring, ScoringConfig, "scoring", path),
-                       verification=verification)
+                       verification=verification,
+                       executor=_take(dict(data.get("executor") or {}), ExecutorConfig,
+                                      "executor", path))

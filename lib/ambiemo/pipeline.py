@@ -12,10 +12,16 @@ independent ones; a job whose inputs failed is skipped. The run ends with the su
 anything failed.
 
     python -m ambiemo.pipeline [CONFIG] [--stage S] [--model M] [--corpus C]
+                               [--executor local|ray] [--address ADDR]
+
+With `--executor ray` (or `executor: {kind: ray}` in the config) each generate job first
+samples its (model, corpus) on Ray (ambiemo.executor_ray); its notebook then finds every batch
+stored and writes the pointer and the summary as usual.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -72,10 +78,34 @@ def _build_report(cfg: StudyConfig, outcomes: list[Outcome]) -> Outcome:
     return Outcome(job, "ran", time.perf_counter() - t0, str(index.relative_to(cfg.root)))
 
 
+def _on_ray(job: Job, cfg: StudyConfig) -> Outcome:
+    """A generate job with the Ray executor: the shards on Ray, then the notebook."""
+    from ambiemo import executor_ray
+
+    t0 = time.perf_counter()
+    try:
+        executor_ray.start_ray(cfg.executor.address)
+        report = executor_ray.run_generate_job(cfg, job.model, job.corpus)
+    except Exception as e:  # a Ray or model error must not hide the run summary
+        return Outcome(job, "failed", time.perf_counter() - t0,
+                       f"ray: {type(e).__name__}: {_last_line(e)}")
+    outcome = _execute(job, cfg)
+    note = "; ".join(x for x in (outcome.note, report.note) if x)
+    return dataclasses.replace(outcome, seconds=time.perf_counter() - t0, note=note)
+
+
+def with_executor(cfg: StudyConfig, kind: str | None, address: str | None) -> StudyConfig:
+    """`cfg` with the command line's --executor / --address over the config's `executor`."""
+    if kind is None and address is None:
+        return cfg
+    return dataclasses.replace(cfg, executor=dataclasses.replace(
+        cfg.executor, kind=kind or cfg.executor.kind, address=address or cfg.executor.address))
+
+
 def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
-        log=print) -> int:
+        executor: str | None = None, address: str | None = None, log=print) -> int:
     """Validate, run the plan, log the summary; returns the number of failed or skipped jobs."""
-    cfg = load_config(config_path)
+    cfg = with_executor(load_config(config_path), executor, address)
     jobs = plan(cfg, stages, models, corpora)
     validate(cfg, jobs)
     outcomes: list[Outcome] = []
@@ -86,11 +116,16 @@ def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
             outcome = Outcome(job, "skipped", note=f"its inputs failed ({', '.join(blockers)})")
         elif job.stage == "report":
             outcome = _build_report(cfg, outcomes)
+        elif job.stage == "generate" and cfg.executor.kind == "ray":
+            outcome = _on_ray(job, cfg)
         else:
             outcome = _execute(job, cfg)
         outcomes.append(outcome)
         log(f"{outcome.state:<8} {job.label} ({outcome.seconds:.1f} s)"
             + (f": {outcome.note}" if outcome.note else ""))
+    if cfg.executor.kind == "ray":
+        import ray
+        ray.shutdown()      # a no-op when this run did not start or join Ray
     (cfg.run_dir / "status").mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "status" / "summary.json").write_text(
         json.dumps([o.row() for o in outcomes], indent=1))
@@ -110,10 +145,14 @@ def main(argv=None) -> int:
     ap.add_argument("--stage", action="append", choices=STAGES, help="run only this stage (repeatable)")
     ap.add_argument("--model", action="append", help="run only this model (repeatable)")
     ap.add_argument("--corpus", action="append", help="run only this corpus (repeatable)")
+    ap.add_argument("--executor", choices=("local", "ray"),
+                    help="where generation runs (default: the config's executor.kind, local)")
+    ap.add_argument("--address", help="Ray cluster to join (auto, host:port); default: start "
+                                      "a local Ray on this machine")
     args = ap.parse_args(argv)
     try:
         n_bad = run(args.config, stages=tuple(args.stage or STAGES), models=args.model,
-                    corpora=args.corpus)
+                    corpora=args.corpus, executor=args.executor, address=args.address)
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
