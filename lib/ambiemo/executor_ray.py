@@ -191,24 +191,28 @@ def generate_on_ray(model: str, load_options: dict, manifest: pd.DataFrame,
                          executor.shard_audio_s)
     paths = dict(zip(manifest["utt_id"], manifest["audio_path"]))
     root = str(shard_root)
-    tally, merged, cached = BatchTally(), 0, 0
+    tally, cached = BatchTally(), 0
 
     def missing(done, shard):
         return {j.kind: [u for u in shard.utt_ids if u not in done[j.kind]] for j in jobs}
 
     done = _done(store, key, jobs)
+    resumed = set()
     for shard in shards:      # shard files a killed driver left behind
         if any(missing(done, shard).values()) and shard_exists(shard_uri(root, key, shard)):
-            if merge_shard(store, key, shard_uri(root, key, shard)):
-                merged += 1
-    done = _done(store, key, jobs) if merged else done
+            added = merge_shard(store, key, shard_uri(root, key, shard))
+            if added:
+                resumed.add(shard.id)
+                tally.written += added
+    done = _done(store, key, jobs) if resumed else done
     todo = []
     for shard in shards:
         if any(missing(done, shard).values()):
             todo.append(shard)
-        else:
+        elif shard.id not in resumed:
             cached += 1
             tally.cached += len(shard.batches) * len(jobs)
+    merged = len(resumed - {s.id for s in todo})   # a stale partial file is run again
     n_actors = executor.actors or _default_actors(resources, n_gpu, cpus_per_actor, model)
     actors = [first] + [new_actor() for _ in range(min(n_actors, max(len(todo), 1)) - 1)]
     bar = tqdm(total=sum(s.n_clips for s in shards), initial=sum(s.n_clips for s in shards)
