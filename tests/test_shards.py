@@ -78,3 +78,15 @@ def test_executor_section_is_checked(tmp_path, repo):
         path.write_text(text + f"executor: {bad}\n")
         with pytest.raises(ConfigError, match=message):
             load_config(path, root=repo)
+
+
+def test_the_command_line_executor_overrides_the_config(repo):
+    from ambiemo.pipeline import with_executor
+
+    cfg = load_config(repo / "configs" / "smoke.yaml")
+    assert with_executor(cfg, None, None) is cfg
+    ray_cfg = with_executor(cfg, "ray", "127.0.0.1:6379")
+    assert (ray_cfg.executor.kind, ray_cfg.executor.address) == ("ray", "127.0.0.1:6379")
+    assert ray_cfg.executor.max_retries == cfg.executor.max_retries and ray_cfg.generation == cfg.generation
+    cluster = load_config(repo / "configs" / "cluster.yaml")
+    assert with_executor(cluster, None, "head:6379").executor.kind == "ray"
