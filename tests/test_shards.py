@@ -73,7 +73,8 @@ def test_executor_section_is_checked(tmp_path, repo):
     text = (repo / "configs" / "smoke.yaml").read_text()
     for bad, message in (("{kind: slurm}", "kind must be 'local' or 'ray'"),
                          ("{kind: ray, actors: 0}", "actors must be an integer >= 1"),
-                         ("{kind: ray, retries: 2}", r"unknown key\(s\) \['retries'\] in executor")):
+                         ("{kind: ray, retries: 2}",
+                          r"unknown key\(s\) \['retries'\] in executor")):
         path = tmp_path / "c.yaml"
         path.write_text(text + f"executor: {bad}\n")
         with pytest.raises(ConfigError, match=message):
@@ -87,6 +88,7 @@ def test_the_command_line_executor_overrides_the_config(repo):
     assert with_executor(cfg, None, None) is cfg
     ray_cfg = with_executor(cfg, "ray", "127.0.0.1:6379")
     assert (ray_cfg.executor.kind, ray_cfg.executor.address) == ("ray", "127.0.0.1:6379")
-    assert ray_cfg.executor.max_retries == cfg.executor.max_retries and ray_cfg.generation == cfg.generation
+    assert ray_cfg.executor.max_retries == cfg.executor.max_retries
+    assert ray_cfg.generation == cfg.generation
     cluster = load_config(repo / "configs" / "cluster.yaml")
     assert with_executor(cluster, None, "head:6379").executor.kind == "ray"

@@ -91,7 +91,10 @@ def _on_ray(job: Job, cfg: StudyConfig) -> Outcome:
                        f"ray: {type(e).__name__}: {_last_line(e)}")
     outcome = _execute(job, cfg)
     note = "; ".join(x for x in (outcome.note, report.note) if x)
-    return dataclasses.replace(outcome, seconds=time.perf_counter() - t0, note=note)
+    # The notebook finds every batch stored: it is Ray that ran them.
+    state = "ran" if outcome.state == "cached" and (report.shards_run or report.shards_merged) \
+        else outcome.state
+    return dataclasses.replace(outcome, state=state, seconds=time.perf_counter() - t0, note=note)
 
 
 def with_executor(cfg: StudyConfig, kind: str | None, address: str | None) -> StudyConfig:
