@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, fields
+from dataclasses import field as dataclass_field
 from dataclasses import dataclass as plain_dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -176,6 +177,19 @@ class ScoringConfig:
     references: tuple[str, ...] = ("prior", "uniform", "new_raters", "egemaps_soft")
 
 
+@dataclass(frozen=True, config=STRICT)
+class ExecutorConfig:
+    """Where generation runs (README "Scale-out on Ray"; ambiemo.sampling.executor_ray).
+    `local`: one process, the default. `ray`: shards of clips on Ray actors."""
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None       # ray: None starts a local Ray; "auto" or host:port joins one
+    actors: int | None = Field(None, ge=1)   # ray: actors per model; None: one per GPU (or CPU)
+    gpu_memory_gb: float = Field(80.0, gt=0)  # ray: memory of one GPU, to size num_gpus
+    shard_audio_s: float = Field(3600.0, gt=0)  # ray: audio seconds per shard (whole batches)
+    max_retries: int = Field(2, ge=0)        # ray: restarts of a dead actor, retries of a shard
+    shard_dir: str | None = None     # ray: a path or fsspec URI; None: runs/<config>/shards
+
+
 @plain_dataclass(frozen=True)
 class StudyConfig:
     name: str
@@ -187,6 +201,7 @@ class StudyConfig:
     generation: GenerationConfig
     scoring: ScoringConfig
     verification: VerificationConfig | None = None
+    executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
 
     def __post_init__(self):
         why = folder_name_problem(self.name)
@@ -264,7 +279,8 @@ def repo_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(f"no ambiemo repository at or above {here}")
 
 
-TOP_KEYS = {"name", "seed", "corpora", "models", "generation", "verification", "scoring"}
+TOP_KEYS = {"name", "seed", "corpora", "models", "generation", "verification", "scoring",
+            "executor"}
 
 
 class _Problems(list):
@@ -404,16 +420,18 @@ def load_config(path: str | Path, root: Path | None = None) -> StudyConfig:
         else:
             verification = problems.build(VerificationConfig, verification, "verification")
     scoring = data.get("scoring") or {}
-    if isinstance(scoring, dict) and "strategies" in scoring:
-        scoring = dict(scoring)
-        if isinstance(scoring["strategies"], list):
-            scoring["strategies"] = tuple(scoring["strategies"])
-        else:
-            problems.append(f"scoring.strategies: {scoring.pop('strategies')!r}: must be a "
-                            "list of strategy names")
+    for key, what in (("strategies", "strategy"), ("references", "reference")):
+        if isinstance(scoring, dict) and key in scoring:
+            scoring = dict(scoring)
+            if isinstance(scoring[key], list):
+                scoring[key] = tuple(scoring[key])
+            else:
+                problems.append(f"scoring.{key}: {scoring.pop(key)!r}: must be a list of "
+                                f"{what} names")
     scoring = problems.build(ScoringConfig, scoring, "scoring")
+    executor = problems.build(ExecutorConfig, data.get("executor") or {}, "executor")
     if problems:
         raise ConfigError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
     return StudyConfig(name=name, path=path.resolve(), root=root, seed=seed, corpora=corpora,
                        model_entries=models, generation=generation, scoring=scoring,
-                       verification=verification)
+                       verification=verification, executor=executor or ExecutorConfig())

@@ -25,10 +25,16 @@ one message naming the path, the cause and the next step, and the summary is alw
 
     python -m ambiemo.pipeline [CONFIG] [--stage S] [--model M] [--corpus C] [--no-probe]
                                [--retry-failed] [--progress-every N]
+                               [--executor local|ray] [--address ADDR]
+
+With `--executor ray` (or `executor: {kind: ray}` in the config) each generate job first
+samples its (model, corpus) on Ray (ambiemo.sampling.executor_ray); its notebook then finds
+every batch stored and writes the pointer and the summary as usual.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -119,15 +125,44 @@ def _build_report(cfg: StudyConfig, outcomes: list[Outcome], since: float | None
     return Outcome(job, "ran", time.perf_counter() - t0, str(index.relative_to(cfg.root)))
 
 
+def _on_ray(job: Job, cfg: StudyConfig, progress_every: float) -> Outcome:
+    """A generate job with the Ray executor: the shards on Ray, then the notebook."""
+    from ambiemo.sampling import executor_ray
+
+    t0 = time.perf_counter()
+    try:
+        executor_ray.start_ray(cfg.executor.address)
+        report = executor_ray.run_generate_job(cfg, job.model, job.corpus)
+    except Exception as e:  # noqa: BLE001 -- a Ray or model error must not hide the summary
+        return Outcome(job, "failed", time.perf_counter() - t0,
+                       f"ray: {type(e).__name__}: {_last_line(e)}")
+    outcome = _execute(job, cfg, progress_every)
+    note = "; ".join(x for x in (outcome.note, report.note) if x)
+    # The notebook finds every batch stored: it is Ray that ran them.
+    state = "ran" if outcome.state == "cached" and (report.shards_run or report.shards_merged) \
+        else outcome.state
+    return dataclasses.replace(outcome, state=state, seconds=time.perf_counter() - t0, note=note)
+
+
+def with_executor(cfg: StudyConfig, kind: str | None, address: str | None) -> StudyConfig:
+    """`cfg` with the command line's --executor / --address over the config's `executor`."""
+    if kind is None and address is None:
+        return cfg
+    return dataclasses.replace(cfg, executor=dataclasses.replace(
+        cfg.executor, kind=kind or cfg.executor.kind, address=address or cfg.executor.address))
+
+
 def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
         log=print, probe: bool = True, retry_failed: bool = False,
-        progress_every: float = 30.0) -> int:
+        progress_every: float = 30.0, executor: str | None = None,
+        address: str | None = None) -> int:
     """Validate, lock the run folder, run the plan, log the summary; returns the number of
     failed or skipped jobs. Raises RunLocked when another process runs this config.
     `probe`: probe hosted models before the run; `retry_failed`: the notebooks redo every
     failure row (the environment variable AMBIEMO_RETRY_FAILED=1, which their kernels
-    inherit and `ambiemo.sampling.generate.generate_samples` / `verify_samples` read)."""
-    cfg = load_config(config_path)
+    inherit and `ambiemo.sampling.generate.generate_samples` / `verify_samples` read);
+    `executor` / `address`: the command line's --executor / --address over the config's."""
+    cfg = with_executor(load_config(config_path), executor, address)
     jobs = plan(cfg, stages, models, corpora)
     validate(cfg, jobs, probe=probe)
     if retry_failed:
@@ -148,6 +183,8 @@ def _run_locked(cfg: StudyConfig, jobs: list[Job], log, progress_every: float) -
             outcome = Outcome(job, "skipped", note=f"its inputs failed ({', '.join(blockers)})")
         elif job.stage == "report":
             outcome = _build_report(cfg, outcomes, since=started)
+        elif job.stage == "generate" and cfg.executor.kind == "ray":
+            outcome = _on_ray(job, cfg, progress_every)
         else:
             try:
                 outcome = _execute(job, cfg, progress_every)
@@ -156,6 +193,9 @@ def _run_locked(cfg: StudyConfig, jobs: list[Job], log, progress_every: float) -
         outcomes.append(outcome)
         log(f"{outcome.state:<8} {job.label} ({outcome.seconds:.1f} s)"
             + (f": {outcome.note}" if outcome.note else ""))
+    if cfg.executor.kind == "ray":
+        import ray
+        ray.shutdown()      # a no-op when this run did not start or join Ray
     summary = cfg.run_dir / "status" / "summary.json"
     try:
         summary.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +223,10 @@ def main(argv=None) -> int:
                     help="do not probe hosted models (model exists, one tiny request) first")
     ap.add_argument("--retry-failed", action="store_true",
                     help="ask again for every failure row of the runs, permanent ones too")
+    ap.add_argument("--executor", choices=("local", "ray"),
+                    help="where generation runs (default: the config's executor.kind, local)")
+    ap.add_argument("--address", help="Ray cluster to join (auto, host:port); default: start "
+                                      "a local Ray on this machine")
     ap.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
                     help="when output is not a terminal: one progress line per this many "
                     "seconds (default 30)")
@@ -194,7 +238,8 @@ def main(argv=None) -> int:
     try:
         n_bad = run(args.config, stages=tuple(args.stage or STAGES), models=args.model,
                     corpora=args.corpus, probe=not args.no_probe,
-                    retry_failed=args.retry_failed, progress_every=args.progress_every)
+                    retry_failed=args.retry_failed, progress_every=args.progress_every,
+                    executor=args.executor, address=args.address)
     except RunLocked as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

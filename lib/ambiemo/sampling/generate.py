@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
@@ -110,66 +110,161 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     # Only absent files refuse the job (a wrong corpus root); a bad file is a failure row.
     require_audio(manifest, allow_empty=True, allow_unreadable=True)
     adapter.bind_manifest(manifest)   # simulated models answer from it (alm/sim.py)
-    known_bad = unusable_clips(manifest)              # probed when the Manifest was built
-    min_frames = manifest.attrs.get("min_audio_s", MIN_DURATION_S) * TARGET_SR
     key, content = run_key(adapter, prompt, settings, classes)
     store.register_run(key, adapter.name, content, classes)
     redone = delete_failures_to_redo(store, key, retry_failed)
-    texts = {"greedy": prompt.render(classes), "sample": prompt.render(classes),
-             "beam": prompt.render(classes), "label_score": prompt.render(classes)}
-    answers = answer_formats(prompt, settings)
-    if settings.cot_prompt is not None:
-        texts["cot"] = settings.cot_prompt.render(classes)
+    jobs, unavailable = runnable_jobs(adapter, settings)
+    for why in unavailable:
+        log.warning("unavailable for this model, not generated: %s", why)
+    batches = plan_batches(manifest, settings.batch_size)
+    paths = dict(zip(manifest["utt_id"], manifest["audio_path"]))
+    n_clips = sum(map(len, batches))
+    bar = tqdm(total=n_clips * len(jobs), desc=f"{adapter.name} clips", unit="clip",
+               disable=not progress)
+    live = ProgressFile("clips", n_clips)   # the pipeline's terminal shows it (pipeline/progress.py)
+    done = {j.kind: store.done_clips(key, j.kind, j.n) for j in jobs}
+    tally = sample_batches(adapter, batches, paths, prompt, settings, classes, jobs, done,
+                           emit=lambda rows: store.write(key, rows), advance=bar.update,
+                           audio_checks=AudioChecks.of(manifest), live=live)
+    bar.close()
+    tally.log_warnings(getattr(adapter, "max_audio_s", None))
+    other = served_other(store, key, getattr(adapter, "model_id", adapter.name))
+    if other:
+        log.warning("%s: rows answered by another model than the one requested (%s): %s",
+                    adapter.name, getattr(adapter, "model_id", adapter.name), ", ".join(other))
+    return tally.report(key, n_clips, tuple(unavailable), time.perf_counter() - start,
+                        redone=redone, served_other=other)
+
+
+# The pieces of `generate_samples`, also called shard by shard by the Ray executor
+# (ambiemo.sampling.executor_ray), which must store exactly what this process would.
+
+def plan_batches(manifest: pd.DataFrame, batch_size: int) -> list[list[str]]:
+    """The run's batches of utt ids: clips sorted by duration, cut every `batch_size`.
+    A batch's seed comes from its first clip, so these boundaries fix every sample."""
+    order = manifest.sort_values(["duration_s", "utt_id"], na_position="last")
+    ids = list(order["utt_id"])
+    return [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+
+
+def runnable_jobs(adapter: ALMAdapter,
+                  settings: GenerationSettings) -> tuple[list[AnswerJob], list[str]]:
+    """(the jobs the adapter can do, a reason for each kind it cannot)."""
     jobs, unavailable = [], []
     for job in jobs_for(settings):
         if job.capability in adapter.capabilities:
             jobs.append(job)
         else:
             unavailable.append(f"{job.kind}: {adapter.name} has no {job.capability!r}")
-    for why in unavailable:
-        log.warning("unavailable for this model, not generated: %s", why)
-    order = manifest.sort_values(["duration_s", "utt_id"], na_position="last")
-    paths = dict(zip(order["utt_id"], order["audio_path"]))
-    ids = list(order["utt_id"])
-    batches = [ids[i:i + settings.batch_size] for i in range(0, len(ids), settings.batch_size)]
+    return jobs, unavailable
+
+
+@dataclass(frozen=True)
+class AudioChecks:
+    """What prepare found wrong with clips (`known_bad`: utt_id -> reason) and the shortest
+    audio a model is given; a file that changed since is caught again when read."""
+    known_bad: dict = field(default_factory=dict)
+    min_frames: float = MIN_DURATION_S * TARGET_SR
+
+    @classmethod
+    def of(cls, manifest: pd.DataFrame) -> AudioChecks:
+        return cls(unusable_clips(manifest),
+                   manifest.attrs.get("min_audio_s", MIN_DURATION_S) * TARGET_SR)
+
+
+@dataclass
+class BatchTally:
+    """What `sample_batches` did; tallies of several shards add up with `merge`."""
+    written: int = 0
+    cached: int = 0             # (batch, kind) pairs already stored
+    ran: int = 0                # (batch, kind) pairs run now
+    failures: int = 0
+    oom: int = 0
+    silent: set = field(default_factory=set)
+    truncated: set = field(default_factory=set)
+    unreadable: dict = field(default_factory=dict)
+
+    def merge(self, other: BatchTally) -> None:
+        for k in ("written", "cached", "ran", "failures", "oom"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.silent |= other.silent
+        self.truncated |= other.truncated
+        self.unreadable.update(other.unreadable)
+
+    def log_warnings(self, window: float | None) -> None:
+        if self.silent:
+            log.warning("%d silent clip(s) were given to the model: %s", len(self.silent),
+                        sorted(self.silent)[:10])
+        if self.truncated:
+            log.warning("%d clip(s) exceed the model's %.0f s audio window and were truncated",
+                        len(self.truncated), window)
+        if self.unreadable:
+            log.warning("%d clip(s) could not be read and are stored as failures: %s",
+                        len(self.unreadable), sorted(self.unreadable.items())[:5])
+
+    def report(self, key: str, n_clips: int, unavailable: tuple[str, ...], seconds: float, *,
+               redone: int = 0, served_other: tuple[str, ...] = ()) -> GenerationReport:
+        return GenerationReport(key, n_clips, self.written, self.cached, self.ran,
+                                self.failures, len(self.silent), len(self.truncated),
+                                len(self.unreadable), self.oom, unavailable, seconds, redone,
+                                served_other,
+                                tuple(f"{u}: {why}" for u, why in sorted(self.unreadable.items())))
+
+
+def sample_batches(adapter: ALMAdapter, batches: Sequence[Sequence[str]], paths: dict,
+                   prompt: PromptTemplate, settings: GenerationSettings, classes: Sequence[str],
+                   jobs: Sequence[AnswerJob], done: dict[str, set[str]], *,
+                   emit: Callable[[list[dict]], int],
+                   advance: Callable[[int], object] = lambda n: None,
+                   audio_checks: AudioChecks | None = None,
+                   live: ProgressFile | None = None) -> BatchTally:
+    """Run `jobs` on `batches` (from `plan_batches`), skipping clips in `done[kind]`; each
+    (batch, kind)'s rows go to `emit(rows) -> rows stored` (the store, or a shard's buffer)
+    and `advance(clips)` after each. Seeds are per (kind, batch's first clip). A clip whose
+    audio is unusable (`audio_checks`, or unreadable now) gets `audio_error` failure rows."""
+    classes = list(classes)
+    checks = audio_checks or AudioChecks()
+    texts = {"greedy": prompt.render(classes), "sample": prompt.render(classes),
+             "beam": prompt.render(classes), "label_score": prompt.render(classes)}
+    answers = answer_formats(prompt, settings)
+    if settings.cot_prompt is not None:
+        texts["cot"] = settings.cot_prompt.render(classes)
     window = getattr(adapter, "max_audio_s", None)
-    counts = dict(written=0, cached=0, ran=0, failures=0, oom=0)
-    silent, truncated, unreadable = set(), set(), {}
-    bar = tqdm(total=len(ids) * len(jobs), desc=f"{adapter.name} clips", unit="clip",
-               disable=not progress)
-    done = {j.kind: store.done_clips(key, j.kind, j.n) for j in jobs}
-    live = ProgressFile("clips", len(ids))     # the pipeline's terminal shows it (pipeline/progress.py)
+    tally = BatchTally()
+    counts = dict(oom=0)
     clips_done = 0
     # Batches outside, kinds inside: each clip's audio is read once for all kinds. Seeds
     # depend on (kind, first clip of the batch) only, so the order changes no sample.
     for batch in batches:
+        batch = list(batch)
         todo = {j.kind: [u for u in batch if u not in done[j.kind]] for j in jobs}
         needed = sorted({u for us in todo.values() for u in us}, key=batch.index)
         audio = {}
         for u in needed:
-            if u in known_bad:
-                unreadable[u] = f"audio_error: {known_bad[u]}"
+            if u in checks.known_bad:
+                tally.unreadable[u] = f"audio_error: {checks.known_bad[u]}"
                 continue
             try:
                 audio[u] = load_audio(paths[u])
             except AudioError as e:
-                unreadable[u] = f"audio_error: {e}"
+                tally.unreadable[u] = f"audio_error: {e}"
                 continue
-            if len(audio[u]) < min_frames:       # the file changed since it was probed
-                unreadable[u] = (f"audio_error: too_short: {paths[u]}: {len(audio.pop(u))} "
-                                 f"samples, shorter than the minimum {min_frames / TARGET_SR:g} s")
+            if len(audio[u]) < checks.min_frames:    # the file changed since it was probed
+                tally.unreadable[u] = (f"audio_error: too_short: {paths[u]}: "
+                                       f"{len(audio.pop(u))} samples, shorter than the "
+                                       f"minimum {checks.min_frames / TARGET_SR:g} s")
                 continue
             if is_silent(audio[u]):
-                silent.add(u)
+                tally.silent.add(u)
             if window and len(audio[u]) > window * TARGET_SR:
-                truncated.add(u)
+                tally.truncated.add(u)
         for job in jobs:
             if not todo[job.kind]:
-                counts["cached"] += 1
-                bar.update(len(batch))
+                tally.cached += 1
+                advance(len(batch))
                 continue
-            rows = [_failure_row(u, job, i, unreadable[u], AUDIO_ERROR)
-                    for u in todo[job.kind] if u in unreadable for i in range(job.n)]
+            rows = [_failure_row(u, job, i, tally.unreadable[u], AUDIO_ERROR)
+                    for u in todo[job.kind] if u in tally.unreadable for i in range(job.n)]
             clips = [Clip(u, audio[u]) for u in todo[job.kind] if u in audio]
             if clips:
                 call = _caller(adapter, job, settings, texts[job.kind], classes)
@@ -180,31 +275,17 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
                     # the text, and reading it parses again with the parser of that day.
                     parsed = parse_response(r["text"], classes, answer=answers[job.kind])
                     r.update(parse_ok=parsed.ok, parse_error=parsed.reason)
-                counts["failures"] += not r["parse_ok"]
-            counts["written"] += store.write(key, rows)
-            counts["ran"] += 1
-            bar.update(len(batch))
+                tally.failures += not r["parse_ok"]
+            tally.written += emit(rows)
+            tally.ran += 1
+            advance(len(batch))
         clips_done += len(batch)
-        live.update(clips_done, counts["failures"])
-    bar.close()
-    live.update(clips_done, counts["failures"], force=True)
-    if silent:
-        log.warning("%d silent clip(s) were given to the model: %s", len(silent), sorted(silent)[:10])
-    if truncated:
-        log.warning("%d clip(s) exceed the model's %.0f s audio window and were truncated",
-                    len(truncated), window)
-    if unreadable:
-        log.warning("%d clip(s) could not be read and are stored as failures: %s",
-                    len(unreadable), sorted(unreadable.items())[:5])
-    other = served_other(store, key, getattr(adapter, "model_id", adapter.name))
-    if other:
-        log.warning("%s: rows answered by another model than the one requested (%s): %s",
-                    adapter.name, getattr(adapter, "model_id", adapter.name), ", ".join(other))
-    return GenerationReport(key, len(ids), counts["written"], counts["cached"], counts["ran"],
-                            counts["failures"], len(silent), len(truncated), len(unreadable),
-                            counts["oom"], tuple(unavailable), time.perf_counter() - start,
-                            redone, other,
-                            tuple(f"{u}: {why}" for u, why in sorted(unreadable.items())))
+        if live is not None:
+            live.update(clips_done, tally.failures)
+    if live is not None:
+        live.update(clips_done, tally.failures, force=True)
+    tally.oom = counts["oom"]
+    return tally
 
 
 def retry_failed_from_env() -> bool:

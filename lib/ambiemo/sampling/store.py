@@ -66,7 +66,8 @@ KINDS = ("greedy", "sample", "beam", "cot", "label_score", "verify")
 ANSWER_KINDS = ("greedy", "sample", "beam", "cot")
 # Why a row holds no answer, set when it is written (the parser's failure kinds); "unparsed"
 # and "truncated" (an answer cut at the token limit that cannot be read) are added on reading.
-GENERATION_FAILURES = (API_ERROR, AUDIO_ERROR, TRUNCATED, OUT_OF_MEMORY)
+SHARD_ERROR = "shard_error"   # a shard that kept failing on a Ray cluster (executor_ray.py)
+GENERATION_FAILURES = (API_ERROR, AUDIO_ERROR, TRUNCATED, OUT_OF_MEMORY, SHARD_ERROR)
 COLUMNS = ("run_key", "utt_id", "kind", "idx", "text", "logprob", "n_tokens", "dist",
            "parse_ok", "parse_error", "seconds", "score", "failure", "served_model")
 # Added after the first store files were written: (name, SQL type and default).
