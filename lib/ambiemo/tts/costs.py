@@ -61,7 +61,7 @@ def strategy_costs(samples: pd.DataFrame, verify_samples: pd.DataFrame | None,
     `samples` are `SampleStore.read` rows of the model's run (kinds greedy, sample, ...);
     `verify_samples` the rows of its verifier run (kind `verify`), or None when there is
     none (a verifier strategy then raises). Single-answer strategies get one row at n = 1;
-    the others one row per n in `ns` (default: every candidate, N). Columns:
+    the others one row per n in `ns` their candidates reach, and one at all of them. Columns:
     `COST_COLUMNS`, averaged over the clips the strategy reads.
     """
     need = {"utt_id", "kind", "seconds"} - set(samples.columns)
@@ -84,10 +84,11 @@ def strategy_costs(samples: pd.DataFrame, verify_samples: pd.DataFrame | None,
             verdicts = _per_candidate(verify_samples[verify_samples["kind"] == "verify"],
                                       "verify").reindex(per.index)
         n_all = int(per["rows"].min())
-        for n in ([1] if spec.single else (ns or [n_all])):
-            if not 1 <= n <= n_all:
-                raise ValueError(f"strategy_costs: n = {n} for {name!r}, but some clip of "
-                                 f"{model} has only {n_all} {spec.kind!r} rows")
+        # As the scaling curves: a strategy has the n of `ns` its candidates reach (a beam
+        # strategy only its B; a verifier strategy its judged count), and always all of them.
+        wanted = [1] if spec.single else sorted({n for n in (ns or []) if 1 <= n <= n_all}
+                                                | {n_all})
+        for n in wanted:
             k = 1 if spec.single else n
             tokens, passes, seconds = (k * per[c] for c in ("tokens", "passes", "seconds"))
             ver_seconds = pd.Series(0.0, index=per.index)
