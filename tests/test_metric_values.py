@@ -141,3 +141,44 @@ def test_permutation_p_value_small_cases_by_hand():
     # p = 2/64) the p-value is a multiple of 1/10 and never 0
     res = analysis.paired_comparison(_scores(np.full(6, 0.1)), "a", "b", n_perm=9, n_boot=20)
     assert res.p_value > 0 and (res.p_value * 10) == pytest.approx(round(res.p_value * 10))
+
+
+# -- entropy, entropy correlation, pooled R2 (mutation-testing survivors, docs/testing.md) ----
+
+def test_entropy_is_scipys_in_bits_with_nan_rows_kept():
+    p = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [np.nan] * 3, [1.0, 0.0, 0.0]])
+    out = M.entropy(p)
+    np.testing.assert_allclose(out[[0, 1, 3]], sps.entropy(p[[0, 1, 3]], base=2, axis=1))
+    assert np.isnan(out[2]) and out[0] == pytest.approx(1.0) and out[3] == 0
+    assert M.entropy([0.25] * 4) == pytest.approx(2.0)
+
+
+def test_entropy_correlation_edge_cases():
+    keys = {"pearson", "spearman", "n"}
+    # two pairs are enough for a correlation (+-1); a range of exactly 1 is not constant
+    two = M.entropy_correlation([0.0, 1.0], [0.2, 0.1])
+    assert set(two) == keys and two["pearson"] == pytest.approx(-1) and two["n"] == 2
+    unit = M.entropy_correlation([0.0, 0.5, 1.0], [0.0, 0.4, 1.0])
+    assert unit["spearman"] == pytest.approx(1) and np.isfinite(unit["pearson"])
+    # either side constant: NaN (not scipy's warning), with every key present
+    for h, g in (([1.0, 1.0, 1.0], [0.1, 0.2, 0.3]), ([0.1, 0.2, 0.3], [0.0, 0.0, 0.0])):
+        out = M.entropy_correlation(h, g)
+        assert set(out) == keys and np.isnan(out["pearson"]) and np.isnan(out["spearman"])
+        assert out["n"] == 3
+
+
+def test_r2_pooled_excludes_rows_missing_on_either_side():
+    p = np.array([[0.5, 0.5], [0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    q = np.array([[0.4, 0.6], [0.8, 0.2], [np.nan, np.nan], [0.5, 0.5]])
+    p_nan = p.copy()
+    p_nan[3] = np.nan
+    assert M.r2_pooled(p, q) == pytest.approx(M.r2_pooled(p[[0, 1, 3]], q[[0, 1, 3]]))
+    assert M.r2_pooled(p_nan, q) == pytest.approx(M.r2_pooled(p[[0, 1]], q[[0, 1]]))
+    kept = p[[0, 1]]
+    by_hand = 1 - ((kept - q[[0, 1]]) ** 2).sum() / ((kept - kept.mean()) ** 2).sum()
+    assert M.r2_pooled(p_nan, q) == pytest.approx(by_hand)
+
+
+def test_top_labels_go_on_after_a_missing_row():
+    assert M.top_labels([[0.1, 0.9], [np.nan, np.nan], [0.7, 0.3], [0.5, 0.5]], ["x", "y"]) == \
+        ["y", None, "x", "x|y"]
