@@ -37,3 +37,27 @@ def test_bon_picks_each_utterances_own_best():
     for b in range(B):
         lp = np.where(np.isfinite(DISTS[b]).all(1), LOGPROB[b], -np.inf)
         np.testing.assert_allclose(out[b], DISTS[b, lp.argmax()])
+
+
+# -- validation the strategies' own tests left open (mutation-testing survivors) -------------
+
+def test_dirichlet_epsilon_must_lie_strictly_between_0_and_1():
+    assert tts.resolve_params("dirichlet", epsilon=0.5)["epsilon"] == 0.5
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="epsilon must lie in"):
+            tts.resolve_params("dirichlet", epsilon=bad)
+
+
+def test_length_normalised_likelihood_needs_token_counts():
+    d = DISTS[0]
+    with pytest.raises(ValueError, match="n_tokens"):
+        tts.aggregate("bon", d, logprob=LOGPROB[0], length_norm=True)
+    # without length normalisation the token counts are not needed
+    assert np.isfinite(tts.aggregate("bon", d, logprob=LOGPROB[0], length_norm=False)).all()
+
+
+def test_a_candidate_with_zero_tokens_is_unusable_when_length_normalising():
+    n_tokens = N_TOKENS[0].copy()
+    n_tokens[LOGPROB[0].argmax()] = 0       # the best candidate has no tokens: not usable
+    out = tts.combine("bon", DISTS[0], logprob=LOGPROB[0], n_tokens=n_tokens)
+    assert out.n_usable == N - 1
