@@ -182,3 +182,21 @@ def test_r2_pooled_excludes_rows_missing_on_either_side():
 def test_top_labels_go_on_after_a_missing_row():
     assert M.top_labels([[0.1, 0.9], [np.nan, np.nan], [0.7, 0.3], [0.5, 0.5]], ["x", "y"]) == \
         ["y", None, "x", "x|y"]
+
+
+@pytest.mark.parametrize("name", ["js_divergence", "js_distance", "bhattacharyya_coefficient",
+                                  "kl_divergence", "total_variation", "r2"])
+def test_metric_shapes_one_pair_is_a_scalar_rows_broadcast(name):
+    """One pair gives a scalar (what a table cell holds); one distribution against several
+    rows, in either order, gives one value per row, each the single-pair value."""
+    f = getattr(M, name)
+    p, q = np.array([0.5, 0.3, 0.2]), np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    one = f(p, q[0])
+    assert np.ndim(one) == 0 and isinstance(float(one), float)
+    for a, b in ((p, q), (q, p)):
+        rows = f(a, b)
+        assert np.shape(rows) == (2,)
+        np.testing.assert_allclose(rows, [f(p, q[0]) if a is p else f(q[0], p),
+                                          f(p, q[1]) if a is p else f(q[1], p)])
+    with pytest.raises(ValueError, match="at least one class"):
+        f(np.empty((2, 0)), np.empty((2, 0)))
