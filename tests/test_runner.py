@@ -77,7 +77,14 @@ def test_parse_failures_are_stored_not_answered(demo_copy, tmp_path, tiny_qwen2_
     assert (failed["parse_error"] != "").all()
     preds = tts.predict(samples, manifest.attrs["classes"], ["greedy", "majority"],
                         model="tiny")
-    assert (preds["n_failed"] >= 0).all()
+    # Each prediction counts exactly the failed rows of its kind for its utterance (greedy
+    # reads the greedy row, majority the samples), and is missing when all of them failed.
+    failed_rows = (~samples["parse_ok"]).groupby([samples["utt_id"], samples["kind"]]).sum()
+    for r in preds.itertuples():
+        kind = "greedy" if r.strategy == "greedy" else "sample"
+        assert r.n_failed == failed_rows.get((r.utt_id, kind), 0), r
+        assert r.missing == (r.n_failed == r.n), r
+    assert preds["n_failed"].sum() > 0
     assert preds.loc[preds["missing"], ["p_neutral", "p_sad"]].isna().all().all()
 
 

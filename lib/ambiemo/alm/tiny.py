@@ -160,3 +160,37 @@ def build_tiny_qwen2_audio(path: str | Path, *, seed: int = 0, chunk_length_s: i
     )
     return save_seeded(Qwen2AudioForConditionalGeneration, config, processor, tokenizer,
                        Path(path), seed)
+
+
+# -- variants that exercise every decoding path (tests/test_engine_paths.py) ----------------
+
+# Class names whose answers are 1, 2, 3 and 4 tokens long in the tiny BPE (the test asserts
+# it), one of them a prefix of another ("happy" / "happy sad"): constrained rows then stop at
+# different steps, and the trie must offer both the end of turn and a continuation.
+MIXED_LENGTH_CLASSES = ("Neutral", "sad", "happy", "Happy Sad", "happy sad")
+
+
+def peak_head(model, *, scale: float, stop_id: int | None = None,
+              stop_as: int | None = None) -> None:
+    """Make a random-weight model's next-token distributions peaked, in place.
+
+    A tiny model's logits are nearly flat (std ~0.17 over 400 ids), so top-k and top-p cut
+    nothing and greedy, sampled and beam outputs all look alike. Multiplying the output head
+    by `scale` multiplies every logit by `scale` (the head has no bias): at 20 the top token
+    holds 20-50 % of the mass, so temperature, top-k and top-p change which tokens can be
+    drawn. With `stop_as`, the stop token `stop_id` gets token `stop_as`'s head row (x 1.001,
+    so it wins the tie): the model then ends its answer wherever it would have written
+    `stop_as`, which happens at different steps in different rows, so a batch's rows stop at
+    different lengths (padding after the stop, as generate() writes it). A tied input
+    embedding is scaled with the head, which only makes it another random model."""
+    import torch
+
+    head = model.get_output_embeddings()
+    if getattr(head, "bias", None) is not None:
+        raise ValueError("peak_head expects an output head without bias")
+    with torch.no_grad():
+        head.weight.mul_(scale)
+        if stop_as is not None:
+            if stop_id is None:
+                raise ValueError("stop_as needs the stop token's id (stop_id)")
+            head.weight[stop_id] = head.weight[stop_as] * 1.001
