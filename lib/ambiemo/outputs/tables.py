@@ -20,6 +20,10 @@ from ambiemo.tts.references import is_reference
 
 MAIN_METRICS = M.MAIN_METRICS
 UNAVAILABLE = "unavailable"
+# What a row cost per clip (tts.costs.strategy_costs), shown when the summary carries it:
+# test-time scaling trades compute for quality, so each row says what it spent.
+COST_COLUMNS = {"tokens_per_clip": "tokens/clip", "forward_passes_per_clip": "passes/clip",
+                "seconds_per_clip": "s/clip"}
 
 
 def _fmt(v, digits: int) -> str:
@@ -186,7 +190,7 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
     cols = ["row_type", "model", "strategy", "n",
             *[c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")],
             *[f"best_{m}" for m in metrics], "missing_share", "n_missing", "n_utts", "n_ties",
-            "note"]
+            *[c for c in COST_COLUMNS if c in rows], "note"]
     return rows.reindex(columns=cols).reset_index(drop=True)
 
 
@@ -203,6 +207,11 @@ def main_table_view(table: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS,
     view["n"] = [("–" if not np.isfinite(v) else str(int(v))) for v in table["n"].astype(float)]
     view["note"] = table["note"].fillna("").replace({"": ""})
     view.loc[table["row_type"] == "reference", "note"] = "reference"
+    for col, label in COST_COLUMNS.items():
+        if col in table:
+            view.insert(len(view.columns) - 1, label,
+                        ["–" if not np.isfinite(v) else f"{v:.3g}"
+                         for v in table[col].astype(float)])
     bold = pd.DataFrame(False, index=view.index, columns=view.columns)
     for m in metrics:
         bold[m] = table[f"best_{m}"].fillna(False).astype(bool).to_numpy()

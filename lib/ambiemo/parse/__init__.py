@@ -18,10 +18,11 @@ from ambiemo.parse.failures import failure_breakdown, failure_kind
 from ambiemo.parse.label_answer import final_answer
 from ambiemo.parse.response import ANSWERS, parse_generation, parse_response
 from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY,
-                                  PARSER_VERSION, TRUNCATED, UNPARSED, ParseResult)
+                                  PARSER_VERSION, SHARD_ERROR, TRUNCATED, UNPARSED,
+                                  ParseResult)
 from ambiemo.parse.verdicts import parse_score, parse_yes_no
 
 __all__ = ["ANSWERS", "API_ERROR", "AUDIO_ERROR", "FAILURE_KINDS", "OUT_OF_MEMORY",
-           "OUT_OF_SPACE", "PARSER_VERSION", "ParseResult", "SUM_TOLERANCE", "TRUNCATED",
+           "OUT_OF_SPACE", "PARSER_VERSION", "ParseResult", "SHARD_ERROR", "SUM_TOLERANCE", "TRUNCATED",
            "UNPARSED", "failure_breakdown", "failure_kind", "final_answer", "parse_generation",
            "parse_response", "parse_score", "parse_yes_no"]

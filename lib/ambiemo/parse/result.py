@@ -25,7 +25,8 @@ TRUNCATED = "truncated"        # generation stopped at the token limit before th
 API_ERROR = "api_error"        # a hosted model's request failed (after retries)
 AUDIO_ERROR = "audio_error"    # the clip could not be read or was refused as model input
 OUT_OF_MEMORY = "out_of_memory"  # one clip alone did not fit on the accelerator
-FAILURE_KINDS = (UNPARSED, TRUNCATED, API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY)
+SHARD_ERROR = "shard_error"    # a shard of clips kept failing on a Ray cluster
+FAILURE_KINDS = (UNPARSED, TRUNCATED, API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, SHARD_ERROR)
 
 
 @dataclass(frozen=True)

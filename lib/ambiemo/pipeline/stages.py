@@ -165,6 +165,7 @@ class Scored:
     curve: pd.DataFrame
     figures: dict = field(default_factory=dict)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)   # tts.costs.strategy_costs
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # parse.failure_breakdown
 
 
 def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
@@ -176,7 +177,11 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     from ambiemo.sampling.store import SampleStore
     from ambiemo.tts import (default_ns, predict, reference_predictions, scaling_curve,
                              unavailable_strategies, verifier_scores)
+    from ambiemo.parse import failure_breakdown
+    from ambiemo.sampling.kinds import ANSWER_KINDS
     from ambiemo.tts.controls import control_predictions
+
+    TEXT_KINDS = [k.kind for k in ANSWER_KINDS if k.text]
     from ambiemo.tts.costs import strategy_costs
     from ambiemo.tts.scaling import DEFAULT_N_SUBSETS
 
@@ -194,10 +199,13 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                                        features_dir=lay.features(corpus, "x").parent,
                                        corpus=corpus, seed=cfg.seed, n_jobs=1)
     predictions, curves, unavailable = [refs, supervised], [], []
+    answers = []   # every model's answer rows, for the failure breakdown
     costs = []
     with SampleStore(lay.store) as store:
         for model in cfg.models:
             samples = store.read(lay.read_pointer(lay.samples_pointer(model, corpus))["run_key"])
+            answers.append(samples[samples["kind"].isin(TEXT_KINDS)]
+                           .assign(model=model, prompt=cfg.generation.prompt))
             pointer = lay.verify_pointer(model, corpus)
             ver = cfg.verification
             verdicts = (store.read(lay.read_pointer(pointer)["run_key"])
@@ -215,6 +223,12 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                 costs.append(strategy_costs(samples, verdicts, usable, model=model,
                                             ns=scaling_ns))
     unavailable = pd.concat(unavailable, ignore_index=True)
+    failures = failure_breakdown(pd.concat(answers, ignore_index=True), by=("model", "prompt", "kind"))
+    tables.write_table(failures, lay.table(f"{corpus}_failures"), caption=(
+        f"{corpus}: every answer by what became of it: parsed, or why not (unparsed, truncated "
+        "at the token limit, API error, unusable audio, out of memory, a failed Ray shard); "
+        "renormalised: stated probabilities rescaled to sum to 1; dropped: mass on classes "
+        "outside the label space removed."))
     predictions = pd.concat(predictions, ignore_index=True)
     # The controls every strategy's gain is read against (greedy smoothed towards uniform,
     # label_logits at a temperature), cross-fitted over speaker folds on these predictions.
@@ -228,7 +242,15 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     summary = analysis.summary_table(scores, metrics=main_metrics, n_boot=cfg.scoring.n_boot,
                                      seed=cfg.seed, classes=classes)
     summary.assign(corpus=corpus).to_parquet(lay.summary(corpus), index=False)
-    table = tables.main_table(summary, unavailable, metrics=main_metrics,
+    costs = pd.concat(costs, ignore_index=True) if costs else pd.DataFrame()
+    if len(costs):
+        tables.write_table(costs, lay.table(f"{corpus}_costs"), caption=(
+            f"{corpus}: cost per clip of each strategy at each n (generated tokens, forward "
+            "passes, measured seconds with the verifier's included)."))
+    with_costs = (summary.merge(costs[["model", "strategy", "n", *tables.COST_COLUMNS]],
+                                on=["model", "strategy", "n"], how="left")
+                  if len(costs) else summary)
+    table = tables.main_table(with_costs, unavailable, metrics=main_metrics,
                               strategy_order=strategies)
     tables.write_main_table(table, lay.table(f"{corpus}_main"), corpus=corpus,
                             metrics=main_metrics)
@@ -256,11 +278,6 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     for name, fig in figs.items():
         figures.save(fig, lay.figure(f"{corpus}_{name}"))
 
-    costs = pd.concat(costs, ignore_index=True) if costs else pd.DataFrame()
-    if len(costs):
-        tables.write_table(costs, lay.table(f"{corpus}_costs"), caption=(
-            f"{corpus}: cost per clip of each strategy at each n (generated tokens, forward "
-            "passes, measured seconds with the verifier's included)."))
     primary = paper_figures.PRIMARY_METRIC
     paper = [paper_figures.metric_by_ambiguity(by_bin, corpus, n_boot=cfg.scoring.n_boot),
              paper_figures.gain_by_ambiguity(
@@ -275,7 +292,7 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
         paper_figures.save_paper_figure(pf, lay.figure(f"{corpus}_paper_{pf.name}"))
         if pf.figure is not None:
             figs[f"paper_{pf.name}"] = pf.figure
-    return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs)
+    return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs, failures)
 
 
 # --- 05_capacity_vs_ambiguity -------------------------------------------------------------

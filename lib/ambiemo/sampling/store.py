@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from ambiemo.labels import columns
-from ambiemo.parse import (API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, PARSER_VERSION, TRUNCATED,
-                           parse_generation)
+from ambiemo.parse import (API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, PARSER_VERSION, SHARD_ERROR,
+                           TRUNCATED, parse_generation)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -66,7 +66,6 @@ KINDS = ("greedy", "sample", "beam", "cot", "label_score", "verify")
 ANSWER_KINDS = ("greedy", "sample", "beam", "cot")
 # Why a row holds no answer, set when it is written (the parser's failure kinds); "unparsed"
 # and "truncated" (an answer cut at the token limit that cannot be read) are added on reading.
-SHARD_ERROR = "shard_error"   # a shard that kept failing on a Ray cluster (executor_ray.py)
 GENERATION_FAILURES = (API_ERROR, AUDIO_ERROR, TRUNCATED, OUT_OF_MEMORY, SHARD_ERROR)
 COLUMNS = ("run_key", "utt_id", "kind", "idx", "text", "logprob", "n_tokens", "dist",
            "parse_ok", "parse_error", "seconds", "score", "failure", "served_model")
