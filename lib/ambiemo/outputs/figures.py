@@ -296,12 +296,14 @@ def reliability_diagram(reliability: pd.DataFrame, corpus: str) -> plt.Figure:
 
 @styled
 def scaling_curves(curve: pd.DataFrame, metrics, corpus: str, *,
-                   width: float = PAGE_WIDTH_IN) -> plt.Figure:
+                   width: float = PAGE_WIDTH_IN,
+                   references: pd.DataFrame | None = None) -> plt.Figure:
     """Each metric against n = 1, 2, 4, ..., N (log2 axis), one line per strategy with its
     95% interval, one panel per (model, metric) wrapped into a grid. Strategies that read
     one answer (greedy, cot, label_logits) do not depend on n and are drawn as flat lines
     in their own style. `curve` is the `summary_table` of `scaling.scaling_curve`
-    predictions."""
+    predictions; `references` (summary rows of the reference models: prior, uniform,
+    new_raters, egemaps_soft) are grey horizontal lines, what no n changes."""
     rows = curve[~is_reference(curve)]
     models = list(pd.unique(rows["model"])) or ["(no model)"]
     metrics = list(metrics)
@@ -324,6 +326,10 @@ def scaling_curves(curve: pd.DataFrame, metrics, corpus: str, *,
             else:
                 ax.plot([1, max(n_max, 2)], [rs[metric].iloc[0]] * 2, color=style["color"],
                         ls=style["linestyle"], lw=1.2, label=f"{s} (one answer)")
+        if references is not None and metric in references:
+            for ref, rr in references.groupby("model", sort=False):
+                ax.axhline(float(rr[metric].iloc[0]), color="0.55", lw=0.9,
+                           ls=REFERENCE_STYLES.get(ref, ":"), label=f"{ref} (reference)")
         ax.set_xscale("log", base=2)
         ticks = sorted({1 << k for k in range(int(np.log2(max(n_max, 1))) + 1)} | {n_max})
         ax.set_xticks(ticks, [str(t) for t in ticks])

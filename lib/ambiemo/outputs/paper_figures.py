@@ -103,15 +103,19 @@ def capacity(by_bin: pd.DataFrame, n_params: dict, corpus: str, *,
 
 def scaling(curve: pd.DataFrame, corpus: str, *, metric: str = PRIMARY_METRIC,
             n_subsets: int | None = None, seed: int | None = None,
-            n_boot: int | None = None) -> PaperFigure:
-    """The test-time-scaling curve of the primary metric, one panel per model."""
-    fig = F.scaling_curves(curve, [metric], corpus)
+            n_boot: int | None = None, references: pd.DataFrame | None = None) -> PaperFigure:
+    """The test-time-scaling curve of the primary metric, one panel per model, with the
+    reference rows (`references`: their summary rows) as horizontal lines."""
+    fig = F.scaling_curves(curve, [metric], corpus, references=references)
     subsets = (f"{n_subsets} random n-subsets of each clip's candidates" if n_subsets
                else "random n-subsets of each clip's candidates")
     caption = (f"{corpus}: {M.axis_label(metric)} against the number n of sampled candidates "
                f"per clip (log2 axis), one panel per model, one line per strategy with its "
                f"{_ci(n_boot)}; {subsets}" + (f", seed {seed}" if seed is not None else "")
-               + ". Single-answer strategies are flat lines.")
+               + ". Single-answer strategies are flat lines"
+               + ("; grey horizontal lines are the reference rows (prior, uniform, new raters, "
+                  "the supervised egemaps_soft), which no n changes." if references is not None
+                  else "."))
     return PaperFigure("scaling", fig, caption)
 
 

@@ -59,7 +59,8 @@ STRATEGY_STYLES: dict[str, dict] = {
 }
 _SPARE = [dict(color=c, marker=m, linestyle=ls) for c, m, ls in
           zip(OKABE_ITO.values(), "hd<>p8", ["-", "--", "-.", ":", "-", "--"])]
-REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "new_raters": "--"}
+REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "new_raters": "--", "egemaps_soft": (0, (6, 2)),
+                    "wavlm_soft": (0, (6, 2, 1, 2))}
 # Ambiguity bins and models: ordered colours from the same palette.
 SERIES_COLOURS = [OKABE_ITO[k] for k in ("blue", "orange", "green", "vermillion", "purple",
                                           "sky_blue", "black", "grey")]

@@ -180,6 +180,7 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     from ambiemo.parse import failure_breakdown
     from ambiemo.sampling.kinds import ANSWER_KINDS
     from ambiemo.tts.controls import control_predictions
+    from ambiemo.tts.references import is_reference
 
     TEXT_KINDS = [k.kind for k in ANSWER_KINDS if k.text]
     from ambiemo.tts.costs import strategy_costs
@@ -274,7 +275,9 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                                     seed=cfg.seed, classes=classes)
              if curves else pd.DataFrame(columns=["model", "strategy", "n", *main_metrics]))
     curve.to_csv(lay.table(f"{corpus}_scaling").with_suffix(".csv"), index=False)
-    figs["scaling_curves"] = figures.scaling_curves(curve, main_metrics, corpus)
+    refs_summary = summary[is_reference(summary)]
+    figs["scaling_curves"] = figures.scaling_curves(curve, main_metrics, corpus,
+                                                    references=refs_summary)
     for name, fig in figs.items():
         figures.save(fig, lay.figure(f"{corpus}_{name}"))
 
@@ -285,6 +288,7 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                                             n_boot=cfg.scoring.n_boot, seed=cfg.seed),
                  corpus, n_boot=cfg.scoring.n_boot),
              paper_figures.scaling(curve, corpus, n_subsets=DEFAULT_N_SUBSETS, seed=cfg.seed,
+                                   references=refs_summary,
                                    n_boot=cfg.scoring.n_boot)]
     if len(costs) and len(curve):
         paper.append(paper_figures.cost(curve, costs, corpus, n_boot=cfg.scoring.n_boot))
