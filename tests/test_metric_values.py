@@ -12,20 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from scipy import stats as sps
 from scipy.spatial.distance import euclidean
 
 from ambiemo import analysis
 from ambiemo import metrics as M
-
-
-@st.composite
-def dist_pair(draw):
-    k = draw(st.integers(2, 6))
-    vec = st.lists(st.floats(0, 10), min_size=k, max_size=k).filter(lambda w: sum(w) > 1e-3)
-    p, q = np.array(draw(vec)), np.array(draw(vec))
-    return p / p.sum(), q / q.sum()
+from _distributions import dist_pair
 
 
 # -- Bhattacharyya coefficient ----------------------------------------------------------------

@@ -3,23 +3,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
 from ambiemo import metrics as M
+from _distributions import dist_pair
 from ambiemo.corpora.manifest import build_manifest
 from ambiemo.tts.references import reference_predictions
 
 CLASSES = ["neutral", "happy", "sad", "angry"]
-
-
-@st.composite
-def dist_pair(draw):
-    k = draw(st.integers(2, 6))
-    vec = st.lists(st.floats(0, 10), min_size=k, max_size=k).filter(lambda w: sum(w) > 1e-3)
-    p, q = np.array(draw(vec)), np.array(draw(vec))
-    return p / p.sum(), q / q.sum()
 
 
 def test_registry_and_directions():
