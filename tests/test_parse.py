@@ -91,7 +91,7 @@ def test_result_fields_on_success_and_failure():
     bad = parse_response("no idea", CREMA, answer="distribution")
     assert not bad.ok and bad.failure == UNPARSED and np.isnan(bad.dist).all()
     assert set(FAILURE_KINDS) == {"unparsed", "truncated", "api_error", "audio_error",
-                                  "out_of_memory"}
+                                  "out_of_memory", "shard_error"}
     assert isinstance(PARSER_VERSION, str) and PARSER_VERSION
     with pytest.raises(ValueError, match="failure kind"):
         ParseResult(np.zeros(2), False, "why", failure="")

@@ -38,7 +38,7 @@ def test_a_shard_file_keeps_every_value_and_is_written_atomically(tmp_path):
     assert shard_exists(uri)
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["00000-x.parquet"]  # no .tmp-
     back = read_shard(uri)
-    assert back == [{**r, "score": None} for r in ROWS]
+    assert back == [{"score": None, "failure": "", "served_model": None, **r} for r in ROWS]
 
 
 def test_merge_is_whole_once_and_refuses_rows_written_by_another_run(tmp_path):

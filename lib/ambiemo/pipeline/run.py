@@ -51,9 +51,12 @@ from ambiemo.pipeline.progress import ProgressPrinter
 from ambiemo.pipeline.status import Outcome, audio_error_note, read_status, summarise
 
 
-def execute_notebook(notebook: Path, out: Path, parameters: dict, cwd: Path) -> None:
+def execute_notebook(notebook: Path, out: Path, parameters: dict, cwd: Path,
+                     kernel_log: Path | None = None) -> None:
     """Run `notebook` with papermill on this Python's kernel, writing `out`; raises
-    PapermillExecutionError with the failing cell's error."""
+    PapermillExecutionError with the failing cell's error. `kernel_log`: where the kernel's
+    own stderr goes (its warnings, and the noise of a kernel cut off by Ctrl-C), so the
+    terminal shows the pipeline's lines only; the cells' output is in the notebook."""
     import papermill as pm
     from jupyter_client.manager import AsyncKernelManager
 
@@ -65,8 +68,11 @@ def execute_notebook(notebook: Path, out: Path, parameters: dict, cwd: Path) -> 
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             # A driver killed with SIGKILL must not leave its kernel sampling into the store.
-            return await super()._async_launch_kernel(kernel_cmd,
-                                                      **{**kw, "preexec_fn": die_with_parent})
+            kw = {**kw, "preexec_fn": die_with_parent}
+            if kernel_log is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            with open(kernel_log, "ab") as log:     # the child keeps its own copy of the fd
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": log})
 
     pm.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=str(cwd),
                         progress_bar=False, kernel_name="python3",
@@ -85,7 +91,8 @@ def _execute(job: Job, cfg: StudyConfig, progress_every: float = 30.0) -> Outcom
     try:
         with ProgressPrinter(live, job.label, every_s=progress_every):
             execute_notebook(cfg.root / "notebooks" / f"{NOTEBOOKS[job.stage]}.ipynb", out,
-                             job.parameters(cfg), cfg.root / "notebooks")
+                             job.parameters(cfg), cfg.root / "notebooks",
+                             kernel_log=live.with_name(f"{job.stem}.kernel.log"))
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
         return Outcome(job, "failed", time.perf_counter() - t0,
                        f"{_advice(_last_line(e))} (see {out.relative_to(cfg.root)})")

@@ -116,7 +116,7 @@ class ShardSampler:
         from ambiemo.alm import load_model
 
         self.adapter = (factory or load_model)(model, **load_options)
-        if manifest is not None:
+        if manifest is not None and hasattr(self.adapter, "bind_manifest"):
             self.adapter.bind_manifest(manifest)   # simulated models answer from it
 
     def describe(self, prompt: PromptTemplate, settings: GenerationSettings,

@@ -30,7 +30,8 @@ ROW_SCHEMA = pa.schema([
     ("utt_id", pa.string()), ("kind", pa.string()), ("idx", pa.int64()),
     ("text", pa.string()), ("logprob", pa.float64()), ("n_tokens", pa.int64()),
     ("dist", pa.list_(pa.float64())), ("parse_ok", pa.bool_()), ("parse_error", pa.string()),
-    ("seconds", pa.float64()), ("score", pa.float64()),
+    ("seconds", pa.float64()), ("score", pa.float64()), ("failure", pa.string()),
+    ("served_model", pa.string()),
 ])
 
 
@@ -146,6 +147,7 @@ def _stored(store: SampleStore, run_key: str, keys: list[tuple]) -> set[tuple]:
 def _clean(row: dict) -> dict:
     """A runner row as plain Python values (numpy scalars and arrays do not go to Arrow)."""
     out = {k: row.get(k) for k in ROW_SCHEMA.names}
+    out["failure"] = out["failure"] or ""      # the store's column is never NULL
     if out["dist"] is not None:
         out["dist"] = [float(x) for x in out["dist"]]
     for k in ("logprob", "seconds", "score"):
