@@ -266,7 +266,7 @@ def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3)
         view[c] = view[c].astype("Int64").astype(str)
     # "not estimable" instead of a p-value: the status says why there is no number.
     view["p_value"] = [s if s == "not estimable" else p
-                       for s, p in zip(view["status"].fillna(""), view["p_value"])]
+                       for s, p in zip(view["status"].astype(object).fillna(""), view["p_value"])]
     caption = ("Capacity x ambiguity x TTS: metric ~ strategy x ambiguity bin x capacity "
                "(centred log10 parameter count), linear mixed model with the model as random "
                "effect, fitted on (model, strategy, bin) means; capacity terms use t with "
