@@ -69,8 +69,12 @@ class RunLayout:
     def summary(self, corpus: str) -> Path:
         return self.run_dir / f"summary_{corpus}.parquet"
 
+    @property
+    def features_dir(self) -> Path:
+        return self.run_dir / "features"
+
     def features(self, corpus: str, feature_set: str) -> Path:
-        return self.run_dir / "features" / f"{corpus}__{feature_set}.parquet"
+        return self.features_dir / f"{corpus}__{feature_set}.parquet"
 
     def shards(self, run_key: str) -> Path:
         return self.run_dir / "shards" / run_key

@@ -73,15 +73,6 @@ def read_manifest(cfg: StudyConfig, corpus: str) -> pd.DataFrame:
 
 # --- 02_generate --------------------------------------------------------------------------
 
-def generation_settings(cfg: StudyConfig):
-    """The runner's settings from the config's `generation:` section (prompts loaded)."""
-    from ambiemo.alm.prompts import load_prompt
-
-    gen = cfg.generation
-    cot = load_prompt(gen.cot.prompt, RunLayout.of(cfg).prompt_dir) if gen.cot else None
-    return gen.settings(cot_prompt=cot)
-
-
 @dataclass
 class Generated:
     report: object            # sampling.generate.GenerationReport
@@ -93,7 +84,7 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
     resumable; writes the samples pointer and the job's status line."""
     from ambiemo.alm import load_model
     from ambiemo.alm.prompts import load_prompt
-    from ambiemo.sampling.generate import generate_samples
+    from ambiemo.sampling.generate import generate_samples, settings_from_config
     from ambiemo.sampling.store import SampleStore
 
     lay = RunLayout.of(cfg)
@@ -101,7 +92,7 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
     adapter = load_model(model, device=cfg.generation.device, **cfg.model_options(model))
     prompt = load_prompt(cfg.generation.prompt, lay.prompt_dir)
     with SampleStore(lay.store) as store:
-        report = generate_samples(adapter, manifest, store, prompt, generation_settings(cfg),
+        report = generate_samples(adapter, manifest, store, prompt, settings_from_config(cfg),
                                   progress=progress)
         samples = store.read(report.run_key)
     lay.write_pointer(lay.samples_pointer(model, corpus), run_key=report.run_key, model=model,
@@ -197,7 +188,7 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     refs = reference_predictions(manifest, seed=cfg.seed)
     refs = refs[refs["model"].isin(cfg.scoring.references)]
     supervised = supervised_references(manifest, cfg.scoring.references,
-                                       features_dir=lay.features(corpus, "x").parent,
+                                       features_dir=lay.features_dir,
                                        corpus=corpus, seed=cfg.seed, n_jobs=1)
     predictions, curves, unavailable = [refs, supervised], [], []
     answers = []   # every model's answer rows, for the failure breakdown

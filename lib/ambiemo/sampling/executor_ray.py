@@ -33,7 +33,8 @@ from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.config import ExecutorConfig, GenerationSettings
 from ambiemo.corpora.manifest import require_audio
 from ambiemo.sampling.generate import (AudioChecks, BatchTally, GenerationReport, _failure_row,
-                                       plan_batches, run_key, runnable_jobs, sample_batches)
+                                       plan_batches, run_key, runnable_jobs, sample_batches,
+                                       settings_from_config)
 from ambiemo.sampling.kinds import jobs_for  # noqa: F401
 from ambiemo.sampling.shards import (Shard, merge_shard, plan_shards, shard_exists, shard_uri,
                                      write_shard)
@@ -300,15 +301,6 @@ def _is_hosted(model: str) -> bool:
 def _last_line(e: Exception) -> str:
     lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
     return (lines[-1] if lines else type(e).__name__)[:300]
-
-
-def settings_from_config(cfg) -> GenerationSettings:
-    """The GenerationSettings of a study config (as notebooks/02_generate.ipynb builds them)."""
-    from ambiemo.alm.prompts import load_prompt
-
-    gen = cfg.generation
-    cot = load_prompt(gen.cot.prompt, cfg.prompt_dir) if gen.cot else None
-    return gen.settings(cot_prompt=cot)
 
 
 def shard_root(cfg) -> str:

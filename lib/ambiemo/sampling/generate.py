@@ -81,6 +81,16 @@ def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSet
     return content_digest(content), content
 
 
+def settings_from_config(cfg) -> GenerationSettings:
+    """The runner's settings from a study config's `generation:` section, the CoT prompt
+    loaded (what the generate stage and the Ray executor both sample with)."""
+    from ambiemo.alm.prompts import load_prompt
+
+    gen = cfg.generation
+    cot = load_prompt(gen.cot.prompt, cfg.prompt_dir) if gen.cot else None
+    return gen.settings(cot_prompt=cot)
+
+
 def answer_formats(prompt: PromptTemplate, settings: GenerationSettings) -> dict[str, str]:
     """The answer format ("label", "distribution", "cot") of each text kind the run asks for."""
     formats = {k: prompt.answer for k in ("greedy", "sample", "beam")}

@@ -221,11 +221,19 @@ def parse_answers(samples: pd.DataFrame, classes: Sequence[str], answers: dict[s
     reason, failure = np.array(df["parse_error"], dtype=object), np.array(df["failure"], dtype=object)
     raw_sum = np.full(len(df), np.nan)
     dropped = np.zeros(len(df))
+    # Answers repeat (a label prompt has K answers, give or take spelling): parse each
+    # distinct (format, text, cut at the token limit) once per read.
+    parsed: dict[tuple, object] = {}
     for i in np.flatnonzero(todo.to_numpy()):
-        kind, n = df["kind"].iat[i], df["n_tokens"].iat[i]
-        r = parse_generation(df["text"].iat[i], classes, answer=answers[kind],
-                             n_tokens=None if pd.isna(n) else int(n),
-                             max_new_tokens=limits.get(kind))
+        kind, n, text = df["kind"].iat[i], df["n_tokens"].iat[i], df["text"].iat[i]
+        limit = limits.get(kind)
+        cut = limit is not None and not pd.isna(n) and int(n) >= limit
+        key = (answers[kind], text, cut)
+        if key not in parsed:
+            parsed[key] = parse_generation(text, classes, answer=answers[kind],
+                                           n_tokens=limit if cut else None,
+                                           max_new_tokens=limit)
+        r = parsed[key]
         dists[i] = r.dist if r.ok else np.nan
         ok[i], reason[i], failure[i] = r.ok, r.reason, r.failure
         raw_sum[i], dropped[i] = r.raw_sum, r.dropped_mass
