@@ -40,6 +40,7 @@ from ambiemo.layout import RunLayout
 STRICT = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
 
 COT_MAX_NEW_TOKENS = 256       # the paper's chain-of-thought budget (one definition)
+DEFAULT_PROMPT = "direct_label"   # the prompt arm of a config that names none
 FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -141,9 +142,30 @@ class GenerationSettings:
 class GenerationConfig(GenerationSettings):
     """The config's `generation:` section: the sampler's settings (`seed` comes from the
     config's top level, `cot_max_new_tokens` from `cot:`) plus prompt, device and CoT."""
-    prompt: str = "direct_label"
+    # The prompt arms (configs/prompts/<id>.yaml): every model answers every clip once per
+    # arm, and the arm is a column of every Predictions, Scores and table row. The first is
+    # the main arm (the diagnostic figures are drawn for it). `prompt: x` is the one-arm
+    # shorthand; after loading, `prompt` is always the main arm and `prompts` every arm.
+    prompt: str | None = None
+    prompts: tuple[str, ...] = ()
     cot: CotConfig | None = None          # one chain-of-thought answer per clip, or none
     device: str = "auto"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.prompt is not None and self.prompts and self.prompts[0] != self.prompt:
+            raise ValueError(f"give either prompt ({self.prompt!r}) or prompts "
+                             f"({list(self.prompts)}), not both")
+        arms = self.prompts or ((self.prompt,) if self.prompt is not None else (DEFAULT_PROMPT,))
+        if len(set(arms)) != len(arms):
+            raise ValueError(f"prompts: {list(arms)}: each prompt arm may be listed once")
+        for arm in arms:
+            why = folder_name_problem(arm)   # it names pointer files and figures
+            if why:
+                raise ValueError(f"prompts: {arm!r}: {why}")
+        # Frozen: the resolved arms are set once, here.
+        object.__setattr__(self, "prompts", tuple(arms))
+        object.__setattr__(self, "prompt", arms[0])
 
     def asks_for_anything(self) -> bool:
         return super().asks_for_anything() or self.cot is not None
@@ -251,13 +273,12 @@ class StudyConfig:
     def store_path(self) -> Path:
         return self.layout.store
 
-    def samples_pointer(self, model: str, corpus: str) -> Path:
-        """JSON naming the run key 02_generate wrote for (model, corpus)."""
-        return self.layout.samples_pointer(model, corpus)
+    def samples_pointer(self, model: str, corpus: str, prompt: str | None = None) -> Path:
+        """The samples pointer of (model, corpus) for a prompt arm (default: the main arm)."""
+        return self.layout.samples_pointer(model, corpus, prompt or self.generation.prompt)
 
-    def verify_pointer(self, model: str, corpus: str) -> Path:
-        """JSON naming the verifier run key 03_verify wrote for (model's candidates, corpus)."""
-        return self.layout.verify_pointer(model, corpus)
+    def verify_pointer(self, model: str, corpus: str, prompt: str | None = None) -> Path:
+        return self.layout.verify_pointer(model, corpus, prompt or self.generation.prompt)
 
 
 def folder_name_problem(name) -> str | None:
@@ -362,6 +383,12 @@ def _generation(data, seed: int, problems: _Problems) -> GenerationConfig | None
         problems.append(f"generation: {data!r}: must be a mapping of keys")
         return None
     gen = dict(data or {})
+    if "prompts" in gen:
+        if isinstance(gen["prompts"], list) and gen["prompts"]:
+            gen["prompts"] = tuple(gen["prompts"])
+        else:
+            problems.append(f"generation.prompts: {gen.pop('prompts')!r}: must be a non-empty "
+                            "list of prompt ids (configs/prompts/<id>.yaml)")
     decoding = problems.build(Decoding, gen.pop("decoding", None) or {}, "generation.decoding")
     cot = gen.pop("cot", None)
     if cot is not None:

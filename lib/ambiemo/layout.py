@@ -4,7 +4,7 @@ A config named `smoke` writes everything under `runs/smoke/` (manifests, the sam
 predictions, scores, executed notebooks, status files, the report), `tables/smoke/` and
 `figures/smoke/` (docs/design.md, "Run layout"). Stages, notebooks, the pipeline and the
 report ask this class for a path instead of building one; a pointer file names the run key a
-stage wrote for a (model, corpus), so the next stage reads exactly that run.
+stage wrote for a (model, corpus, prompt arm), so the next stage reads exactly that run.
 """
 from __future__ import annotations
 
@@ -98,12 +98,12 @@ class RunLayout:
         """A figure's stem (writers add .png/.pdf)."""
         return self.figure_dir / stem
 
-    # --- pointers: which run key a stage wrote for (model, corpus) -------------------------
-    def samples_pointer(self, model: str, corpus: str) -> Path:
-        return self.run_dir / "samples" / f"{model}__{corpus}.json"
+    # --- pointers: which run key a stage wrote for (model, corpus, prompt arm) -------------
+    def samples_pointer(self, model: str, corpus: str, prompt: str) -> Path:
+        return self.run_dir / "samples" / f"{model}__{corpus}__{prompt}.json"
 
-    def verify_pointer(self, model: str, corpus: str) -> Path:
-        return self.run_dir / "samples" / f"{model}__{corpus}__verify.json"
+    def verify_pointer(self, model: str, corpus: str, prompt: str) -> Path:
+        return self.run_dir / "samples" / f"{model}__{corpus}__{prompt}__verify.json"
 
     def write_pointer(self, path: Path, **fields) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

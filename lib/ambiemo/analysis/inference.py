@@ -16,7 +16,7 @@ import pandas as pd
 from ambiemo import metrics as M
 from ambiemo.analysis.capacity import MIN_MODELS, MIN_SPAN_DECADES, fit_capacity_mixed
 from ambiemo.analysis.capacity import RESULT_COLUMNS as CAPACITY_RESULT_COLUMNS
-from ambiemo.analysis.summaries import GROUP_KEYS, ambiguity_bin_of
+from ambiemo.analysis.summaries import ambiguity_bin_of, group_keys
 from ambiemo.tts.references import is_reference
 
 DEFAULT_N_PERM = 10_000
@@ -81,11 +81,12 @@ def _select(scores: pd.DataFrame, spec) -> tuple[str, pd.DataFrame]:
     rows = scores
     for k, v in spec.items():
         rows = rows[rows[k] == v]
-    groups = rows[GROUP_KEYS].drop_duplicates()
+    keys = group_keys(rows)
+    groups = rows[keys].drop_duplicates()
     if len(groups) != 1:
-        raise ValueError(f"{spec} selects {len(groups)} (model, strategy, n) groups; "
-                         f"name model/strategy/n so that it selects exactly one")
-    label = "/".join(str(groups.iloc[0][k]) for k in GROUP_KEYS)
+        raise ValueError(f"{spec} selects {len(groups)} ({', '.join(keys)}) groups; "
+                         f"name {'/'.join(keys)} so that it selects exactly one")
+    label = "/".join(str(groups.iloc[0][k]) for k in keys)
     return label, rows
 
 
@@ -131,8 +132,9 @@ def paired_table(scores: pd.DataFrame, baseline, metric: str = "js_divergence", 
     """Every other (model, strategy, n) group against `baseline`, Holm-corrected (`p_holm`)."""
     base_label, _ = _select(scores, baseline)
     out = []
-    for key in scores[GROUP_KEYS].drop_duplicates().itertuples(index=False):
-        spec = dict(zip(GROUP_KEYS, key))
+    keys = group_keys(scores)
+    for key in scores[keys].drop_duplicates().itertuples(index=False):
+        spec = dict(zip(keys, key))
         if "/".join(str(v) for v in key) == base_label:
             continue
         out.append(asdict(paired_comparison(scores, spec, baseline, metric, n_perm=n_perm,
@@ -219,6 +221,11 @@ def capacity_analysis(scores: pd.DataFrame, manifest: pd.DataFrame,
     fitted, notes, metric, method, formula, n_obs, n_models, log10_span, estimable.
     """
     data = scores[~is_reference(scores)]
+    if "prompt" in data and data["prompt"].nunique() > 1:
+        # One-hot and distribution candidates are different studies; never pooled here.
+        raise ValueError("capacity_analysis compares models within one prompt arm; the scores "
+                         f"hold {sorted(data['prompt'].unique())}: pass "
+                         "tts.references.of_arm(scores, arm)")
     models = list(pd.unique(data["model"]))
     unknown = [m for m in models if m not in n_params]
     if unknown:

@@ -1,6 +1,6 @@
 """Scores -> the study's summary table, with seeded bootstrap confidence intervals.
 
-One row per (model, strategy, n), as the tables of Jia et al. (2026). Utterances are the
+One row per (model, prompt arm, strategy, n), as the tables of Jia et al. (2026). Utterances are the
 resampling unit: replicates of one utterance (scaling-curve subsets, new-rater draws)
 are averaged per utterance for mean metrics, and label metrics are computed per replicate
 and then averaged, so that each replicate is a real answer and never a blend of several.
@@ -21,11 +21,17 @@ import pandas as pd
 
 from ambiemo import metrics as M
 
-GROUP_KEYS = ["model", "strategy", "n"]
+# A summary row's identity; `prompt` (the prompt arm) where the Scores carry it.
+GROUP_KEYS = ["model", "prompt", "strategy", "n"]
 DEFAULT_METRICS = M.MAIN_METRICS
 LABEL_METRICS = ("macro_f1", "ece", "entropy_pearson", "entropy_spearman")
 CLIP_SET_METRICS = ("r2",)  # computed over the group's clips from both distributions
 HUMAN_PREFIX = "human_p"
+
+
+def group_keys(frame: pd.DataFrame) -> list[str]:
+    """The GROUP_KEYS `frame` has (Scores built without prompt arms have no `prompt`)."""
+    return [k for k in GROUP_KEYS if k in frame]
 
 
 def _check(names: Sequence[str]) -> None:
@@ -124,9 +130,9 @@ def _entropy_corr(h, g, idx, which):
 def summary_table(scores: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METRICS,
                   n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
                   classes: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per (model, strategy, n): each metric with percentile bootstrap CI over utterances.
+    """Per (model, prompt, strategy, n) (`prompt` where the Scores have it): each metric with percentile bootstrap CI over utterances.
 
-    Columns: model, strategy, n, n_utts, n_missing, share_missing (of prediction rows),
+    Columns: model, [prompt,] strategy, n, n_utts, n_missing, share_missing (of prediction rows),
     n_ties (utterances with a tied majority, excluded from accuracy and macro-F1), and for
     each metric `<m>`, `<m>_lo`, `<m>_hi`. Every group is resampled with the same seed.
     Missing predictions follow metrics.py's rule (bounded metrics at their worst value).
@@ -135,7 +141,9 @@ def summary_table(scores: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METR
     alpha = (1 - confidence) / 2
     scores = scores if "replicate" in scores else scores.assign(replicate=0)
     rows = []
-    for key, group in scores.groupby(GROUP_KEYS, sort=False, observed=True):
+    keys = group_keys(scores)
+    # dropna=False: a key left empty (e.g. hand-built rows without an arm) is still a group.
+    for key, group in scores.groupby(keys, sort=False, observed=True, dropna=False):
         utts = pd.Index(pd.unique(group["utt_id"]))
         U = len(utts)
         rng = np.random.default_rng(seed)
@@ -143,7 +151,7 @@ def summary_table(scores: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METR
         w = np.stack([np.bincount(i, minlength=U) for i in idx]).astype(float)
         majority = group.groupby("utt_id", sort=False)["majority"].first().reindex(utts)
         maj = np.array([m if M._is_label(m) else None for m in majority], dtype=object)
-        row = dict(zip(GROUP_KEYS, key), n_utts=U, n_missing=int(group["missing"].sum()),
+        row = dict(zip(keys, key), n_utts=U, n_missing=int(group["missing"].sum()),
                    share_missing=float(group["missing"].mean()),
                    n_ties=int(sum(m is None for m in maj)))
         for m in metrics:
@@ -234,20 +242,21 @@ def summary_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame, *,
 
 def reliability_table(scores: pd.DataFrame, n_bins: int = M.ECE_BINS) -> pd.DataFrame:
     """Top-class confidence against accuracy (vs the majority label) in equal-width bins on
-    (0, 1], the bins of `metrics.ece`, per (model, strategy, n).
+    (0, 1], the bins of `metrics.ece`, per (model, [prompt,] strategy, n).
 
-    Columns: model, strategy, n, bin, bin_lo, bin_hi, confidence (mean top-class
+    Columns: model, [prompt,] strategy, n, bin, bin_lo, bin_hi, confidence (mean top-class
     probability), accuracy (mean credit), count. Tied references and missing predictions
     are left out, as in ECE; empty bins have no row.
     """
     keep = np.isfinite(scores["top_prob"].to_numpy(float)) & np.isfinite(
         scores["correct"].to_numpy(float))
-    data = scores.loc[keep, [*GROUP_KEYS, "top_prob", "correct"]].copy()
+    keys = group_keys(scores)
+    data = scores.loc[keep, [*keys, "top_prob", "correct"]].copy()
     conf = data["top_prob"].to_numpy(float)
     data["bin"] = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
-    out = (data.groupby([*GROUP_KEYS, "bin"], sort=False, observed=True)
+    out = (data.groupby([*keys, "bin"], sort=False, observed=True, dropna=False)
            .agg(confidence=("top_prob", "mean"), accuracy=("correct", "mean"),
                 count=("correct", "size")).reset_index())
-    out.insert(4, "bin_lo", out["bin"] / n_bins)
-    out.insert(5, "bin_hi", (out["bin"] + 1) / n_bins)
-    return out.sort_values([*GROUP_KEYS, "bin"], kind="stable").reset_index(drop=True)
+    out.insert(len(keys) + 1, "bin_lo", out["bin"] / n_bins)
+    out.insert(len(keys) + 2, "bin_hi", (out["bin"] + 1) / n_bins)
+    return out.sort_values([*keys, "bin"], kind="stable").reset_index(drop=True)

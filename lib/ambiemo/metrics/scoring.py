@@ -17,7 +17,7 @@ from ambiemo.metrics.classification import credit, top_labels
 from ambiemo.metrics.distribution import entropy
 from ambiemo.metrics.registry import METRICS
 
-SCORE_KEYS = ["utt_id", "model", "strategy", "n", "replicate"]
+SCORE_KEYS = ["utt_id", "model", "prompt", "strategy", "n", "replicate"]  # prompt: if present
 
 
 def _reference_label(x):
@@ -28,7 +28,7 @@ def score(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
           classes: Sequence[str] | None = None) -> pd.DataFrame:
     """Per-utterance Scores of `predictions` against the human distributions in `manifest`.
 
-    Columns: the prediction keys (utt_id, model, strategy, n, replicate), `missing`, every
+    Columns: the prediction keys (utt_id, model, [prompt,] strategy, n, replicate), `missing`, every
     metric of `metrics.METRICS`, `correct` (credit against the majority label; NaN on a
     tied majority), `pred_label` (top class, ties joined by '|', None when missing),
     `majority`, `entropy_pred`, `entropy_human`, `top_prob`, and both distributions,

@@ -6,6 +6,12 @@ The reported numbers live in one data file (data/reported/jia2026.yaml) with the
 (as published, and on the reproduced scale), the reproduced value with its interval, and the
 difference, in separate, labelled columns. Accuracy is published in percent and reproduced as
 a fraction: the conversion (divide by 100) is explicit and named in the `unit_note` column.
+
+Each reported number is set beside one prompt arm of the run (`generation.prompts`): the
+file's `arm.prompt` (an entry may name its own `prompt`). The paper's baseline maps to
+`greedy` on the `distribution` arm: its IEMOCAP baseline (JS .359, R² +.356 at 29 %
+accuracy) cannot come from one-hot answers (issue #13), so its candidates were most likely
+verbalised distributions. The table's `mapping` column states this for every row.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ KEYS = ("model", "model_as_published", "corpus", "strategy", "strategy_as_publis
         "metric", "value", "unit", "claim")
 UNITS = {"fraction": 1.0, "percent": 100.0}   # divide by this to reach the 0-1 scale
 SOURCE_KEYS = ("title", "authors", "year", "kind")
+ARM_KEYS = ("prompt", "why")
 
 
 class ReportedError(ValueError):
@@ -41,6 +48,10 @@ def load_reported(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
     lacking = [k for k in SOURCE_KEYS if k not in source]
     if lacking:
         raise ReportedError(f"{path}: source lacks {lacking}; every number needs its source")
+    arm = data.get("arm")
+    if not isinstance(arm, dict) or any(not isinstance(arm.get(k), str) for k in ARM_KEYS):
+        raise ReportedError(f"{path}: arm must be a mapping with {list(ARM_KEYS)} (the prompt "
+                            f"arm the numbers are set beside, and why), got {arm!r}")
     rows = []
     for i, entry in enumerate(data.get("numbers") or []):
         where = f"{path}: numbers[{i}]"
@@ -64,7 +75,11 @@ def load_reported(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
         if entry["metric"] != "r2" and not 0 <= value <= UNITS[entry["unit"]]:
             raise ReportedError(f"{where}: value {value} is outside 0..{UNITS[entry['unit']]:g} "
                                 f"for a {entry['metric']} in {entry['unit']}")
-        rows.append({k: entry[k] for k in KEYS})
+        unknown = sorted(set(entry) - {*KEYS, "prompt"})
+        if unknown:
+            raise ReportedError(f"{where}: unknown key(s) {unknown}; valid: "
+                                f"{sorted({*KEYS, 'prompt'})}")
+        rows.append({**{k: entry[k] for k in KEYS}, "prompt": entry.get("prompt", arm["prompt"])})
     if not rows:
         raise ReportedError(f"{path}: no numbers")
     out = pd.DataFrame(rows)
@@ -76,6 +91,7 @@ def load_reported(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
     out["source"] = (f"{source['authors']} ({source['year']}), \"{source['title']}\"; "
                      f"{source['kind']}")
     out.attrs["source"] = dict(source)
+    out.attrs["arm"] = dict(arm)
     return out
 
 
@@ -85,13 +101,17 @@ def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = No
 
     `reproduced` is a summary table (one row per corpus, model, strategy; a `corpus` column
     and `<metric>`, `<metric>_lo`, `<metric>_hi` columns, as summary_table writes them plus
-    the corpus). Columns of the result: corpus, model, strategy, metric, then
+    the corpus; with a `prompt` column, the reported number's arm is matched). Columns of
+    the result: corpus, model, prompt, strategy, metric, mapping (published strategy -> this
+    project's strategy and arm), then
     `reported_as_published` (text, with its unit), `reported` (0-1 scale), `unit_note`,
     `reproduced`, `reproduced_lo`, `reproduced_hi`, `reproduced_minus_reported`, `status`
     ("reproduced" or why not), `claim`, `source`. Reported numbers without a reproduced
     match stay, with NaN reproduced values and the reason in `status`.
     """
     reported = load_reported() if reported is None else reported
+    if "prompt" not in reported:   # a hand-built frame: set beside the only arm there is
+        reported = reported.assign(prompt=None)
     need = {"corpus", "model", "strategy"}
     if not need <= set(reproduced.columns):
         raise KeyError(f"reported_beside: reproduced needs columns {sorted(need)}, "
@@ -100,13 +120,17 @@ def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = No
     for r in reported.itertuples(index=False):
         match = reproduced[(reproduced["corpus"] == r.corpus) & (reproduced["model"] == r.model)
                            & (reproduced["strategy"] == r.strategy)]
+        arm = r.prompt if isinstance(r.prompt, str) else None
+        if arm is not None and "prompt" in match:
+            match = match[match["prompt"] == arm]
         if "n" in match and match["n"].nunique() > 1:  # several n (a scaling curve): the largest
             match = match[match["n"] == match["n"].max()]
         if len(match) > 1:
             raise ValueError(f"reported_beside: {len(match)} reproduced rows for "
                              f"{r.corpus}/{r.model}/{r.strategy}; pass one row per group")
         if match.empty:
-            status = f"not run: no {r.model} / {r.strategy} on {r.corpus} in this config"
+            on_arm = f" on the {arm} prompt arm" if arm else ""
+            status = f"not run: no {r.model} / {r.strategy}{on_arm} on {r.corpus} in this config"
             value = lo = hi = np.nan
         elif r.metric not in match:
             status = f"not run: the reproduced summary has no {r.metric}"
@@ -118,7 +142,9 @@ def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = No
             status = "reproduced" if np.isfinite(value) else "reproduced value missing"
         unit = "%" if r.unit == "percent" else ""
         out.append(dict(
-            corpus=r.corpus, model=r.model, strategy=r.strategy, metric=r.metric,
+            corpus=r.corpus, model=r.model, prompt=arm, strategy=r.strategy, metric=r.metric,
+            mapping=(f"{r.strategy_as_published} -> {r.strategy}"
+                     + (f" on the {arm} prompt arm" if arm else "")),
             reported_as_published=f"{r.value:.{2 if unit else 4}f}{unit} ({r.model_as_published}, "
                                   f"{r.strategy_as_published})",
             reported=r.reported,

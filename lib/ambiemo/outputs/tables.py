@@ -151,11 +151,12 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
     """The main table of one corpus from `summary.summary_table` output.
 
     `unavailable` has columns model, strategy, reason (predict.unavailable_strategies with
-    the model added). Rows: each model's strategies in the order given (unavailable ones in
+    the model, and the prompt arm when the summary has one, added). Rows: each model's
+    strategies, per prompt arm, in the order given (unavailable ones in
     the same list, with `row_type` "unavailable", NaN metrics and the reason in `note`), then
     the reference rows (prior, uniform, new_raters); `strategy_order` (e.g. the config's
-    strategies) orders each model's rows, else first-seen order. Columns: row_type, model, strategy,
-    n, each metric with `_lo`/`_hi`, `best_<metric>` (True on the best model row(s) in the
+    strategies) orders each model's rows, else first-seen order. Columns: row_type, model,
+    [prompt,] strategy, n, each metric with `_lo`/`_hi`, `best_<metric>` (True on the best model row(s) in the
     metric's direction, references and unavailable rows never), missing_share, n_missing,
     n_utts, n_ties, note.
     """
@@ -166,18 +167,28 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
     is_ref = is_reference(summary)
     rows = summary.assign(row_type=np.where(is_ref, "reference", "model"), note="")
     rows = rows.rename(columns={"share_missing": "missing_share"})
+    # A row is (model, prompt arm, strategy) where the summary has arms, else (model, strategy).
+    ident = ["model", "prompt", "strategy"] if "prompt" in rows else ["model", "strategy"]
     if unavailable is not None and len(unavailable):
-        clash = unavailable.merge(rows[["model", "strategy"]], on=["model", "strategy"])
+        lacking = [c for c in ident if c not in unavailable]
+        if lacking:
+            raise KeyError(f"main_table: `unavailable` lacks {lacking}; the summary has them")
+        clash = unavailable.merge(rows[ident], on=ident)
         if len(clash):
             raise ValueError("strategies both scored and marked unavailable: "
-                             f"{clash[['model', 'strategy']].values.tolist()}")
-        rows = pd.concat([rows, unavailable[["model", "strategy", "reason"]]
+                             f"{clash[ident].values.tolist()}")
+        rows = pd.concat([rows, unavailable[[*ident, "reason"]]
                           .rename(columns={"reason": "note"}).assign(row_type=UNAVAILABLE)],
                          ignore_index=True)
-    # Model rows (scored or unavailable) in their first-seen order, references last.
+    # Model rows (scored or unavailable) in their first-seen order, each model's arms in
+    # first-seen order, references last.
     order = {m: i for i, m in enumerate(pd.unique(rows["model"]))}
-    rank = rows["model"].map(order) + np.where(rows["row_type"] == "reference", 10_000, 0)
-    strategy_rank = rows.groupby("model", sort=False).cumcount()
+    rank = rows["model"].map(order) * 100 + np.where(rows["row_type"] == "reference",
+                                                      10_000_000, 0)
+    if "prompt" in rows:
+        arms = {a: i for i, a in enumerate(pd.unique(rows["prompt"]))}
+        rank = rank + rows["prompt"].map(arms).fillna(0)
+    strategy_rank = rows.groupby(ident[:-1], sort=False, dropna=False).cumcount()
     if strategy_order is not None:
         pos = {s: i for i, s in enumerate(strategy_order)}
         strategy_rank = rows["strategy"].map(pos).fillna(len(pos)) * 1000 + strategy_rank
@@ -188,7 +199,7 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
         best = values.min() if M.direction(m) == "lower" else values.max()
         # Ties at the reported precision are not distinguishable, so all of them are marked.
         rows[f"best_{m}"] = scored & np.isclose(values, best, rtol=0, atol=1e-12)
-    cols = ["row_type", "model", "strategy", "n",
+    cols = ["row_type", *ident, "n",
             *[c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")],
             *[f"best_{m}" for m in metrics], "missing_share", "n_missing", "n_utts", "n_ties",
             *[c for c in COST_COLUMNS if c in rows], "note"]
@@ -200,7 +211,8 @@ def main_table_view(table: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS,
     """(cells, bold): the people's view of `main_table` — `value [lo, hi]` per metric,
     "unavailable" across an unavailable row's metrics with the reason in `note` — and the
     mask of cells to set in bold (the best per column)."""
-    view = with_intervals(table, metrics, digits)
+    keys = [k for k in ("model", "prompt", "strategy", "n") if k in table]
+    view = with_intervals(table, metrics, digits, keys=keys)
     unavailable = (table["row_type"] == UNAVAILABLE).to_numpy()
     for m in metrics:
         view.loc[unavailable, m] = UNAVAILABLE
@@ -223,12 +235,15 @@ def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
                      metrics: Sequence[str] = MAIN_METRICS, digits: int = 3) -> list[Path]:
     """The main table as .csv (full precision), .md and .tex (best per column in bold)."""
     view, bold = main_table_view(table, metrics, digits)
-    header = ["model", "strategy", "$n$", *[M.table_header(m, latex=True) if m in M.MAIN_METRICS
+    header = ["model", *(["prompt"] if "prompt" in table else []), "strategy", "$n$", *[M.table_header(m, latex=True) if m in M.MAIN_METRICS
                                            else latex_escape(m) for m in metrics],
               r"missing", "note"]
     caption = (f"{corpus}: mean over clips with 95% bootstrap interval; best model row per "
                "column in bold (JS lower is better, the others higher); accuracy and macro-F1 "
-               "against the majority label, ties excluded. " + M.R2_FOOTNOTE)
+               "against the majority label, ties excluded. " + M.R2_FOOTNOTE
+               + (" prompt: the prompt arm the model answered (the candidates' form: "
+                  "distribution, verbalised probabilities; direct_label, one emotion word); "
+                  "reference rows ask no model (-)." if "prompt" in table else ""))
     view = view.rename(columns={m: M.table_header(m) for m in metrics})
     return write_table(table, stem, digits, markdown=view, bold=bold, latex_header=header,
                        caption=caption)
@@ -236,19 +251,20 @@ def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
 
 # --- the capacity fit ------------------------------------------------------------------------
 
-CAPACITY_COLUMNS = ["corpus", "metric", "term", "estimate", "std_error", "statistic", "p_value",
+CAPACITY_COLUMNS = ["corpus", "prompt", "metric", "term", "estimate", "std_error", "statistic", "p_value",
                     "ci_lo", "ci_hi", "df", "status", "n_models", "log10_span", "formula",
                     "method", "n_obs", "note"]
 
 
-def capacity_table(fits: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
-    """One table from `analysis.capacity_analysis` results keyed by (corpus, metric): each
-    fitted term a row with the formula and fit size; a (corpus, metric) without a fit one
-    row whose `note` says why (term empty, no numbers)."""
+def capacity_table(fits: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
+    """One table from `analysis.capacity_analysis` results keyed by (corpus, prompt arm,
+    metric) (or (corpus, metric): no arm): each fitted term a row with the formula and fit
+    size; a key without a fit one row whose `note` says why (term empty, no numbers)."""
     frames = []
-    for (corpus, metric), fit in fits.items():
+    for key, fit in fits.items():
+        corpus, prompt, metric = key if len(key) == 3 else (key[0], None, key[1])
         note = "; ".join(fit.attrs.get("notes", []))
-        meta = dict(corpus=corpus, metric=metric, formula=fit.attrs.get("formula"),
+        meta = dict(corpus=corpus, prompt=prompt, metric=metric, formula=fit.attrs.get("formula"),
                     method=fit.attrs.get("method"), n_obs=fit.attrs.get("n_obs", 0),
                     n_models=fit.attrs.get("n_models", fit.attrs.get("n_clusters", 0)),
                     log10_span=fit.attrs.get("log10_span", np.nan), note=note)
@@ -256,7 +272,8 @@ def capacity_table(fits: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
             frames.append(fit.assign(**meta))
         else:
             frames.append(pd.DataFrame([{**meta, "term": "no fit"}]))
-    return pd.concat(frames, ignore_index=True).reindex(columns=CAPACITY_COLUMNS)
+    out = pd.concat(frames, ignore_index=True).reindex(columns=CAPACITY_COLUMNS)
+    return out if out["prompt"].notna().any() else out.drop(columns=["prompt"])
 
 
 def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3) -> list[Path]:
@@ -276,7 +293,8 @@ def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3)
     # A paper page cannot hold the formula and the notes as columns: in LaTeX they go into
     # the caption, once each, and the table keeps the numbers.
     formulas = "; ".join(str(f) for f in pd.unique(table["formula"].dropna()))
-    notes = "; ".join(f"{c}/{m}: {n}" for c, m, n in table[["corpus", "metric", "note"]]
+    where = [c for c in ("corpus", "prompt", "metric") if c in table]
+    notes = "; ".join(f"{'/'.join(map(str, k))}: {n}" for *k, n in table[[*where, "note"]]
                       .drop_duplicates().itertuples(index=False) if isinstance(n, str) and n)
     narrow = view.drop(columns=["formula", "note"])
     paths[2].write_text(to_latex(narrow, digits, caption=caption + (

@@ -179,14 +179,32 @@ def run_folder_problems(cfg: StudyConfig, jobs: list[Job]) -> list[str]:
             if not m.is_file():
                 problems.append(f"stage {j.stage!r} [{j.corpus}] reads {m}, which does not "
                                 f"exist: run `--stage prepare` first (or the whole pipeline)")
-        needs = ([(m, cfg.samples_pointer(m, j.corpus)) for m in cfg.models]
+        arms = cfg.generation.prompts
+        needs = ([(m, cfg.samples_pointer(m, j.corpus, a)) for m in cfg.models for a in arms]
                  if j.stage == "score" else
-                 [(j.model, cfg.samples_pointer(j.model, j.corpus))] if j.stage == "verify" else [])
+                 [(j.model, cfg.samples_pointer(j.model, j.corpus, a)) for a in arms]
+                 if j.stage == "verify" else [])
         for model, pointer in needs:
             if ("generate", j.corpus, model) not in planned and not pointer.is_file():
                 problems.append(f"stage {j.stage!r} [{j.corpus}] reads the samples of {model}"
                                 f" ({pointer} does not exist): run `--stage generate` first")
     return list(dict.fromkeys(problems))
+
+
+def arm_prompt_problems(cfg: StudyConfig, key: str, prompt: str) -> list[str]:
+    """A prompt arm must ask for an answer (a label or a distribution): a verifier or a
+    chain-of-thought prompt is not a candidate form."""
+    from ambiemo.alm.prompts import load_prompt
+
+    try:
+        answer = load_prompt(prompt, cfg.prompt_dir).answer
+    except (ValueError, KeyError, OSError) as e:
+        return [f"{key}: prompt {prompt!r} cannot be read: {e}"]
+    if answer not in ("label", "distribution"):
+        return [f"{key}: prompt {prompt!r} asks for a {answer!r} answer; a prompt arm asks "
+                "for a label or a distribution (chain of thought: generation.cot; a "
+                "verifier: verification.prompt)"]
+    return []
 
 
 def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = True) -> None:
@@ -226,7 +244,8 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = T
     if probe:
         for name, key, is_verifier in to_probe:
             problems += hosted_probe_problems(cfg, name, key, verifier=is_verifier)
-    prompts = {"generate": [("generation.prompt", cfg.generation.prompt)]
+    prompts = {"generate": [(f"generation.prompts[{i}]", arm)
+                            for i, arm in enumerate(cfg.generation.prompts)]
                + ([("generation.cot.prompt", cfg.generation.cot.prompt)]
                   if cfg.generation.cot else []),
                "verify": [("verification.prompt", cfg.verification.prompt)]
@@ -235,6 +254,8 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = T
         for key, prompt in prompts[stage]:
             if not (cfg.prompt_dir / f"{prompt}.yaml").is_file():
                 problems.append(f"{key}: prompt {prompt!r} not found in {cfg.prompt_dir}")
+            elif key.startswith("generation.prompts"):
+                problems += arm_prompt_problems(cfg, key, prompt)
     for stage in sorted(stages & set(NOTEBOOKS), key=STAGES.index):
         nb = cfg.root / "notebooks" / f"{NOTEBOOKS[stage]}.ipynb"
         if not nb.is_file():

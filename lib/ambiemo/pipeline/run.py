@@ -139,15 +139,17 @@ def _on_ray(job: Job, cfg: StudyConfig, progress_every: float) -> Outcome:
     t0 = time.perf_counter()
     try:
         executor_ray.start_ray(cfg.executor.address)
-        report = executor_ray.run_generate_job(cfg, job.model, job.corpus)
+        reports = executor_ray.run_generate_job(cfg, job.model, job.corpus)
     except Exception as e:  # noqa: BLE001 -- a Ray or model error must not hide the summary
         return Outcome(job, "failed", time.perf_counter() - t0,
                        f"ray: {type(e).__name__}: {_last_line(e)}")
     outcome = _execute(job, cfg, progress_every)
-    note = "; ".join(x for x in (outcome.note, report.note) if x)
+    arms = cfg.generation.prompts
+    note = "; ".join(x for x in (outcome.note, *(
+        (f"{arm}: " if len(arms) > 1 else "") + r.note for arm, r in zip(arms, reports))) if x)
     # The notebook finds every batch stored: it is Ray that ran them.
-    state = "ran" if outcome.state == "cached" and (report.shards_run or report.shards_merged) \
-        else outcome.state
+    state = "ran" if outcome.state == "cached" and any(r.shards_run or r.shards_merged
+                                                       for r in reports) else outcome.state
     return dataclasses.replace(outcome, state=state, seconds=time.perf_counter() - t0, note=note)
 
 

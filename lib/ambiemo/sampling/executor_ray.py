@@ -309,16 +309,21 @@ def shard_root(cfg) -> str:
 
 
 def run_generate_job(cfg, model: str, corpus: str, *,
-                     progress: bool = True) -> RayGenerationReport:
-    """The generate stage of one (model, corpus) of a study config on Ray: samples every
-    clip of the corpus's Manifest into the config's store. The 02_generate notebook run
-    afterwards finds every batch stored (cached) and only writes its pointer and summary."""
+                     progress: bool = True) -> list[RayGenerationReport]:
+    """The generate stage of one (model, corpus) of a study config on Ray, one report per
+    prompt arm: samples every clip of the corpus's Manifest into the config's store. The
+    02_generate notebook run afterwards finds every batch stored (cached) and only writes
+    its pointers and summary. Each arm starts its own actors (the model is loaded again)."""
     from ambiemo.alm.prompts import load_prompt
 
     manifest = pd.read_parquet(cfg.manifest_path(corpus))
     options = {"device": cfg.generation.device, **cfg.model_options(model)}
-    prompt = load_prompt(cfg.generation.prompt, cfg.prompt_dir)
+    settings = settings_from_config(cfg)
+    reports = []
     with SampleStore(cfg.store_path) as store:
-        return generate_on_ray(model, options, manifest, store, prompt,
-                               settings_from_config(cfg), shard_root=shard_root(cfg),
-                               executor=cfg.executor, progress=progress)
+        for arm in cfg.generation.prompts:
+            reports.append(generate_on_ray(model, options, manifest, store,
+                                           load_prompt(arm, cfg.prompt_dir), settings,
+                                           shard_root=shard_root(cfg), executor=cfg.executor,
+                                           progress=progress))
+    return reports

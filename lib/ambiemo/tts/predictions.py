@@ -114,8 +114,9 @@ def unavailable_strategies(samples: pd.DataFrame, strategies, *,
         elif st.soft and len(p := _parsed(rows, classes)) and (
                 np.abs(p.max(axis=1) - 1) <= ONE_HOT_ATOL).all():
             reason = (f"strategy {name!r} pools distribution-form candidates, and every parsed "
-                      f"{kind!r} candidate of this model is one-hot (a label prompt): fitted to "
-                      "one-hot answers it is uniform shrinkage of the vote share")
+                      f"{kind!r} candidate of this model is one-hot (a label prompt, or answers "
+                      "naming one class): fitted to one-hot answers it is uniform shrinkage of "
+                      "the vote share")
         elif "logprob" in st.needs and not np.isfinite(
                 pd.to_numeric(rows.get("logprob"), errors="coerce")).any():
             reason = (f"strategy {name!r} needs log-likelihoods, and no {kind!r} candidate "

@@ -32,6 +32,17 @@ def is_reference(frame: pd.DataFrame) -> pd.Series:
     return frame["strategy"].eq("reference") | frame["model"].isin(REFERENCE_MODELS)
 
 
+NO_PROMPT = "-"   # the `prompt` of rows that ask no model (reference rows): in every arm
+
+
+def of_arm(frame: pd.DataFrame, prompt: str) -> pd.DataFrame:
+    """The rows of one prompt arm (`generation.prompts`) and the reference rows, which
+    belong to every arm; a frame without a `prompt` column is one arm and comes back whole."""
+    if "prompt" not in frame:
+        return frame
+    return frame[frame["prompt"].eq(prompt) | is_reference(frame)]
+
+
 def _rows(utt_ids, model: str, dists: np.ndarray, classes, *, replicate: int = 0,
           params: dict | None = None) -> pd.DataFrame:
     frame = pd.DataFrame({"utt_id": np.asarray(utt_ids), "model": model, "strategy": "reference",
