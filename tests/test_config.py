@@ -31,6 +31,13 @@ def test_smoke_config_loads(repo):
     ("generation: {decoding: {temperature: 0}}\n",
      "generation.decoding.temperature: 0: Input should be greater than 0"),
     ("scoring: {strategy: [greedy]}\n", r"unknown key\(s\) \['strategy'\] in scoring"),
+    # prompt arms (generation.prompts): one form of naming them, each arm once, a list
+    ("generation: {prompt: cot, prompts: [distribution]}\n", "either prompt .* or prompts"),
+    ("generation: {prompts: [distribution, distribution]}\n", "listed once"),
+    ("generation: {prompts: distribution}\n",
+     "generation.prompts: 'distribution': must be a non-empty list"),
+    ("generation: {prompts: []}\n", "generation.prompts: .*must be a non-empty list"),
+    ("generation: {prompts: ['../x']}\n", r"prompts: '\.\./x'"),
 ])
 def test_bad_keys_are_named(tmp_path, extra, message):
     p = write(tmp_path, BASE + extra)

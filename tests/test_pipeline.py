@@ -329,6 +329,10 @@ def test_run_all_regenerates_the_smoke_study(repo):
     figures += [f"demo_paper_{f}" for f in ("metric_by_ambiguity", "gain_by_ambiguity",
                                             "scaling", "cost", "capacity")]
     figures += [f"demo_capacity_{m}" for m in ("js_divergence", "accuracy")]
+    # the second prompt arm (direct_label) has its own paper figures; the main arm
+    # (distribution) keeps the plain stems
+    figures += [f"demo_paper_{f}__direct_label" for f in (
+        "metric_by_ambiguity", "gain_by_ambiguity", "scaling", "cost", "capacity")]
     for stem in figures:
         if stem.startswith("demo_paper_"):
             assert (repo / "figures" / "smoke" / f"{stem}.txt").read_text().strip(), stem
@@ -340,17 +344,27 @@ def test_run_all_regenerates_the_smoke_study(repo):
         for ext in ("csv", "md", "tex"):
             assert (repo / "tables" / "smoke" / f"{stem}.{ext}").is_file(), (stem, ext)
     table = pd.read_csv(repo / "tables" / "smoke" / "demo_main.csv")
-    assert "| model | strategy |" in (repo / "tables" / "smoke" / "demo_main.md").read_text()
-    rows = set(zip(table["model"], table["strategy"]))
-    strategies = load_config(repo / "configs" / "smoke.yaml").scoring.strategies
+    assert "| model | prompt | strategy |" in (repo / "tables" / "smoke" / "demo_main.md").read_text()
+    cfg = load_config(repo / "configs" / "smoke.yaml")
+    arms, strategies = cfg.generation.prompts, cfg.scoring.strategies
+    assert arms == ("distribution", "direct_label")
+    for m in ("tiny-qwen2-audio", "sim-human", "sim-constant"):   # one pointer per arm
+        for arm in arms:
+            assert (repo / "runs/smoke/samples" / f"{m}__demo__{arm}.json").is_file()
+    rows = set(zip(table["model"], table["prompt"], table["strategy"]))
     models = ("tiny-qwen2-audio", "sim-human", "sim-constant")
-    references = {("prior", "reference"), ("uniform", "reference"), ("new_raters", "reference"),
-                  ("egemaps_soft", "reference")}
-    controls = {"greedy_smoothed", "label_logits_tempered"}   # cross-fitted, per model
-    assert rows == references | {(m, s) for m in models for s in (*strategies, *controls)}
-    # the smoke prompt answers with a label: dirichlet (it pools distributions) is unavailable
+    references = {(r, "-", "reference") for r in ("prior", "uniform", "new_raters",
+                                                  "egemaps_soft")}
+    controls = {"greedy_smoothed", "label_logits_tempered"}   # cross-fitted, per model and arm
+    assert rows == references | {(m, a, s) for m in models for a in arms
+                                 for s in (*strategies, *controls)}
+    # dirichlet pools distributions: unavailable wherever the candidates are one-hot (every
+    # direct_label arm; the tiny model, constrained to class names, in both arms), scored
+    # for sim-human's distribution arm
     gone = table[table["row_type"] == "unavailable"]
     assert set(gone["strategy"]) == {"dirichlet"} and gone["note"].str.contains("one-hot").all()
+    assert set(zip(gone["model"], gone["prompt"])) == {(m, a) for m in models for a in arms} - {
+        ("sim-human", "distribution")}
     table = table[table["row_type"] != "unavailable"]
     t = table.set_index("model")
     assert (table["js_divergence"].between(0, 1)).all()
@@ -361,20 +375,30 @@ def test_run_all_regenerates_the_smoke_study(repo):
     assert t.loc["uniform", "accuracy"] == pytest.approx(0.25)
     # constrained decoding: every sampled, beam and verified answer parsed, none missing;
     # only CoT (unconstrained; the random model never writes "Answer:") is all missing.
-    by = table[table["model"] == "tiny-qwen2-audio"].set_index("strategy")
-    assert (by.drop(index="cot")["missing_share"] == 0).all()
-    assert by.loc["cot", "missing_share"] == 1
+    for arm in arms:
+        by = table[(table["model"] == "tiny-qwen2-audio") & (table["prompt"] == arm)]
+        by = by.set_index("strategy")
+        assert (by.drop(index="cot")["missing_share"] == 0).all(), arm
+        assert by.loc["cot", "missing_share"] == 1, arm
     # the simulated models' numbers are known: sim-constant answers "neutral" everywhere, so
-    # every strategy's accuracy is the share of neutral majorities; sim-human's label_logits
-    # is the human distribution itself
+    # every strategy's accuracy in either arm is the share of neutral majorities; sim-human's
+    # label_logits is the human distribution itself
     from ambiemo import corpora
     majority = corpora.load("demo", repo / "data" / "demo")["majority"].dropna()
     share = float((majority == "neutral").mean())
-    const = table[table["model"] == "sim-constant"].set_index("strategy")
+    const = table[table["model"] == "sim-constant"]
+    assert len(const) == 2 * (len(strategies) + len(controls) - 1)
     assert const["accuracy"].to_numpy() == pytest.approx(share)
-    human = table[table["model"] == "sim-human"].set_index("strategy")
-    assert human.loc["label_logits", "js_divergence"] < 1e-5
+    human = table[table["model"] == "sim-human"].set_index(["prompt", "strategy"])
+    for arm in arms:
+        assert human.loc[(arm, "label_logits"), "js_divergence"] < 1e-5
     assert (human[["missing_share"]] == 0).all().all()
+    # the candidates' form decides by itself: the same sim-human greedy answer as a stated
+    # distribution (the most likely of 10 listeners' count vectors) is far closer to the
+    # humans than as one word, with the same top class
+    dist, word = (human.loc[(a, "greedy")] for a in arms)
+    assert dist["js_divergence"] < 0.05 < 0.1 < word["js_divergence"]
+    assert dist["accuracy"] == word["accuracy"] == 1
     # a second run resumes from the sample store, generates nothing new and says so
     r2 = subprocess.run(["./run_all.sh", "--stage", "generate", "--stage", "verify"], cwd=repo,
                         capture_output=True, text=True, timeout=600)

@@ -48,10 +48,12 @@ def load_reported(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
     lacking = [k for k in SOURCE_KEYS if k not in source]
     if lacking:
         raise ReportedError(f"{path}: source lacks {lacking}; every number needs its source")
-    arm = data.get("arm")
-    if not isinstance(arm, dict) or any(not isinstance(arm.get(k), str) for k in ARM_KEYS):
+    arm = data.get("arm")   # optional: without it, a run's only arm is used
+    if arm is not None and (not isinstance(arm, dict)
+                            or any(not isinstance(arm.get(k), str) for k in ARM_KEYS)):
         raise ReportedError(f"{path}: arm must be a mapping with {list(ARM_KEYS)} (the prompt "
                             f"arm the numbers are set beside, and why), got {arm!r}")
+    arm = arm or {"prompt": None, "why": ""}
     rows = []
     for i, entry in enumerate(data.get("numbers") or []):
         where = f"{path}: numbers[{i}]"
@@ -126,8 +128,11 @@ def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = No
         if "n" in match and match["n"].nunique() > 1:  # several n (a scaling curve): the largest
             match = match[match["n"] == match["n"].max()]
         if len(match) > 1:
+            arms = (f" (prompt arms {sorted(match['prompt'].unique())}: name the one the "
+                    "numbers map to, `arm:` in the reported file)"
+                    if "prompt" in match and match["prompt"].nunique() > 1 else "")
             raise ValueError(f"reported_beside: {len(match)} reproduced rows for "
-                             f"{r.corpus}/{r.model}/{r.strategy}; pass one row per group")
+                             f"{r.corpus}/{r.model}/{r.strategy}{arms}; pass one row per group")
         if match.empty:
             on_arm = f" on the {arm} prompt arm" if arm else ""
             status = f"not run: no {r.model} / {r.strategy}{on_arm} on {r.corpus} in this config"

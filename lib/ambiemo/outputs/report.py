@@ -162,9 +162,12 @@ def _copy_grouped(src: Path, suffixes: tuple[str, ...], dst: Path) -> dict[str, 
     return dict(sorted(groups.items()))
 
 
-def _paper_rank(stem: str) -> tuple[int, str]:
-    name = stem.split(PAPER_MARK, 1)[1]
-    return (PAPER_ORDER.index(name) if name in PAPER_ORDER else len(PAPER_ORDER), stem)
+def _paper_rank(stem: str) -> tuple[int, int, str]:
+    """The paper's order; a prompt arm after the main one (`..._scaling__direct_label`)
+    follows the main arm's figures of the same kind."""
+    name, _, arm = stem.split(PAPER_MARK, 1)[1].partition("__")
+    return (PAPER_ORDER.index(name) if name in PAPER_ORDER else len(PAPER_ORDER), bool(arm),
+            stem)
 
 
 def _links(folder: str, files: list[Path]) -> str:

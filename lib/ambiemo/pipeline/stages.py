@@ -413,7 +413,8 @@ def analyse(cfg: StudyConfig) -> Analysed:
     arm = reported.attrs["arm"]
     tables.write_table(beside, lay.table("reported_vs_reproduced"), digits=4, latex=page,
                        caption="Reported numbers (Jia et al., 2026; public summaries of the "
-                               "paper) beside this run's; never mixed into the results. "
-                               f"Each is set beside the {arm['prompt']} prompt arm (column "
-                               f"mapping): {' '.join(arm['why'].split())}")
+                               "paper) beside this run's; never mixed into the results."
+                               + (f" Each is set beside the {arm['prompt']} prompt arm "
+                                  f"(column mapping): {' '.join(arm['why'].split())}"
+                                  if arm["prompt"] else ""))
     return Analysed(n_params, capacity, beside, figs)
