@@ -218,3 +218,17 @@ def test_generation_settings_are_one_definition(repo):
                         "assert 'torch' not in sys.modules, 'torch imported'"],
                        capture_output=True, text=True, cwd=repo)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_cluster_config_is_the_paper_config_on_ray(repo):
+    """configs/cluster.yaml promises to be paper.yaml but for `name:` and `executor:`."""
+    import dataclasses
+
+    paper = load_config(repo / "configs" / "paper.yaml")
+    cluster = load_config(repo / "configs" / "cluster.yaml")
+    assert cluster.executor.kind == "ray" and cluster.name == "cluster"
+    same = ("seed", "corpora", "model_entries", "generation", "verification", "scoring")
+    for f in same:
+        assert getattr(cluster, f) == getattr(paper, f), f
+    assert {f.name for f in dataclasses.fields(paper)} - set(same) == {
+        "name", "path", "root", "executor"}
