@@ -280,3 +280,38 @@ def test_a_shard_that_keeps_failing_is_retried_a_bounded_number_of_times_then_co
     assert failed["parse_error"].str.contains(f"ray shard {bad_shard.id} failed").all()
     others = rows[~rows["utt_id"].isin(bad_shard.utt_ids)]
     assert len(others) == (N_CLIPS - bad_shard.n_clips) * 3 and others["parse_ok"].all()
+
+
+def test_the_generate_job_on_ray_runs_every_prompt_arm_as_one_process_would(
+        ray_session, manifest, repo, tmp_path):
+    """`run_generate_job` (what `--executor ray` runs) samples each prompt arm of a config
+    into its own run key; the local generate stage then finds every row stored."""
+    from ambiemo.config import load_config
+    from ambiemo.pipeline import stages
+    from ambiemo.sampling.executor_ray import run_generate_job
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "lib" / "ambiemo").mkdir(parents=True)
+    shutil.copytree(repo / "configs" / "prompts", tmp_path / "configs" / "prompts")
+    path = tmp_path / "configs" / "arms.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: arms
+        corpora: {{demo: {{root: {repo / 'data' / 'demo'}}}}}
+        models: [sim-human]
+        generation: {{prompts: [distribution, direct_label], n_samples: 2, batch_size: 4}}
+        executor: {{kind: ray, address: {ray_session}, actors: 1, shard_audio_s: {SHARD_S}}}
+        """))
+    cfg = load_config(path, root=tmp_path)
+    cfg.manifest_path("demo").parent.mkdir(parents=True)
+    manifest.to_parquet(cfg.manifest_path("demo"), index=False)
+    reports = run_generate_job(cfg, "sim-human", "demo", progress=False)
+    assert len(reports) == 2 and all(not r.failed and r.shards_run for r in reports)
+    keys = [r.generation.run_key for r in reports]
+    assert len(set(keys)) == 2
+    local = stages.generate(cfg, "sim-human", "demo", progress=False)
+    assert [r.run_key for r in local.reports.values()] == keys
+    assert all(r.rows_written == 0 and r.batches_run == 0 for r in local.reports.values())
+    # the arms differ in form: stated distributions against one-word answers
+    by_arm = local.samples[local.samples["kind"] == "sample"].groupby("prompt")["text"]
+    assert by_arm.apply(lambda t: t.str.contains(":").all()).to_dict() == {
+        "direct_label": False, "distribution": True}
