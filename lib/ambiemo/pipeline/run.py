@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 import time
@@ -74,9 +75,16 @@ def execute_notebook(notebook: Path, out: Path, parameters: dict, cwd: Path,
             with open(kernel_log, "ab") as log:     # the child keeps its own copy of the fd
                 return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": log})
 
-    pm.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=str(cwd),
-                        progress_bar=False, kernel_name="python3",
-                        kernel_manager_class=LocalKernelManager)
+    try:
+        pm.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=str(cwd),
+                            progress_bar=False, kernel_name="python3",
+                            kernel_manager_class=LocalKernelManager)
+    except KeyboardInterrupt:
+        # nbclient's cell task, cut off with its kernel, ends in a DeadKernelError nobody
+        # awaits any more; asyncio would log it when the task is collected ("Task exception
+        # was never retrieved" and a traceback), burying the one line Ctrl-C prints.
+        logging.getLogger("asyncio").disabled = True
+        raise
 
 
 def _execute(job: Job, cfg: StudyConfig, progress_every: float = 30.0) -> Outcome:
