@@ -6,7 +6,7 @@ the per-row summaries (the main table's numbers, by ambiguity bin, reliability);
 the bootstrap, permutation tests, Holm correction, gains by ambiguity and capacity fits.
 """
 from ambiemo.analysis.summaries import (DEFAULT_METRICS, GROUP_KEYS,  # noqa: F401
-                                        ambiguity_bin_of, reliability_table,
+                                        ambiguity_bin_of, group_keys, reliability_table,
                                         summary_by_ambiguity, summary_table)
 from ambiemo.analysis.inference import (PairedComparison, bootstrap_ci,  # noqa: F401
                                         capacity_analysis, capacity_model, gain_by_ambiguity,

@@ -238,6 +238,8 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                     costs.append(strategy_costs(samples, verdicts, usable, model=model,
                                                 ns=scaling_ns).assign(prompt=arm))
     unavailable = pd.concat(unavailable, ignore_index=True)
+    unavailable = unavailable[["model", "prompt", *[c for c in unavailable
+                                                    if c not in ("model", "prompt")]]]
     failures = failure_breakdown(pd.concat(answers, ignore_index=True),
                                  by=("model", "prompt", "kind"))
     tables.write_table(failures, lay.table(f"{corpus}_failures"), caption=(
@@ -259,6 +261,8 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                                      seed=cfg.seed, classes=classes)
     summary.assign(corpus=corpus).to_parquet(lay.summary(corpus), index=False)
     costs = pd.concat(costs, ignore_index=True) if costs else pd.DataFrame()
+    if len(costs):   # the arm beside the model, as in every other table
+        costs = costs[["model", "prompt", *[c for c in costs if c not in ("model", "prompt")]]]
     if len(costs):
         tables.write_table(costs, lay.table(f"{corpus}_costs"), caption=(
             f"{corpus}: cost per clip of each strategy at each n and prompt arm (generated "
