@@ -262,3 +262,20 @@ def test_weighted_r2_matches_scikit_learn_sample_weight():
     p2 = np.column_stack([p[:, :3] * 0.5 / p[:, :3].sum(1, keepdims=True), np.full(25, 0.5)])
     q2 = rng.dirichlet(np.ones(4), 25)
     assert np.isclose(weighted_r2(p2, q2, np.ones(25))[0], sk(p2, q2))
+
+
+def test_bootstrap_ci_of_the_mean_resamples_as_one_draw_per_replicate():
+    """The vectorised mean bootstrap (blocks of replicates) equals the plain definition:
+    one `rng.integers` draw per replicate, mean of each resample, percentiles (to the last
+    bits: a row-wise mean may add in another order)."""
+    from ambiemo.analysis.inference import _blocks
+
+    for n, n_boot in ((7, 50), (5000, 1000)):     # the second spans several blocks
+        assert len(_blocks(n_boot, n)) == (1 if n == 7 else 3)
+        v = np.random.default_rng(n).normal(size=n)
+        rng = np.random.default_rng(4)
+        boot = np.array([v[rng.integers(0, n, n)].mean() for _ in range(n_boot)])
+        expected = (v.mean(), np.quantile(boot, 0.025), np.quantile(boot, 0.975))
+        # The same resamples; a row-wise mean may sum in another order (last-bit changes).
+        assert analysis.bootstrap_ci(v, n_boot=n_boot, seed=4) == pytest.approx(expected,
+                                                                                rel=1e-12)

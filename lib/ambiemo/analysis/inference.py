@@ -42,9 +42,22 @@ def bootstrap_ci(values, statistic=np.mean, *, n_boot: int = 1000, seed: int = 0
     if len(v) == 0:
         return (np.nan, np.nan, np.nan)
     rng = np.random.default_rng(seed)
-    boot = np.array([statistic(v[rng.integers(0, len(v), len(v))]) for _ in range(n_boot)])
+    if statistic is np.mean:
+        # The same resamples as one draw per replicate (Generator.integers yields the same
+        # stream in one call as in several), taken a block of rows at a time; a row mean may
+        # differ from a one-at-a-time mean in the last bit.
+        boot = np.concatenate([v[rng.integers(0, len(v), (k, len(v)))].mean(axis=1)
+                               for k in _blocks(n_boot, len(v))])
+    else:
+        boot = np.array([statistic(v[rng.integers(0, len(v), len(v))]) for _ in range(n_boot)])
     a = (1 - confidence) / 2
     return float(statistic(v)), float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
+
+
+def _blocks(n_boot: int, n: int, cells: int = 2_000_000) -> list[int]:
+    """Replicates per block so that a block holds at most about `cells` indices."""
+    size = max(1, cells // max(n, 1))
+    return [min(size, n_boot - i) for i in range(0, n_boot, size)]
 
 
 def holm(p_values) -> np.ndarray:
@@ -105,11 +118,23 @@ def paired_comparison(scores: pd.DataFrame, a, b, metric: str = "js_divergence",
     is NaN are dropped. The p-value is a seeded sign-flip permutation test (two-sided,
     (1 + #|T*| >= |T|) / (1 + n_perm)); the CI is a percentile bootstrap of mean(a - b).
     """
-    direction = "higher" if metric == "correct" else M.get_metric(metric).direction
     label_a, rows_a = _select(scores, a)
     label_b, rows_b = _select(scores, b)
-    both = pd.concat([_per_utterance(rows_a, metric), _per_utterance(rows_b, metric)],
-                     axis=1, join="inner").dropna()
+    return _compare(label_a, _per_utterance(rows_a, metric), label_b,
+                    _per_utterance(rows_b, metric), metric, n_perm=n_perm, n_boot=n_boot,
+                    seed=seed, confidence=confidence)
+
+
+def _paired(a: pd.Series, b: pd.Series) -> pd.DataFrame:
+    """The utterances both per-utterance series score finitely, side by side."""
+    return pd.concat([a, b], axis=1, join="inner").dropna()
+
+
+def _compare(label_a: str, per_a: pd.Series, label_b: str, per_b: pd.Series, metric: str, *,
+             n_perm: int, n_boot: int, seed: int, confidence: float) -> PairedComparison:
+    """`paired_comparison` on per-utterance values already selected."""
+    direction = "higher" if metric == "correct" else M.get_metric(metric).direction
+    both = _paired(per_a, per_b)
     d = (both.iloc[:, 0] - both.iloc[:, 1]).to_numpy()
     if len(d) == 0:
         raise ValueError(f"{label_a} and {label_b} share no utterance with a finite {metric}")
@@ -145,10 +170,6 @@ def paired_table(scores: pd.DataFrame, baseline, metric: str = "js_divergence", 
     return table
 
 
-def _shared_finite(scores: pd.DataFrame, a: dict, b: dict, metric: str) -> bool:
-    per = [_per_utterance(_select(scores, spec)[1], metric) for spec in (a, b)]
-    return not pd.concat(per, axis=1, join="inner").dropna().empty
-
 
 def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
                       metric: str = "js_divergence", *, baseline: str = "greedy",
@@ -169,28 +190,37 @@ def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
     bins = ambiguity_bin_of(manifest)
     data = scores[~is_reference(scores)]
     data = data.assign(ambiguity_bin=bins.reindex(data["utt_id"]).to_numpy())
+    if "prompt" in data and data["prompt"].nunique() > 1:
+        raise ValueError("gain_by_ambiguity compares strategies within one prompt arm; the "
+                         f"scores hold {sorted(data['prompt'].unique())}: pass "
+                         "tts.references.of_arm(scores, arm)")
     rows, notes = [], list(mapped)
     for model, of_model in data.groupby("model", sort=False):
         base = of_model[of_model["strategy"] == baseline]
         if base.empty:
             notes.append(f"{model}: no {baseline!r} row, so no gain over it")
             continue
-        base_spec = {"model": model, "strategy": baseline, "n": int(base["n"].iloc[0])}
-        for (strategy, n), _ in of_model.groupby(["strategy", "n"], sort=False):
+        base_n = int(base["n"].iloc[0])
+        base = base[base["n"] == base_n]
+        base_label = f"{model}/{baseline}/{base_n}"
+        in_bin = {b: of_model["ambiguity_bin"] == b for b in bins.cat.categories}
+        # Each side's per-utterance values once per bin, not once per comparison.
+        base_of = {b: _per_utterance(base[base["ambiguity_bin"] == b], column)
+                   for b in bins.cat.categories}
+        for (strategy, n), of_strategy in of_model.groupby(["strategy", "n"], sort=False):
             if strategy == baseline:
                 continue
             for b in bins.cat.categories:
-                part = of_model[of_model["ambiguity_bin"] == b]
-                if part.empty:
+                if not in_bin[b].any():
                     continue
-                spec = {"model": model, "strategy": strategy, "n": n}
-                if not _shared_finite(part, spec, base_spec, column):
+                per = _per_utterance(of_strategy[of_strategy["ambiguity_bin"] == b], column)
+                if _paired(per, base_of[b]).empty:
                     # e.g. a strategy whose every prediction is missing has no R2 to pair.
                     notes.append(f"{model}/{strategy}/{n}, {b} ambiguity: no utterance with a "
                                  f"finite {column} for both it and {baseline}; no gain")
                     continue
-                res = paired_comparison(part, spec, base_spec, column, n_perm=n_perm,
-                                        n_boot=n_boot, seed=seed, confidence=confidence)
+                res = _compare(f"{model}/{strategy}/{n}", per, base_label, base_of[b], column,
+                               n_perm=n_perm, n_boot=n_boot, seed=seed, confidence=confidence)
                 lo, hi = sorted((sign * res.diff_lo, sign * res.diff_hi))
                 rows.append(dict(model=model, strategy=strategy, n=n, ambiguity_bin=b,
                                  gain=sign * res.diff, gain_lo=lo, gain_hi=hi,
