@@ -304,7 +304,9 @@ def test_the_generate_job_on_ray_runs_every_prompt_arm_as_one_process_would(
     cfg = load_config(path, root=tmp_path)
     cfg.manifest_path("demo").parent.mkdir(parents=True)
     manifest.to_parquet(cfg.manifest_path("demo"), index=False)
-    reports = run_generate_job(cfg, "sim-human", "demo", progress=False)
+    by_arm = run_generate_job(cfg, "sim-human", "demo", progress=False)
+    assert list(by_arm) == ["distribution", "direct_label"]
+    reports = list(by_arm.values())
     assert len(reports) == 2 and all(not r.failed and r.shards_run for r in reports)
     keys = [r.generation.run_key for r in reports]
     assert len(set(keys)) == 2

@@ -171,6 +171,30 @@ def paired_table(scores: pd.DataFrame, baseline, metric: str = "js_divergence", 
 
 
 
+def _require_one_arm(data: pd.DataFrame, caller: str) -> None:
+    """One-hot and distribution candidates are different studies: never pooled here."""
+    if "prompt" in data and data["prompt"].nunique() > 1:
+        raise ValueError(f"{caller} works within one prompt arm; the scores hold "
+                         f"{sorted(data['prompt'].unique())}: pass "
+                         "tts.references.of_arm(scores, arm)")
+
+
+def _clip_means(data: pd.DataFrame, column: str, caller: str, notes: list) -> pd.DataFrame:
+    """utt_id, model, strategy and the mean of `column` per clip: replicates (scaling
+    subsets, draws) of one clip are averaged, so the clip is the unit; NaN rows are dropped
+    and counted in `notes`. Needs one n per (model, strategy)."""
+    ns = data.groupby(["model", "strategy"])["n"].nunique()
+    if (ns > 1).any():
+        raise ValueError(f"{caller} needs one n per (model, strategy); filter the scores "
+                         f"first (several n for {list(ns[ns > 1].index[:3])})")
+    data = (data.groupby(["utt_id", "model", "strategy"], as_index=False, observed=True)[column]
+            .mean())
+    dropped = int(data[column].isna().sum())
+    if dropped:
+        notes.append(f"dropped {dropped} rows with NaN {column}")
+    return data.dropna(subset=[column])
+
+
 def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
                       metric: str = "js_divergence", *, baseline: str = "greedy",
                       n_perm: int = 2000, n_boot: int = 1000, seed: int = 0,
@@ -190,10 +214,7 @@ def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
     bins = ambiguity_bin_of(manifest)
     data = scores[~is_reference(scores)]
     data = data.assign(ambiguity_bin=bins.reindex(data["utt_id"]).to_numpy())
-    if "prompt" in data and data["prompt"].nunique() > 1:
-        raise ValueError("gain_by_ambiguity compares strategies within one prompt arm; the "
-                         f"scores hold {sorted(data['prompt'].unique())}: pass "
-                         "tts.references.of_arm(scores, arm)")
+    _require_one_arm(data, "gain_by_ambiguity")
     rows, notes = [], list(mapped)
     for model, of_model in data.groupby("model", sort=False):
         base = of_model[of_model["strategy"] == baseline]
@@ -251,11 +272,7 @@ def capacity_analysis(scores: pd.DataFrame, manifest: pd.DataFrame,
     fitted, notes, metric, method, formula, n_obs, n_models, log10_span, estimable.
     """
     data = scores[~is_reference(scores)]
-    if "prompt" in data and data["prompt"].nunique() > 1:
-        # One-hot and distribution candidates are different studies; never pooled here.
-        raise ValueError("capacity_analysis compares models within one prompt arm; the scores "
-                         f"hold {sorted(data['prompt'].unique())}: pass "
-                         "tts.references.of_arm(scores, arm)")
+    _require_one_arm(data, "capacity_analysis")
     models = list(pd.unique(data["model"]))
     unknown = [m for m in models if m not in n_params]
     if unknown:
@@ -274,18 +291,7 @@ def capacity_analysis(scores: pd.DataFrame, manifest: pd.DataFrame,
                            formula=None, n_obs=0, n_clusters=0, n_models=0,
                            log10_span=float("nan"), estimable=False)
         return empty
-    data = data[data["model"].isin(known)]
-    ns = data.groupby(["model", "strategy"])["n"].nunique()
-    if (ns > 1).any():
-        raise ValueError("capacity_analysis needs one n per (model, strategy); filter the "
-                         f"scores first (several n for {list(ns[ns > 1].index[:3])})")
-    # Replicates (scaling subsets, draws) of one clip are averaged: the clip is the unit.
-    data = (data.groupby(["utt_id", "model", "strategy"], as_index=False, observed=True)[column]
-            .mean())
-    dropped = int(data[column].isna().sum())
-    if dropped:
-        notes.append(f"dropped {dropped} rows with NaN {column}")
-    data = data.dropna(subset=[column])
+    data = _clip_means(data[data["model"].isin(known)], column, "capacity_analysis", notes)
     bins = ambiguity_bin_of(manifest)
     data["ambiguity_bin"] = pd.Categorical(bins.reindex(data["utt_id"]).to_numpy(),
                                            categories=bins.cat.categories, ordered=True)
@@ -323,19 +329,11 @@ def capacity_model(scores: pd.DataFrame, manifest: pd.DataFrame,
     if refs.any():
         notes.append(f"left out {int(refs.sum())} reference rows")
     data = scores[~refs]
-    ns = data.groupby(["model", "strategy"])["n"].nunique()
-    if (ns > 1).any():
-        raise ValueError("capacity_model needs one n per (model, strategy); filter the scores "
-                         f"first (several n for {list(ns[ns > 1].index[:3])})")
+    _require_one_arm(data, "capacity_model")
     unknown = sorted(set(data["model"]) - set(params_by_model))
     if unknown:
         raise KeyError(f"params_by_model has no parameter count for {unknown}")
-    data = (data.groupby(["utt_id", "model", "strategy"], as_index=False, observed=True)[metric]
-            .mean())
-    dropped = int(data[metric].isna().sum())
-    if dropped:
-        notes.append(f"dropped {dropped} rows with NaN {metric}")
-    data = data.dropna(subset=[metric])
+    data = _clip_means(data, metric, "capacity_model", notes)
     bins = ambiguity_bin_of(manifest)
     order = bins.cat.categories if isinstance(bins.dtype, pd.CategoricalDtype) else None
     # Keep the bins' own order (low < mid < high) so that "low" is the reference level.

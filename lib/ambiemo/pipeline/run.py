@@ -49,7 +49,8 @@ from ambiemo.pipeline.plan import NOTEBOOKS, STAGES, Job, plan
 from ambiemo.pipeline.preflight import validate
 from ambiemo.pipeline.progress import ENV as PROGRESS_ENV
 from ambiemo.pipeline.progress import ProgressPrinter
-from ambiemo.pipeline.status import Outcome, audio_error_note, read_status, summarise
+from ambiemo.pipeline.status import (Outcome, arm_notes, audio_error_note, read_status,
+                                     summarise)
 
 
 def execute_notebook(notebook: Path, out: Path, parameters: dict, cwd: Path,
@@ -152,12 +153,10 @@ def _on_ray(job: Job, cfg: StudyConfig, progress_every: float) -> Outcome:
         return Outcome(job, "failed", time.perf_counter() - t0,
                        f"ray: {type(e).__name__}: {_last_line(e)}")
     outcome = _execute(job, cfg, progress_every)
-    arms = cfg.generation.prompts
-    note = "; ".join(x for x in (outcome.note, *(
-        (f"{arm}: " if len(arms) > 1 else "") + r.note for arm, r in zip(arms, reports))) if x)
+    note = "; ".join(x for x in (outcome.note, arm_notes(reports, lambda r: r.note)) if x)
     # The notebook finds every batch stored: it is Ray that ran them.
-    state = "ran" if outcome.state == "cached" and any(r.shards_run or r.shards_merged
-                                                       for r in reports) else outcome.state
+    ran = any(r.shards_run or r.shards_merged for r in reports.values())
+    state = "ran" if outcome.state == "cached" and ran else outcome.state
     return dataclasses.replace(outcome, state=state, seconds=time.perf_counter() - t0, note=note)
 
 

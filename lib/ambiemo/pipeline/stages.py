@@ -14,7 +14,7 @@ import pandas as pd
 
 from ambiemo.config import StudyConfig
 from ambiemo.layout import RunLayout
-from ambiemo.pipeline.status import write_status
+from ambiemo.pipeline.status import arm_notes, write_status
 
 
 def load(config_path: str) -> StudyConfig:
@@ -102,18 +102,22 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
             lay.write_pointer(lay.samples_pointer(model, corpus, arm), run_key=report.run_key,
                               model=model, corpus=corpus, prompt=arm)
             reports[arm] = report
-    samples = pd.concat(frames, ignore_index=True)
-    samples.attrs = dict(frames[0].attrs)
-    notes = [(f"{arm}: " if len(reports) > 1 else "")
-             + f"{r.rows_written} rows, {r.parse_failures} unparsed, "
-             f"{r.unreadable_clips} unreadable, {r.truncated_clips} truncated, "
-             f"{r.oom_splits} OOM splits"
-             + (f"; unavailable: {'; '.join(r.unavailable)}" if r.unavailable else "")
-             for arm, r in reports.items()]
+    note = arm_notes(reports, lambda r: (
+        f"{r.rows_written} rows, {r.parse_failures} unparsed, {r.unreadable_clips} unreadable, "
+        f"{r.truncated_clips} truncated, {r.oom_splits} OOM splits"
+        + (f"; unavailable: {'; '.join(r.unavailable)}" if r.unavailable else "")))
     write_status(cfg, "generate", corpus=corpus, model=model,
                  ran=sum(r.batches_run for r in reports.values()),
-                 cached=sum(r.batches_cached for r in reports.values()), note=" | ".join(notes))
-    return Generated(reports, samples)
+                 cached=sum(r.batches_cached for r in reports.values()), note=note)
+    return Generated(reports, _by_arm(frames))
+
+
+def _by_arm(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Every arm's rows (each frame with its `prompt`) in one frame, the store's attrs kept."""
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs = dict(frames[0].attrs)
+    return out
+
 
 
 # --- 03_verify ----------------------------------------------------------------------------
@@ -153,15 +157,12 @@ def verify(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True) 
                               verifier=ver.model, source_run=source, model=model,
                               corpus=corpus, prompt=arm)
             reports[arm] = report
-    verdicts = pd.concat(frames, ignore_index=True)
-    verdicts.attrs = dict(frames[0].attrs)
-    note = " | ".join((f"{arm}: " if len(reports) > 1 else "")
-                      + f"{r.failures} verdicts failed, {r.clips_without_candidates} clips had "
-                      "nothing to judge" for arm, r in reports.items())
+    note = arm_notes(reports, lambda r: f"{r.failures} verdicts failed, "
+                      f"{r.clips_without_candidates} clips had nothing to judge")
     write_status(cfg, "verify", corpus=corpus, model=model,
                  ran=sum(r.rows_written for r in reports.values()),
                  cached=sum(r.clips_cached for r in reports.values()), note=note)
-    return Verified(reports, verdicts)
+    return Verified(reports, _by_arm(frames))
 
 
 # --- 04_score -----------------------------------------------------------------------------

@@ -62,6 +62,13 @@ def read_status(path: Path) -> tuple[str, str]:
     return ("cached" if ran == 0 and cached > 0 else "ran"), note
 
 
+def arm_notes(reports: dict, line) -> str:
+    """A job's note: `line(report)` per prompt arm (`reports`: arm -> report), each named by
+    its arm when there are several."""
+    return " | ".join((f"{arm}: " if len(reports) > 1 else "") + line(r)
+                      for arm, r in reports.items())
+
+
 def audio_error_note(cfg: StudyConfig, job: Job, shown: int = 3) -> str:
     """For a finished generate job: the clips whose audio could not be given to the model
     (stored as `audio_error` failure rows, corpora/audio_check.py), first few by name, then

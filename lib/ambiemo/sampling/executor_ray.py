@@ -309,9 +309,9 @@ def shard_root(cfg) -> str:
 
 
 def run_generate_job(cfg, model: str, corpus: str, *,
-                     progress: bool = True) -> list[RayGenerationReport]:
-    """The generate stage of one (model, corpus) of a study config on Ray, one report per
-    prompt arm: samples every clip of the corpus's Manifest into the config's store. The
+                     progress: bool = True) -> dict[str, RayGenerationReport]:
+    """The generate stage of one (model, corpus) of a study config on Ray, a report per
+    prompt arm (arm -> report): samples every clip of the corpus's Manifest into the config's store. The
     02_generate notebook run afterwards finds every batch stored (cached) and only writes
     its pointers and summary. Each arm starts its own actors (the model is loaded again)."""
     from ambiemo.alm.prompts import load_prompt
@@ -319,11 +319,11 @@ def run_generate_job(cfg, model: str, corpus: str, *,
     manifest = pd.read_parquet(cfg.manifest_path(corpus))
     options = {"device": cfg.generation.device, **cfg.model_options(model)}
     settings = settings_from_config(cfg)
-    reports = []
+    reports = {}
     with SampleStore(cfg.store_path) as store:
         for arm in cfg.generation.prompts:
-            reports.append(generate_on_ray(model, options, manifest, store,
+            reports[arm] = generate_on_ray(model, options, manifest, store,
                                            load_prompt(arm, cfg.prompt_dir), settings,
                                            shard_root=shard_root(cfg), executor=cfg.executor,
-                                           progress=progress))
+                                           progress=progress)
     return reports
