@@ -74,6 +74,35 @@ def test_audio_past_the_window_is_cut(vox, clips, monkeypatch):
     assert torch.equal(vox._inputs([clips[0]], Q)["input_features"], cut["input_features"])
 
 
+def test_generate_copies_misorder_a_multi_chunk_clips_audio_and_merged_inputs_do_not(vox, clips):
+    """Why generate() on the processor's inputs is the odd one out for Voxtral samples and
+    beams (the engine equals generate() on `generate_inputs`: tests/test_engine_paths.py).
+    generate() copies every input tensor row by row (repeat_interleave), but
+    `input_features` holds one mel window per 2 s chunk: the 2-chunk clip's windows
+    [a0, a1] copied 3 times become a0 a0 a0 a1 a1 a1, so its copies read (a0, a0), (a0, a1)
+    and (a1, a1). Exactly copies 0 and 2 of that clip get other first-step logits than the
+    clip's own prefill; with the audio merged into the embeddings first, none does (raw
+    logits: what sampling then draws from)."""
+    from ambiemo.alm.hf import engine
+
+    inp = vox._inputs([clips[0], clips[2]], Q)                  # 2 chunks, 1 chunk
+    assert inp["input_features"].shape[0] == 3
+    own = engine.prefill(vox.model, inp).last_logits.repeat_interleave(3, dim=0)
+
+    def first_step(inputs):
+        out = vox.model.generate(**inputs, num_return_sequences=3, do_sample=True,
+                                 max_new_tokens=1, return_dict_in_generate=True,
+                                 output_logits=True, pad_token_id=vox.pad_id)
+        return out.logits[0].float()
+
+    off = (first_step(inp) - own).abs().amax(-1)
+    assert (off[[0, 2]] > 1e-3).all(), off                      # (a0, a0) and (a1, a1)
+    assert (off[[1, 3, 4, 5]] < 1e-5).all(), off                # (a0, a1) and the 1-chunk clip
+    torch.testing.assert_close(first_step(vox.generate_inputs(inp, 3)), own,
+                               atol=1e-5, rtol=0)
+    assert vox.generate_inputs(inp, 1) is inp                   # no copies: features as they are
+
+
 def test_tiny_checkpoint_has_the_released_file_layout(vox, tiny_cache):
     from transformers import MistralCommonBackend, VoxtralProcessor
 

@@ -1,4 +1,5 @@
 """Generation refuses bad input before sampling anything, and never loses what is stored."""
+import dataclasses
 import shutil
 
 import pytest
@@ -229,3 +230,103 @@ def test_verifier_scores_every_parsed_candidate_once(demo_copy, tmp_path, tiny_q
     with pytest.raises(ValueError, match="not a verifier prompt"):
         verify_samples(tiny_qwen2_audio, manifest, SampleStore(tmp_path / "t.sqlite"), gen.run_key,
                        load_prompt("direct_label", prompts))
+
+
+# -- run keys and batch seeds, end to end (each input of the key alone: test_run_key.py) ----
+
+def _sampled(df) -> list:
+    rows = df[df["kind"] == "sample"].sort_values(["utt_id", "idx"])
+    return list(zip(rows["utt_id"], rows["idx"], rows["text"], rows["logprob"].round(5)))
+
+
+def test_seed_1_after_seed_0_into_the_same_store_samples_anew(demo_copy, tmp_path,
+                                                              tiny_qwen2_audio, repo):
+    """Had the seed been left out of the run key, the seed-1 run would have found seed 0's
+    rows under its key and written nothing."""
+    manifest = _small(corpora.load("demo", demo_copy), 2)
+    prompt = load_prompt("direct_label", repo / "configs" / "prompts")
+    runs = {}
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        for seed in (0, 1, 0):
+            settings = GenerationSettings(n_samples=3, greedy=False, seed=seed, batch_size=2,
+                                          decoding=Decoding(max_new_tokens=4))
+            report = generate_samples(tiny_qwen2_audio, manifest, store, prompt, settings,
+                                      progress=False)
+            runs.setdefault(seed, []).append((report, _sampled(store.read(report.run_key))))
+    (first, s0), (again, s0_again) = runs[0]
+    (other, s1), = runs[1]
+    assert other.run_key != first.run_key and again.run_key == first.run_key
+    assert first.rows_written == other.rows_written == 6 and other.batches_cached == 0
+    assert again.rows_written == 0 and s0_again == s0           # seed 0 again: all stored
+    assert [r[2:] for r in s1] != [r[2:] for r in s0]           # seed 1 drew other samples
+
+
+def test_prompt_version_2_or_an_edited_text_into_the_same_store_samples_anew(
+        demo_copy, tmp_path, tiny_qwen2_audio, repo):
+    """A new prompt version, or the prompt's text edited under the same version, is another
+    run: its rows are sampled, not taken from the earlier prompt's."""
+    manifest = _small(corpora.load("demo", demo_copy), 2)
+    v1 = load_prompt("direct_label", repo / "configs" / "prompts")
+    v2 = dataclasses.replace(v1, version=v1.version + 1)
+    edited = dataclasses.replace(v1, user=v1.user + " Answer in one word.")
+    settings = GenerationSettings(n_samples=2, greedy=False, batch_size=2,
+                                  decoding=Decoding(max_new_tokens=4))
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        reports = [generate_samples(tiny_qwen2_audio, manifest, store, p, settings,
+                                    progress=False) for p in (v1, v2, edited)]
+        samples = [_sampled(store.read(r.run_key)) for r in reports]
+    assert len({r.run_key for r in reports}) == 3
+    assert [r.rows_written for r in reports] == [4, 4, 4]
+    assert [r.batches_cached for r in reports] == [0, 0, 0]
+    assert samples[1] == samples[0]     # the same text and seed: the model drew the same
+    assert samples[2] != samples[0]     # another text, other answers
+
+
+def test_settings_outside_the_key_reuse_the_stored_samples(demo_copy, tmp_path,
+                                                           tiny_qwen2_audio, repo):
+    """The other way: another batch size (a memory setting) and the progress bar find the
+    run's rows and sample nothing (test_run_key.py lists every such setting)."""
+    manifest = _small(corpora.load("demo", demo_copy), 4)
+    prompt = load_prompt("direct_label", repo / "configs" / "prompts")
+    settings = GenerationSettings(n_samples=2, greedy=False, batch_size=4,
+                                  decoding=Decoding(constrained=True))
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        first = generate_samples(tiny_qwen2_audio, manifest, store, prompt, settings,
+                                 progress=False)
+        smaller = dataclasses.replace(settings, batch_size=1)
+        again = generate_samples(tiny_qwen2_audio, manifest, store, prompt, smaller,
+                                 progress=True, retry_failed=True)
+    assert first.rows_written == 8
+    assert again.run_key == first.run_key and again.rows_written == 0 and again.batches_run == 0
+
+
+def test_each_batch_samples_as_generate_seeded_with_its_batch_seed(demo_copy, tmp_path,
+                                                                  tiny_qwen2_audio, repo):
+    """batch_size 1 on two clips, the tiny real-architecture model: each batch's stored
+    samples are exactly the adapter's generate() on that clip, seeded with
+    _batch_seed(run seed, "sample", the clip), and the two batches' seeds differ."""
+    from ambiemo.alm import Clip
+    from ambiemo.alm.audio import load_audio
+    from ambiemo.sampling.generate import _batch_seed
+
+    manifest = _small(corpora.load("demo", demo_copy), 2)
+    classes = list(manifest.attrs["classes"])
+    prompt = load_prompt("direct_label", repo / "configs" / "prompts")
+    decoding = Decoding(max_new_tokens=4)
+    settings = GenerationSettings(n_samples=3, greedy=False, seed=5, batch_size=1,
+                                  decoding=decoding)
+    with SampleStore(tmp_path / "s.sqlite") as store:
+        report = generate_samples(tiny_qwen2_audio, manifest, store, prompt, settings,
+                                  progress=False)
+        stored = store.read(report.run_key)
+    assert report.batches_run == 2
+    seeds = {u: _batch_seed(5, "sample", u) for u in manifest["utt_id"]}
+    assert len(set(seeds.values())) == 2
+    for u, path in zip(manifest["utt_id"], manifest["audio_path"]):
+        alone = tiny_qwen2_audio.generate([Clip(u, load_audio(path))], prompt.render(classes),
+                                          n=3, greedy=False, decoding=decoding,
+                                          classes=classes, seed=seeds[u])
+        mine = stored[(stored["utt_id"] == u) & (stored["kind"] == "sample")].sort_values("idx")
+        assert list(mine["text"]) == [g.text for g in alone], u
+        assert list(mine["n_tokens"]) == [g.n_tokens for g in alone], u
+        assert mine["logprob"].to_numpy() == pytest.approx([g.logprob for g in alone], abs=1e-5)

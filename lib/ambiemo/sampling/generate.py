@@ -64,7 +64,7 @@ class GenerationReport:
 def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSettings,
             classes: Sequence[str]) -> tuple[str, dict]:
     """Hash of everything that changes the samples; returns (key, what was hashed)."""
-    content = {"adapter": adapter.identity(), "prompt": {"id": prompt.id, "version": prompt.version},
+    content = {"adapter": adapter.identity(), "prompt": prompt_identity(prompt),
                "decoding": settings.decoding.as_dict(), "seed": settings.seed,
                "n_samples": settings.n_samples, "greedy": settings.greedy,
                "classes": list(classes),
@@ -76,9 +76,20 @@ def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSet
     if settings.beams:
         content["beams"] = settings.beams
     if settings.cot_prompt is not None:
-        content["cot"] = {"id": settings.cot_prompt.id, "version": settings.cot_prompt.version,
+        content["cot"] = {**prompt_identity(settings.cot_prompt),
                           "max_new_tokens": settings.cot_max_new_tokens}
     return content_digest(content), content
+
+
+def prompt_identity(prompt: PromptTemplate) -> dict:
+    """What of a prompt enters a run key: its id, its version and a digest of its text, so
+    a prompt edited without a new version still samples afresh (the answer format enters
+    through `answer_formats`). Left out of the key, `batch_size` (the batch boundaries move
+    the batch seeds, but any boundaries give valid samples, as out-of-memory halving does)
+    and what only steers the run (progress, retries, Ray shards and workers, a hosted
+    model's concurrency, timeouts and retry policy): tests/test_run_key.py lists them."""
+    text = hashlib.sha256(prompt.user.encode()).hexdigest()[:16]
+    return {"id": prompt.id, "version": prompt.version, "text_sha256": text}
 
 
 def settings_from_config(cfg) -> GenerationSettings:

@@ -17,7 +17,7 @@ from ambiemo.alm.audio import AudioError, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip
 from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.parse import API_ERROR, AUDIO_ERROR
-from ambiemo.sampling.generate import content_digest, delete_failures_to_redo
+from ambiemo.sampling.generate import content_digest, delete_failures_to_redo, prompt_identity
 from ambiemo.alm.served_model import served_other
 from ambiemo.sampling.store import SampleStore
 from ambiemo.corpora.manifest import require_audio
@@ -38,7 +38,7 @@ class VerifyReport:
 
 def verify_key(verifier: ALMAdapter, prompt: PromptTemplate, source_key: str,
                candidates: str, n: int | None) -> tuple[str, dict]:
-    content = {"verifier": verifier.identity(), "prompt": {"id": prompt.id, "version": prompt.version},
+    content = {"verifier": verifier.identity(), "prompt": prompt_identity(prompt),
                "source_run": source_key, "candidates": candidates, "n": n}
     return content_digest(content), content
 

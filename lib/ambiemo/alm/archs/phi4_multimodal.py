@@ -100,8 +100,15 @@ class Phi4MultimodalAdapter(TransformersAdapter):
         """`speech_lora`: the checkpoint's subfolder with the speech LoRA; None runs the
         base weights alone (the tiny checkpoint has no LoRA)."""
         super().__init__(checkpoint, **kwargs)
+        self.speech_lora = speech_lora
         if speech_lora:
             load_speech_lora(self.model, self.checkpoint, speech_lora, kwargs.get("revision"))
+
+    def identity(self) -> dict:
+        # The base weights alone answer otherwise than with the speech LoRA: another LoRA
+        # (or none) enters the key, added only then so the default's keys do not move.
+        lora = getattr(self, "speech_lora", SPEECH_LORA)
+        return {**super().identity(), **({"speech_lora": lora} if lora != SPEECH_LORA else {})}
 
     def audio_window_s(self) -> float | None:
         return None

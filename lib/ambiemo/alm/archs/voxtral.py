@@ -168,24 +168,30 @@ class VoxtralAdapter(TransformersAdapter):
             processor_kwargs={"audio_kwargs": self.audio_kwargs()}).to(self.device)
 
     def _hf_generate(self, inputs, decoding, trie, **kwargs):
-        """generate() copies each input row for beams and return sequences by repeating every
-        tensor along dim 0, but `input_features` has one entry per 30 s chunk, not per row: a
-        two-chunk clip copied three times would read chunks c0 c0 c0 c1 c1 c1, not c0 c1 c0
-        c1 c0 c1. When copies meet a multi-chunk clip, the audio is merged into the input
-        embeddings first (as VoxtralModel.forward merges it) and generate() copies rows."""
+        copies = max(kwargs.get("num_beams", 1), kwargs.get("num_return_sequences", 1))
+        return super()._hf_generate(self.generate_inputs(inputs, copies), decoding, trie,
+                                    **kwargs)
+
+    def generate_inputs(self, inputs, copies: int):
+        """Inputs that transformers' generate() may copy `copies` times per row. generate()
+        copies each input row for beams and return sequences by repeating every tensor along
+        dim 0, but `input_features` has one entry per 30 s chunk, not per row: a two-chunk
+        clip copied three times would read chunks c0 c0 c0 c1 c1 c1, not c0 c1 c0 c1 c0 c1
+        (tests/test_arch_voxtral.py shows the copies that get the wrong chunks). When copies
+        meet a multi-chunk clip, the audio is merged into the input embeddings first (as
+        VoxtralModel.forward merges it) and generate() copies rows."""
         import torch
 
-        copies = max(kwargs.get("num_beams", 1), kwargs.get("num_return_sequences", 1))
         ids = inputs["input_ids"]
-        if copies > 1 and inputs["input_features"].shape[0] > ids.shape[0]:
-            with torch.inference_mode():
-                embeds = self.model.get_input_embeddings()(ids)
-                audio = self.model.get_audio_features(inputs["input_features"]).pooler_output
-                at_audio = (ids == self.model.config.audio_token_id)[..., None]
-                embeds = embeds.masked_scatter(at_audio, audio.to(embeds.dtype))
-            inputs = {"input_ids": ids, "attention_mask": inputs["attention_mask"],
-                      "inputs_embeds": embeds}
-        return super()._hf_generate(inputs, decoding, trie, **kwargs)
+        if copies <= 1 or inputs["input_features"].shape[0] == ids.shape[0]:
+            return inputs
+        with torch.inference_mode():
+            embeds = self.model.get_input_embeddings()(ids)
+            audio = self.model.get_audio_features(inputs["input_features"]).pooler_output
+            at_audio = (ids == self.model.config.audio_token_id)[..., None]
+            embeds = embeds.masked_scatter(at_audio, audio.to(embeds.dtype))
+        return {"input_ids": ids, "attention_mask": inputs["attention_mask"],
+                "inputs_embeds": embeds}
 
     def processor_inputs(self, prompts: list[str], audios: list[np.ndarray]):
         """Model inputs for prompts rendered by `build_prompt` (or a prefix of one): the
