@@ -20,7 +20,7 @@ from ambiemo.parse import parse_response, parse_score, parse_yes_no
 ANSWERS = Path(__file__).parent / "data" / "answers"
 PROMPT_ANSWER = {"direct_label": "label", "distribution": "distribution", "cot": "cot"}
 # Cases read successfully / all cases, per file: any moved case changes one of these.
-EXPECTED_PARSED = {"direct_label": (59, 75), "distribution": (104, 127), "cot": (30, 38),
+EXPECTED_PARSED = {"direct_label": (60, 76), "distribution": (106, 131), "cot": (30, 38),
                    "verifier": (20, 30)}
 
 

@@ -15,7 +15,11 @@ Rules, stated once:
 - ranges: a stated range is read at its midpoint ("neutral: 0.5-0.6" is 0.55, "60-70%" is
   65%; ambiemo.parse.numbers);
 - one value for several classes: "happy and angry at 0.125 each" (also "apiece", "each at",
-  "both at") gives the value to every class of the list, not only the nearest;
+  "both at") gives the value to every class of the list, not only the nearest; without
+  "each" ("sad and angry 0.2") it is refused (one value for both together, or for each?),
+  and a bound ("each below 0.1") is no value for each;
+- several values for several classes: "sad and fearful at 0.3 and 0.2" pairs them in order;
+  a clause that leaves a class and a value unpaired is refused;
 - merged classes: where the label space merges classes (ambiemo.labels.MERGES: IEMOCAP's
   4-class space counts excited as happy), a stated part adds to its merged class, exactly as
   the corpus loader merges the human votes;
@@ -57,7 +61,8 @@ MAX_GAP_AFTER = 6
 MAX_GAP_BEFORE = 4      # "70% neutral", "a 60% chance listeners pick neutral"
 # Keys in a "key: number" line that are not emotions.
 IGNORED_KEYS = {"total", "sum", "overall", "confidence", "certainty", "score", "probability",
-                "probabilities", "step", "note"}
+                "probabilities", "step", "note", "intensity", "valence", "arousal", "dominance",
+                "uncertainty", "entropy", "rating", "answer"}
 _WRAPPERS = ("distribution", "probabilities", "probability", "emotions", "emotion_probabilities",
              "scores", "probs", "result", "answer", "prediction", "predictions", "output")
 _NAME_KEYS = ("emotion", "label", "class", "name", "category", "answer", "prediction",
@@ -185,6 +190,12 @@ def _clause_pairs(clause: str) -> list[Pair]:
         # would drop that class's mass silently (and renormalise it away).
         raise Refused(f"cannot tell which value belongs to {unpaired[0].word!r} in "
                       f"{clause.strip()[:60]!r}")
+    for m in unpaired:
+        nxt = next((o for o in ms if o.start >= m.end), None)
+        if pairs and nxt is not None and id(nxt) in used and _JOINED.match(
+                clause[m.end:nxt.start]):
+            raise Refused(f"one value for {m.word!r} and {nxt.word!r} together, or for each? "
+                          f"{clause.strip()[:60]!r}")
     return pairs
 
 
@@ -213,6 +224,11 @@ def _table_pairs(text: str) -> list[Pair]:
 _EACH_AFTER = re.compile(r"^\s*(?:each|apiece|for\s+each|for\s+both)\b", re.IGNORECASE)
 _EACH_BEFORE = re.compile(r"\b(?:each|both)\b(?:\s+[A-Za-z]+){0,2}\s*$", re.IGNORECASE)
 _LIST_JOIN = {",", "and", "&", "as well as", "plus"}
+# A bound is not a value: "sad and angry each below 0.1" is not 0.1 each.
+_BOUND = re.compile(r"\b(?:below|under|less\s+than|at\s+most|above|over|more\s+than|at\s+least|"
+                    r"up\s+to)\b|[<>≤≥]", re.IGNORECASE)
+# Two classes joined as one ("sad and angry 0.2"): one value, or one each? Not guessed.
+_JOINED = re.compile(r"^\s*(?:,|and|&|or|plus|/)\s*$", re.IGNORECASE)
 _LIST_TOKEN = re.compile(r"as\s+well\s+as|[A-Za-z]+|,|&")
 
 
@@ -242,7 +258,7 @@ def _shared_values(text: str) -> str:
                 break
             items.insert(0, toks[j - 1])
             j -= 2
-        if len(items) < 2:
+        if len(items) < 2 or _BOUND.search(head[items[-1].end():]):
             continue
         value = text[n.start:n.end]
         end = n.end + (after.end() if after else 0)

@@ -42,7 +42,7 @@ _FINAL_PROSE = re.compile(r"\banswer\s+is\b", re.IGNORECASE)   # read only witho
 # A bracketed list naming this many classes echoes the prompt's list; it is not the answer.
 ECHO_MIN_CLASSES = 3
 _BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}")
-_HEDGE = re.compile(r"(?:\b(?:hints?|touch|tinge|traces?|notes?|shades?|undertones?|whiff|"
+_HEDGE = re.compile(r"(?:\b(?:hints?|touch|tinge|traces?|notes?|shades?|undertones?|edge|whiff|"
                     r"suggestion)\s+of(?:\s+[a-z]+)?|\b(?:slightly|faintly|mildly|a\s+little|"
                     r"a\s+bit|a\s+touch)(?:\s+of)?)\s*$", re.IGNORECASE)
 
