@@ -164,7 +164,9 @@ def verify(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True) 
                               corpus=corpus, prompt=arm)
             reports[arm] = report
     note = arm_notes(reports, lambda r: f"{r.failures} verdicts failed, "
-                      f"{r.clips_without_candidates} clips had nothing to judge")
+                      f"{r.clips_without_candidates} clips had nothing to judge"
+                      + (f"; judged by another model: {', '.join(r.served_other)}"
+                         if r.served_other else ""))
     write_status(cfg, "verify", corpus=corpus, model=model,
                  ran=sum(r.rows_written for r in reports.values()),
                  cached=sum(r.clips_cached for r in reports.values()), note=note)
