@@ -48,14 +48,13 @@ import numpy as np
 from ambiemo.labels import canonical
 from ambiemo.parse.mentions import mentions
 from ambiemo.parse.numbers import BARE, PERCENT, numbers
-from ambiemo.parse.result import OUT_OF_SPACE, PARSER_SETTINGS, ParseResult, failed
+from ambiemo.parse.result import (OUT_OF_SPACE, OUTSIDE_PREFIX, PARSER_SETTINGS, ParseResult,
+                                  failed)
 from ambiemo.parse.surface import clauses, plain
 
 SUM_TOLERANCE = (0.5, 1.5)
 OUT_OF_SPACE_MODES = ("drop", "refuse")
 MAX_DROPPED_SHARE = PARSER_SETTINGS["max_dropped_share"]
-# Why an answer is refused for mass outside the label space; failures.failure_kind reads it.
-OUTSIDE_PREFIX = "outside the label space: "
 # Words between a label and its number ("Neutral is the most likely at 60%"), at most.
 MAX_GAP_AFTER = 6
 MAX_GAP_BEFORE = 4      # "70% neutral", "a 60% chance listeners pick neutral"
@@ -169,7 +168,7 @@ def _clause_pairs(clause: str) -> list[Pair]:
             return [Pair(key, None, ns[0].value, ns[0].unit)]
         return []
     pairs, used = [], set()
-    if len(ms) == len(ns) > 1 and ms[-1].end <= ns[0].start:
+    if len(ms) == len(ns) > 1 and ms[-1].end <= ns[0].start and not any(m.negated for m in ms):
         # "sad and fearful at 0.3 and 0.2": the values in the order of the classes
         return [Pair(m.word, m.cls, n.value, n.unit) for m, n in zip(ms, ns)]
     if ns[0].start < ms[0].start:          # "70% neutral, 30% sad": the label follows

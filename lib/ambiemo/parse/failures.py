@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ambiemo.parse.response import SUM_EXACT
-from ambiemo.parse.distribution import OUTSIDE_PREFIX
 from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY,
-                                  OUT_OF_SPACE, TRUNCATED, UNPARSED)
+                                  OUT_OF_SPACE, OUTSIDE_PREFIX, TRUNCATED, UNPARSED)
 
 # Stored reasons of the sampling run start with these (sampling/generate.py, alm/hosted/retry.py).
 _PREFIXES = (("api:", API_ERROR), ("audio:", AUDIO_ERROR), ("out of memory", OUT_OF_MEMORY))

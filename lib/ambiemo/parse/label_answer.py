@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ambiemo.parse.mentions import Mention, mentions
-from ambiemo.parse.result import OUT_OF_SPACE, ParseResult, failed, one_hot
+from ambiemo.parse.result import OUT_OF_SPACE, OUTSIDE_PREFIX, ParseResult, failed, one_hot
 from ambiemo.parse.surface import plain
 
 # "Answer: sad", "**Final Answer:** sad", "Final answer - sad".
@@ -92,8 +92,6 @@ def from_label(text: str, classes: Sequence[str], *, out_of_space: str = "drop",
                merges: dict[str, str] | None = None) -> ParseResult:
     """The one class `text` names (negated mentions aside), as a one-hot over `classes`;
     `merges` maps a merged part to its class (ambiemo.labels.merges_for)."""
-    from ambiemo.parse.distribution import OUTSIDE_PREFIX
-
     classes, k = list(classes), len(classes)
     text = _BRACKETED.sub(lambda b: " " if len(mentions(b.group())) >= ECHO_MIN_CLASSES
                           else b.group(), plain(text))

@@ -34,6 +34,8 @@ SHARD_ERROR = "shard_error"    # a shard of clips kept failing on a Ray cluster
 OUT_OF_SPACE = "out_of_space"  # the answer put half its stated mass or more outside the label space
 FAILURE_KINDS = (UNPARSED, TRUNCATED, API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, SHARD_ERROR,
                  OUT_OF_SPACE)
+# An OUT_OF_SPACE failure's reason starts with this (parse.failures.failure_kind reads it).
+OUTSIDE_PREFIX = "outside the label space: "
 
 
 @dataclass(frozen=True)
