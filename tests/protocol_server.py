@@ -4,7 +4,9 @@ hosted adapters' tests: OpenAI `POST /v1/chat/completions` and Gemini
 `HttpOptions(base_url=...)`).
 
 It serves a scripted sequence of errors first (`fail(429, 500)`, or `fail_always(500)`;
-the status "quota_day" is a per-day quota 429), then answers built by
+the status "quota_day" is a per-day quota 429, "spend_cap" a Gemini spend-cap 429,
+"malformed" a 200 whose body is cut-off JSON, "retry_after" a 429 with the headers in
+`retry_after_headers`), then answers built by
 `reply(api, body, count) -> list[str]`, and records every request (path, headers, JSON body)
 and every answer it sent, so a test can check what arrived. `GET /v1/models/<id>` (OpenAI
 `models.retrieve`) and `GET /<version>/models/<id>` (genai `models.get`) describe a model.
@@ -37,6 +39,10 @@ GEMINI_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):generateContent
 GEMINI_MODEL = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+)$")
 OPENAI_MODEL = re.compile(r"^/v1/models/(.+)$")
 QUOTA_DAY = "quota_day"
+MALFORMED = "malformed"          # a 200 whose body is not JSON (a proxy's truncated body)
+WRONG_SHAPE = "wrong_shape"      # a 200 whose JSON is not the API's response shape
+SPEND_CAP = "spend_cap"          # Gemini: a 429 for a project's spend cap (no retry helps)
+RETRY_AFTER = "retry_after"      # a 429 with the Retry-After headers of `retry_after_headers`
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
                  503: "UNAVAILABLE"}
 
@@ -74,6 +80,7 @@ class ProtocolServer:
         self.served: dict[str, str] = {}
         self.shutdown_dates: dict[str, str] = {}
         self.retry_delay = "0.2s"
+        self.retry_after_headers: dict[str, str] = {}   # sent with a RETRY_AFTER 429
         self.model_lookup = True            # False: no GET models route (some vLLM servers)
         self.requests: list[Recorded] = []
         self._script: deque[int] = deque()
@@ -146,6 +153,8 @@ class ProtocolServer:
             def do_GET(self):
                 path = self.path.split("?")[0]
                 m_openai, m_gemini = OPENAI_MODEL.match(path), GEMINI_MODEL.match(path)
+                if m_gemini and self.headers.get("x-goog-api-key"):
+                    m_openai = None     # genai's /v1/models/<id> looks like OpenAI's route
                 api = "openai" if m_openai else "gemini" if m_gemini else "unknown"
                 rec = Recorded(api, path, {k.lower(): v for k, v in self.headers.items()}, {},
                                time.monotonic())
@@ -179,6 +188,16 @@ class ProtocolServer:
                            or self.headers.get("Authorization", "").removeprefix("Bearer "))
                     if status == QUOTA_DAY:
                         return self._send(rec, 429, _quota_day(api))
+                    if status == SPEND_CAP:
+                        return self._send(rec, 429, _spend_cap(api))
+                    if status == MALFORMED:
+                        return self._send(rec, 200, None, raw=b'{"id": "chatcmpl-1", "choi')
+                    if status == WRONG_SHAPE:
+                        return self._send(rec, 200, {"choices": 7} if api == "openai"
+                                          else {"candidates": 7})
+                    if status == RETRY_AFTER:
+                        return self._send(rec, 429, _error(api, 429, key),
+                                          headers=server.retry_after_headers)
                     return self._send(rec, status, _error(api, status, key,
                                                           retry_delay=server.retry_delay))
                 model = body.get("model") if api == "openai" else GEMINI_PATH.match(path).group(2)
@@ -189,10 +208,13 @@ class ProtocolServer:
                     return self._send(rec, 200, server._openai(body, rec))
                 return self._send(rec, 200, server._gemini(body, rec, GEMINI_PATH.match(path)))
 
-            def _send(self, rec, status, payload):
+            def _send(self, rec, status, payload, *, raw: bytes | None = None,
+                      headers: dict | None = None):
                 rec.status = status
-                data = json.dumps(payload).encode()
+                data = raw if raw is not None else json.dumps(payload).encode()
                 self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -286,6 +308,25 @@ def _quota_day(api: str) -> dict:
     return {"error": {"message": "You exceeded your current quota, please check your plan and "
                       "billing details.", "type": "insufficient_quota",
                       "code": "insufficient_quota"}}
+
+
+def _spend_cap(api: str) -> dict:
+    """A 429 that no wait cures: the project's spend cap (Gemini's ErrorInfo reason and a
+    QuotaFailure without a per-minute or per-day quota). OpenAI has no such 429; its billing
+    limit is `insufficient_quota` (QUOTA_DAY)."""
+    if api != "gemini":
+        return _quota_day(api)
+    return {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message":
+                      "Your project has exceeded its monthly spending cap. Raise the cap in "
+                      "AI Studio to continue.", "details": [
+                          {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                           "reason": "SPEND_CAP_EXCEEDED",
+                           "domain": "generativelanguage.googleapis.com",
+                           "metadata": {"service": "generativelanguage.googleapis.com"}},
+                          {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                           "violations": [{
+                               "quotaMetric": "generativelanguage.googleapis.com/project_spend",
+                               "quotaId": "ProjectSpendCap", "quotaValue": "100"}]}]}}
 
 
 def request_text(api: str, body: dict) -> str:

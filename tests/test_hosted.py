@@ -369,7 +369,7 @@ def test_a_hosted_verifier_scores_stored_candidates_once(server, demo_manifest, 
 def test_identity_names_the_server_the_sdk_would_use(monkeypatch, server):
     from ambiemo.alm.hosted import GeminiAdapter, OpenAIChatAdapter
 
-    assert OpenAIChatAdapter("openai:gpt-4o-audio-preview", name="x").identity()[
+    assert OpenAIChatAdapter("openai:gpt-audio-1.5", name="x").identity()[
         "base_url_host"] == "api.openai.com"
     monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")   # a vLLM server, say
     a = OpenAIChatAdapter("openai:Qwen/Qwen2-Audio-7B-Instruct", name="vllm-qwen")
@@ -378,7 +378,7 @@ def test_identity_names_the_server_the_sdk_would_use(monkeypatch, server):
     sample(a, [clip()])
     assert server.requests[-1].body["model"] == "Qwen/Qwen2-Audio-7B-Instruct"
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
-    assert GeminiAdapter("gemini:gemini-2.5-pro", name="g").identity()["base_url_host"] == \
+    assert GeminiAdapter("gemini:gemini-3.5-flash", name="g").identity()["base_url_host"] == \
         server.url[7:]
     with pytest.raises(ValueError, match="expected 'openai:<model id>'"):
         OpenAIChatAdapter("gemini:gemini-2.5-pro", name="wrong")
@@ -387,7 +387,8 @@ def test_identity_names_the_server_the_sdk_would_use(monkeypatch, server):
 def test_gemini_thinking_budget_is_added_to_the_answer_tokens(server):
     from ambiemo.alm.hosted import GeminiAdapter
 
-    a = GeminiAdapter("gemini:gemini-2.5-pro", name="gemini-2.5-pro", base_url=server.url,
+    # A Gemini 2.5 id that is not retired (gemini-2.5-pro is: a retired id is refused)
+    a = GeminiAdapter("gemini:gemini-2.5-flash", name="gemini-2.5-flash", base_url=server.url,
                       thinking_budget=128)
     sample(a, [clip()], max_new_tokens=16)
     cfg = server.requests[-1].body["generationConfig"]

@@ -3,6 +3,7 @@ every row of issue #20's table read as a researcher would read it."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ambiemo.parse import (FAILURE_KINDS, PARSER_VERSION, UNPARSED, ParseResult, parse_response,
@@ -33,7 +34,9 @@ def _dist(classes, **p):
     ("Neutral (0.6), Sad (0.4)", dict(neutral=0.6, sad=0.4)),
     ("mostly neutral (about 70%), some sadness (30%)", dict(neutral=0.7, sad=0.3)),
     ("neutral: 0.5\nsad: 0.4", dict(neutral=5 / 9, sad=4 / 9)),
-    ("surprised: 0.5\nneutral: 0.5", dict(neutral=1.0)),
+    # Issue #20 read "surprised: 0.5, neutral: 0.5" as neutral; since issue #26 half the
+    # stated mass outside the label space is a failure (test_out_of_space_share_...).
+    ("surprised: 0.4\nneutral: 0.6", dict(neutral=1.0)),
 ])
 def test_issue_table_rows_parse(text, expected):
     r = parse_response(text, CREMA, answer="distribution")
@@ -91,7 +94,7 @@ def test_result_fields_on_success_and_failure():
     bad = parse_response("no idea", CREMA, answer="distribution")
     assert not bad.ok and bad.failure == UNPARSED and np.isnan(bad.dist).all()
     assert set(FAILURE_KINDS) == {"unparsed", "truncated", "api_error", "audio_error",
-                                  "out_of_memory", "shard_error"}
+                                  "out_of_memory", "shard_error", "out_of_space"}
     assert isinstance(PARSER_VERSION, str) and PARSER_VERSION
     with pytest.raises(ValueError, match="failure kind"):
         ParseResult(np.zeros(2), False, "why", failure="")
@@ -131,19 +134,19 @@ def test_label_answers(text, expected):
     np.testing.assert_allclose(r.dist, expected)
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("", "empty response"),
-    ("��} nxcited", "no emotion label found"),
-    ("sad or angry", "several classes"),
-    ("surprised", "not in this label space"),
-    ('{"neutral": "high"}', "non-numeric"),
-    ("joyous: 1.0, calm: 0.2", "unknown emotion 'joyous'"),
-    ("N", "no emotion label found"),  # corpus codes are not read from free text
-    ("not angry", "only negated ones: ['angry']"),
+@pytest.mark.parametrize("text, reason, kind", [
+    ("", "empty response", "unparsed"),
+    ("��} nxcited", "no emotion label found", "unparsed"),
+    ("sad or angry", "several classes", "unparsed"),
+    ("surprised", "not in this label space", "out_of_space"),
+    ('{"neutral": "high"}', "non-numeric", "unparsed"),
+    ("joyous: 1.0, calm: 0.2", "unknown emotion 'joyous'", "out_of_space"),
+    ("N", "no emotion label found", "unparsed"),  # corpus codes are not read from free text
+    ("not angry", "only negated ones: ['angry']", "unparsed"),
 ])
-def test_failures_are_reported_not_guessed(text, reason):
+def test_failures_are_reported_not_guessed(text, reason, kind):
     r = parse_response(text, C)
-    assert not r.ok and r.failure == "unparsed"
+    assert not r.ok and r.failure == kind
     assert reason in r.reason
     assert np.isnan(r.dist).all() and r.dist.shape == (4,)
 
@@ -187,3 +190,42 @@ def test_every_shipped_prompt_loads_and_verifier_prompts_need_an_answer_slot(rep
         PromptTemplate("v", 1, "verify", "Is {classes} right?")
     with pytest.raises(ValueError, match="answer"):
         PromptTemplate("l", 1, "label", "Pick one of {classes}; candidate {answer}")
+
+
+def test_out_of_space_share_is_a_parser_setting_recorded_with_the_version():
+    from ambiemo.parse import MAX_DROPPED_SHARE, OUT_OF_SPACE, PARSER_SETTINGS
+    from ambiemo.sampling.store import parse_answers
+
+    assert PARSER_SETTINGS["max_dropped_share"] == MAX_DROPPED_SHARE == 0.5
+    text = "calm: 0.6\nsad: 0.4"
+    r = parse_response(text, CREMA, answer="distribution")
+    assert not r.ok and r.failure == OUT_OF_SPACE and "60% of the stated mass" in r.reason
+    loose = parse_response(text, CREMA, answer="distribution", max_dropped_share=0.7)
+    assert loose.ok and loose.dropped_mass == pytest.approx(0.6)
+    just_under = parse_response("calm: 0.49\nsad: 0.51", CREMA, answer="distribution")
+    assert just_under.ok and just_under.dropped_mass == pytest.approx(0.49)
+    with pytest.raises(ValueError, match="max_dropped_share"):
+        parse_response(text, CREMA, answer="distribution", max_dropped_share=0)
+    # The share is of the stated mass, not of 1: 0.3 outside of a stated 0.5 is 60%.
+    assert not parse_response("calm: 0.3\nsad: 0.2", CREMA, answer="distribution").ok
+    samples = pd.DataFrame(dict(utt_id=["u"], kind=["greedy"], idx=[0], text=[text],
+                                n_tokens=[9], parse_ok=[False], parse_error=[""], failure=[""],
+                                **{f"p_{c}": [np.nan] for c in CREMA}))
+    read = parse_answers(samples, CREMA, {"greedy": "distribution"})
+    assert read["failure"].tolist() == [OUT_OF_SPACE]
+    assert read.attrs["parser_settings"] == PARSER_SETTINGS
+    assert read.attrs["parser_version"] == PARSER_VERSION
+
+
+def test_merges_can_be_given_or_are_taken_from_the_label_space():
+    iemocap = ["neutral", "happy", "angry", "sad"]
+    r = parse_response("excited: 0.7, sad: 0.3", iemocap, answer="distribution")
+    assert r.ok and r.dist.tolist() == pytest.approx([0, 0.7, 0, 0.3])
+    # the demo's 4 classes (another order) merge nothing: excited is outside, 70%: refused
+    assert parse_response("excited: 0.7, sad: 0.3", C, answer="distribution").failure \
+        == "out_of_space"
+    given = parse_response("excited: 0.7, sad: 0.3", C, answer="distribution",
+                           merges={"excited": "happy"})
+    assert given.ok and given.dist.tolist() == pytest.approx([0, 0.7, 0.3, 0])
+    with pytest.raises(ValueError, match="merges name classes"):
+        parse_response("sad", C, merges={"excited": "joyous"})

@@ -19,6 +19,8 @@ CREMA = ["angry", "disgusted", "fearful", "happy", "neutral", "sad"]
     (False, "no emotion label found", 16, 16, "truncated"),   # cut at the limit
     (False, "no emotion label found", 7, 16, "unparsed"),
     (False, "no emotion label found", None, 16, "unparsed"),
+    (False, "outside the label space: 70% of the stated mass ...", 7, 16, "out_of_space"),
+    (False, "outside the label space: 70% of the stated mass ...", 16, 16, "truncated"),
 ])
 def test_failure_kind_of_stored_reasons(ok, error, n_tokens, limit, kind):
     assert failure_kind(ok, error, n_tokens, limit) == kind
@@ -34,7 +36,8 @@ def test_breakdown_counts_each_kind_per_model_and_prompt():
     rows = pd.DataFrame([
         _row("qwen", "distribution", "neutral: 0.6\nsad: 0.4"),
         _row("qwen", "distribution", "neutral: 0.5\nsad: 0.4"),            # renormalised
-        _row("qwen", "distribution", "surprised: 0.5\nneutral: 0.5"),      # dropped mass
+        _row("qwen", "distribution", "surprised: 0.4\nneutral: 0.6"),      # dropped mass
+        _row("qwen", "distribution", "calm: 0.7\nsad: 0.3"),               # out_of_space
         _row("qwen", "distribution", "I cannot tell."),                     # unparsed
         _row("qwen", "distribution", "neutral: 0.6, sa", n_tokens=64, max_new_tokens=64),
         dict(model="gpt", prompt="distribution", parse_ok=False, raw_sum=np.nan,
@@ -44,8 +47,8 @@ def test_breakdown_counts_each_kind_per_model_and_prompt():
     ])
     out = failure_breakdown(rows).set_index(["model", "prompt"])
     qwen, gpt = out.loc[("qwen", "distribution")], out.loc[("gpt", "distribution")]
-    assert (qwen["n"], qwen["parsed"], qwen["unparsed"], qwen["renormalised"], qwen["dropped"]) \
-        == (5, 4, 1, 2, 1)
+    assert (qwen["n"], qwen["parsed"], qwen["unparsed"], qwen["out_of_space"],
+            qwen["renormalised"], qwen["dropped"]) == (6, 4, 1, 1, 2, 1)
     # "neutral: 0.6, sa" parsed (0.6 renormalised): truncation is only a failure when unreadable
     assert qwen["truncated"] == 0
     assert (gpt["n"], gpt["parsed"], gpt["api_error"], gpt["audio_error"]) == (2, 0, 1, 1)

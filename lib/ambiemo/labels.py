@@ -33,8 +33,23 @@ DEFAULT_LABEL_SPACE: dict[str, str] = {
     "crema_d": "6class",
 }
 
+# Classes a label space merges: (corpus, label space) -> {class as named: the space's class}.
+# The corpus loader merges the human votes with it, and the parser merges a model's stated
+# mass with the same table (ambiemo.parse), so both sides of every metric mean the same by
+# "happy". IEMOCAP's customary 4-class space counts Excited as happy (Busso et al. 2008 and
+# most 4-class studies); no other corpus here merges classes (MSP-Podcast's 8-class space
+# drops Other, it does not merge it).
+MERGES: dict[tuple[str, str], dict[str, str]] = {
+    ("iemocap", "4class"): {"excited": "happy"},
+}
+
 # Words a model (or an annotation file) may use for a canonical class. Only unambiguous
-# synonyms belong here: "calm" is not "neutral" in every corpus, so it is left out.
+# synonyms belong here, the same in every label space: "calm" is not "neutral" (RAVDESS
+# and TESS-style sets keep calm apart from neutral, and a calm voice can be happy or sad),
+# "bored", "relaxed", "contempt" on CREMA-D, "surprised" on IEMOCAP 4-class are classes a
+# listener of that corpus could not choose. Their mass is outside the label space
+# (ambiemo.parse.distribution: dropped when small, the answer refused when it is most of
+# it). Per-space merges are MERGES above, not synonyms. docs/design.md lists the decisions.
 SYNONYMS: dict[str, str] = {
     "neutral": "neutral", "neutrality": "neutral", "neu": "neutral", "n": "neutral",
     "happy": "happy", "happiness": "happy", "joy": "happy", "joyful": "happy", "hap": "happy",
@@ -67,6 +82,27 @@ def classes_for(corpus: str, label_space: str | None = None) -> tuple[str, ...]:
     if space not in spaces:
         raise KeyError(f"unknown label space {space!r} for corpus {corpus!r}; valid: {sorted(spaces)}")
     return spaces[space]
+
+
+def merges_for(classes) -> dict[str, str]:
+    """The merges of the label space whose classes are exactly `classes` (in order), {} when
+    no label space merges or `classes` is no registered space. The parser is handed class
+    lists, not corpus names; the class tuple names the space (the two 4-class spaces,
+    IEMOCAP's and the demo's, differ in order, and only IEMOCAP's merges)."""
+    key = tuple(classes)
+    for corpus, spaces in LABEL_SPACES.items():
+        for space, cls in spaces.items():
+            if cls == key and (corpus, space) in MERGES:
+                return dict(MERGES[(corpus, space)])
+    return {}
+
+
+def projection(corpus: str, label_space: str | None = None) -> dict[str, str]:
+    """{class of the corpus's full vocabulary: class of `label_space`}: every class of the
+    space maps to itself, and the space's MERGES add the merged parts."""
+    space = label_space or DEFAULT_LABEL_SPACE[corpus]
+    classes = classes_for(corpus, space)
+    return {**{c: c for c in classes}, **MERGES.get((corpus, space), {})}
 
 
 def canonical(word: str, *, allow_codes: bool = False) -> str | None:

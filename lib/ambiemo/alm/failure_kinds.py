@@ -23,7 +23,8 @@ PERMANENT = "permanent"
 # "api: <status> ..." (hosted adapters), "api: connection ..." (no HTTP answer),
 # "quota: ..." (a quota stop), "truncated: ...", "audio: ...", "out of memory ...".
 _API = re.compile(r"^api: (\d{3}|connection)\b")
-_TRANSIENT_STATUS = {408, 429}       # request timeout, rate limit; and every 5xx
+# request timeout, rate limit, an unparseable 200 (hosted_adapter.malformed); and every 5xx
+_TRANSIENT_STATUS = {200, 408, 429}
 
 
 def truncated_reason(finish_reason: object, text: str) -> str:

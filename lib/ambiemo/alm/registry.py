@@ -20,10 +20,14 @@ class Retirement:
     replacement: str          # registry name of the model used in its place now
     source: str               # where the date is stated
     note: str = ""            # what happens to requests after `shutdown`
+    # Other sources' claims about the model answering instead: (model, from date, source).
+    reported_routing: tuple[tuple[str, str, str], ...] = ()
 
     def message(self, name: str) -> str:
         what = f"; {self.note}" if self.note else ""
-        return (f"model {name!r} was retired on {self.shutdown} ({self.source}){what}; "
+        others = "".join(f"; also reported: routed to {m}" + (f" from {d}" if d else "")
+                         + f" ({src})" for m, d, src in self.reported_routing)
+        return (f"model {name!r} was retired on {self.shutdown} ({self.source}){what}{others}; "
                 f"use {self.replacement!r} instead")
 
 
@@ -68,6 +72,23 @@ def get_spec(name: str) -> ModelSpec:
     if spec.retired is not None:
         raise RetiredModelError(spec.retired.message(name))
     return spec
+
+
+def _api_id(checkpoint: str) -> str:
+    """'openai:gpt-4o-audio-preview' -> 'gpt-4o-audio-preview' (and Gemini's 'models/x' -> 'x')."""
+    prefix, sep, rest = str(checkpoint).partition(":")
+    return (rest if sep and prefix in ("openai", "gemini") else str(checkpoint)) \
+        .removeprefix("models/")
+
+
+def retired_checkpoint(checkpoint: str) -> tuple[str, Retirement] | None:
+    """(registry name, retirement) of the retired model whose API id `checkpoint` requests
+    (a config may name a retired id as another entry's `checkpoint:`); None otherwise."""
+    wanted = _api_id(checkpoint)
+    for spec in MODELS.values():
+        if spec.retired is not None and _api_id(spec.checkpoint) == wanted:
+            return spec.name, spec.retired
+    return None
 
 
 ADAPTERS: dict[str, Callable] = {}     # adapter class name (ModelSpec.adapter) -> class

@@ -4,8 +4,9 @@ A hosted provider may answer a deprecated model id with another model (Gemini 2.
 requests are reported to be routed to a newer Flash model from 2026-12-01), and the rows
 would then be stored, and reported in the tables of Jia et al. (2026), under the requested
 name. Every hosted row records the model the service says it served (OpenAI
-`response.model`, Gemini `model_version`); a run's summary names every served model that is
-not the requested one.
+`response.model`, Gemini `model_version`); a run's summary, its status file and the report's
+run summary count the rows per served model, and the main table marks the rows whose
+samples came from another model (`served_note`).
 """
 from __future__ import annotations
 
@@ -39,3 +40,31 @@ def served_other(store, run_key: str, requested: str) -> tuple[str, ...]:
         "SELECT served_model, COUNT(*) FROM samples WHERE run_key=? AND served_model IS NOT "
         "NULL GROUP BY served_model ORDER BY COUNT(*) DESC, served_model", (run_key,)).fetchall()
     return tuple(f"{m} ({n} rows)" for m, n in counts if not served_matches(requested, m))
+
+
+def served_counts(store, run_key: str) -> dict[str, int]:
+    """{served model: rows} of `run_key`, most rows first; rows with no served model (local
+    models, failures before an answer) are not counted."""
+    rows = store.conn.execute(
+        "SELECT served_model, COUNT(*) FROM samples WHERE run_key=? AND served_model IS NOT "
+        "NULL GROUP BY served_model ORDER BY COUNT(*) DESC, served_model", (run_key,)).fetchall()
+    return {m: int(n) for m, n in rows}
+
+
+def served_note(counts: dict[str, int], requested: str) -> str:
+    """One line for a job's note: the rows per served model, those of another model marked
+    ("served: gemini-3.8-flash 9 rows [NOT gemini-3.5-flash]"); "" when none was reported."""
+    if not counts:
+        return ""
+    return "served: " + ", ".join(
+        f"{m} {n} rows" + ("" if served_matches(requested, m) else f" [NOT {requested}]")
+        for m, n in counts.items())
+
+
+def other_model_rows(samples, requested: str) -> dict[str, int]:
+    """{served model: rows} of a samples frame (`served_model` column) for the served models
+    that are not `requested`; {} when the frame has no such rows."""
+    if "served_model" not in samples or not len(samples):
+        return {}
+    counts = samples["served_model"].dropna().value_counts()
+    return {str(m): int(n) for m, n in counts.items() if not served_matches(requested, str(m))}

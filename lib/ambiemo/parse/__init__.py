@@ -11,18 +11,19 @@ distributions and chain-of-thought answers; every reader lives in a module of th
   surface.py       Markdown and layout removed before reading
   verdicts.py      verifier replies (1-10 scores, Yes/No)
   failures.py      why predictions are missing: failure kinds counted per model and prompt
-  result.py        ParseResult, FAILURE_KINDS, PARSER_VERSION
+  result.py        ParseResult, FAILURE_KINDS, PARSER_VERSION, PARSER_SETTINGS
 """
-from ambiemo.parse.distribution import OUT_OF_SPACE, SUM_TOLERANCE
+from ambiemo.parse.distribution import MAX_DROPPED_SHARE, OUT_OF_SPACE_MODES, SUM_TOLERANCE
 from ambiemo.parse.failures import failure_breakdown, failure_kind
 from ambiemo.parse.label_answer import final_answer
 from ambiemo.parse.response import ANSWERS, parse_generation, parse_response
 from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY,
-                                  PARSER_VERSION, SHARD_ERROR, TRUNCATED, UNPARSED,
-                                  ParseResult)
+                                  OUT_OF_SPACE, PARSER_SETTINGS, PARSER_VERSION, SHARD_ERROR,
+                                  TRUNCATED, UNPARSED, ParseResult)
 from ambiemo.parse.verdicts import parse_score, parse_yes_no
 
-__all__ = ["ANSWERS", "API_ERROR", "AUDIO_ERROR", "FAILURE_KINDS", "OUT_OF_MEMORY",
-           "OUT_OF_SPACE", "PARSER_VERSION", "ParseResult", "SHARD_ERROR", "SUM_TOLERANCE", "TRUNCATED",
+__all__ = ["ANSWERS", "API_ERROR", "AUDIO_ERROR", "FAILURE_KINDS", "MAX_DROPPED_SHARE",
+           "OUT_OF_MEMORY", "OUT_OF_SPACE", "OUT_OF_SPACE_MODES", "PARSER_SETTINGS",
+           "PARSER_VERSION", "ParseResult", "SHARD_ERROR", "SUM_TOLERANCE", "TRUNCATED",
            "UNPARSED", "failure_breakdown", "failure_kind", "final_answer", "parse_generation",
            "parse_response", "parse_score", "parse_yes_no"]

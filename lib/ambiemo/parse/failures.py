@@ -3,7 +3,8 @@
 A missing prediction is scored at the metric's worst value (Jia et al., 2026, compare models
 over every clip), so a table that shows a score must also show how many answers were
 missing and why: the parser could not read them (`unparsed`), generation stopped at the
-token limit (`truncated`), a hosted API failed (`api_error`), the clip could not be read
+token limit (`truncated`), it put half its stated mass or more on classes outside the
+label space (`out_of_space`), a hosted API failed (`api_error`), the clip could not be read
 (`audio_error`) or did not fit in memory alone (`out_of_memory`). `failure_kind` classifies
 one stored sample; `failure_breakdown` counts them, together with how many parsed answers
 needed their sum renormalised or lost mass to classes outside the label space.
@@ -17,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ambiemo.parse.response import SUM_EXACT
-from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY, TRUNCATED,
-                                  UNPARSED)
+from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY,
+                                  OUT_OF_SPACE, OUTSIDE_PREFIX, TRUNCATED, UNPARSED)
 
 # Stored reasons of the sampling run start with these (sampling/generate.py, alm/hosted/retry.py).
 _PREFIXES = (("api:", API_ERROR), ("audio:", AUDIO_ERROR), ("out of memory", OUT_OF_MEMORY))
@@ -37,6 +38,10 @@ def failure_kind(parse_ok: bool, parse_error: str, n_tokens: float | None = None
     if (max_new_tokens is not None and n_tokens is not None and not math.isnan(n_tokens)
             and n_tokens >= max_new_tokens):
         return TRUNCATED
+    # A parse failure for mass outside the label space starts with OUTSIDE_PREFIX (parse/);
+    # cut at the token limit, the missing lines may have held the in-space mass: truncated.
+    if reason.startswith(OUTSIDE_PREFIX.lower()):
+        return OUT_OF_SPACE
     return UNPARSED
 
 

@@ -7,13 +7,16 @@ anger", "doesn't sound angry", "rather than angry") never counts for that class.
 
 Scope, stated once: a negation cue negates the emotion words in the next few words (up to
 NEGATION_WINDOW words between cue and emotion), up to a clause boundary (punctuation or a
-contrastive word such as "but"). Fixed phrases that look negative but affirm ("no doubt",
-"not only") open no scope.
+contrastive word such as "but", or a dash). Fixed phrases that look negative but affirm
+("no doubt", "not only") open no scope. A question answered "No" rejects the classes it
+asked about ("Angry? No — sad." answers sad): a "no" (or "nope", "not really") right after
+a question mark and followed by punctuation or a dash negates the question's mentions and
+opens no scope of its own.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ambiemo.labels import canonical
 
@@ -28,8 +31,12 @@ _AFFIRMING = (("no", "doubt"), ("not", "only"), ("not", "just"), ("no", "questio
               ("nothing", "but"))
 _CONTRAST = {"but", "however", "though", "although", "yet", "instead", "rather", "whereas",
              "while"}
-# Words, contractions included; sentence punctuation and new lines are boundaries.
-_TOKEN = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)?|[.;:!?,()\[\]|\n]")
+# Words, contractions included; sentence punctuation, dashes standing alone and new lines are
+# boundaries.
+_TOKEN = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)?|[.;:!?,()\[\]|\n—–]|(?<![\w-])--?(?![\w-])")
+_SENTENCE_END = {".", "!", "?", "\n"}
+# Answers to a question that reject it ("Angry? No — sad.").
+_REJECTIONS = (("no",), ("nope",), ("not", "really"), ("not", "quite"), ("no", "way"))
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,22 @@ def mentions(text: str) -> list[Mention]:
     out: list[Mention] = []
     scope = 0          # words still inside the current negation's scope (+1 for the cue)
     skip = 0           # words of a cue phrase still to pass
+    sentence = 0       # index in `out` of the current sentence's first mention
+    asked = (0, 0)     # mentions (out[a:b]) of the question that just ended with "?"
     i = 0
     for i, (tok, w) in enumerate(zip(toks, words)):
+        if w in _SENTENCE_END:
+            asked = (sentence, len(out)) if w == "?" else (0, 0)
+            sentence = len(out)
+        rejection = (i > 0 and words[i - 1] == "?" and not skip
+                     and next((p for p in _REJECTIONS if _starts(words, i, p)
+                               and (i + len(p) >= len(words)
+                                    or not words[i + len(p)][0].isalpha())), None))
+        if rejection:
+            a, b = asked
+            out[a:b] = [replace(m, negated=True) for m in out[a:b]]
+            scope, skip = 0, len(rejection) - 1
+            continue
         if not w[0].isalpha():
             # "no sign of anger, fear, or happiness": a list of emotions closed by "or"/"nor"
             # stays inside the negation; "not angry, sad" does not.

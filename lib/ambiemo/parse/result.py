@@ -16,9 +16,14 @@ import numpy as np
 # dropped_mass of some answer): rules, regular expressions, synonyms in ambiemo.labels,
 # tolerances. The pipeline re-parses stored answers whose parser version differs; the answer
 # corpus test (tests/data/answers/) fails on any moved case, which is the reminder to bump.
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
+# The settings a parse depends on beyond its code, recorded beside PARSER_VERSION with the
+# samples read (sampling/store.py): changing one is a parser change, so bump the version.
+# max_dropped_share: an answer stating this share of its mass (or more) on classes outside
+# the label space is an OUT_OF_SPACE failure, not renormalised (ambiemo.parse.distribution).
+PARSER_SETTINGS = {"max_dropped_share": 0.5}
 
-# Why a sample has no prediction. The parser only ever returns UNPARSED; the sampling run
+# Why a sample has no prediction. The parser returns UNPARSED or OUT_OF_SPACE; the sampling run
 # records the others for answers it could not get or had to cut.
 UNPARSED = "unparsed"          # the model answered; the text could not be read
 TRUNCATED = "truncated"        # generation stopped at the token limit before the answer ended
@@ -26,7 +31,11 @@ API_ERROR = "api_error"        # a hosted model's request failed (after retries)
 AUDIO_ERROR = "audio_error"    # the clip could not be read or was refused as model input
 OUT_OF_MEMORY = "out_of_memory"  # one clip alone did not fit on the accelerator
 SHARD_ERROR = "shard_error"    # a shard of clips kept failing on a Ray cluster
-FAILURE_KINDS = (UNPARSED, TRUNCATED, API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, SHARD_ERROR)
+OUT_OF_SPACE = "out_of_space"  # the answer put half its stated mass or more outside the label space
+FAILURE_KINDS = (UNPARSED, TRUNCATED, API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, SHARD_ERROR,
+                 OUT_OF_SPACE)
+# An OUT_OF_SPACE failure's reason starts with this (parse.failures.failure_kind reads it).
+OUTSIDE_PREFIX = "outside the label space: "
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ambiemo.alm.registry import ADAPTERS
+from ambiemo.alm.registry import ADAPTERS, retired_checkpoint
 from ambiemo.config import ConfigError, ModelEntry, StudyConfig
 from ambiemo.pipeline.guard import store_problem
 from ambiemo.pipeline.plan import NOTEBOOKS, STAGES, Job, plan
@@ -105,6 +105,10 @@ def model_problems(cfg: StudyConfig, name: str, key: str) -> list[str]:
     if spec.retired is not None:
         return [f"{key}: {spec.retired.message(name)}"]
     checkpoint = entry.checkpoint or spec.checkpoint
+    retired = retired_checkpoint(checkpoint) if spec.hf_class == "hosted" else None
+    if retired is not None:       # a current name whose `checkpoint:` is a retired id
+        return [f"{key}: model {name!r}: checkpoint {checkpoint!r} is a retired model: "
+                f"{retired[1].message(retired[0])}"]
     if entry.missing_env:
         return [f"{key}: model {name!r}: checkpoint {checkpoint} needs environment "
                 f"variable(s) {', '.join(entry.missing_env)}, which are not set"]

@@ -85,6 +85,7 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
     pointer per arm and the job's status line."""
     from ambiemo.alm import load_model
     from ambiemo.alm.prompts import load_prompt
+    from ambiemo.alm.served_model import served_note
     from ambiemo.sampling.generate import generate_samples, settings_from_config
     from ambiemo.sampling.store import SampleStore
 
@@ -105,10 +106,15 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
     note = arm_notes(reports, lambda r: (
         f"{r.rows_written} rows, {r.parse_failures} unparsed, {r.unreadable_clips} unreadable, "
         f"{r.truncated_clips} truncated, {r.oom_splits} OOM splits"
-        + (f"; unavailable: {'; '.join(r.unavailable)}" if r.unavailable else "")))
+        + (f"; unavailable: {'; '.join(r.unavailable)}" if r.unavailable else "")
+        + (f"; {served_note(dict(r.served), r.requested)}" if r.served else "")))
+    # Rows per served model (hosted), per arm: the status JSON keeps them as numbers, the
+    # note (console summary, summary.json, the report's run summary) as words.
+    served = {arm: dict(r.served) for arm, r in reports.items() if r.served}
     write_status(cfg, "generate", corpus=corpus, model=model,
                  ran=sum(r.batches_run for r in reports.values()),
-                 cached=sum(r.batches_cached for r in reports.values()), note=note)
+                 cached=sum(r.batches_cached for r in reports.values()), note=note,
+                 **({"served": served} if served else {}))
     return Generated(reports, _by_arm(frames))
 
 
@@ -158,7 +164,9 @@ def verify(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True) 
                               corpus=corpus, prompt=arm)
             reports[arm] = report
     note = arm_notes(reports, lambda r: f"{r.failures} verdicts failed, "
-                      f"{r.clips_without_candidates} clips had nothing to judge")
+                      f"{r.clips_without_candidates} clips had nothing to judge"
+                      + (f"; judged by another model: {', '.join(r.served_other)}"
+                         if r.served_other else ""))
     write_status(cfg, "verify", corpus=corpus, model=model,
                  ran=sum(r.rows_written for r in reports.values()),
                  cached=sum(r.clips_cached for r in reports.values()), note=note)
@@ -245,7 +253,8 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                                  by=("model", "prompt", "kind"))
     tables.write_table(failures, lay.table(f"{corpus}_failures"), caption=(
         f"{corpus}: every answer by what became of it: parsed, or why not (unparsed, truncated "
-        "at the token limit, API error, unusable audio, out of memory, a failed Ray shard); "
+        "at the token limit, API error, unusable audio, out of memory, a failed Ray shard, "
+        "half the stated mass or more outside the label space: out_of_space); "
         "renormalised: stated probabilities rescaled to sum to 1; dropped: mass on classes "
         "outside the label space removed."))
     predictions = pd.concat(predictions, ignore_index=True)
@@ -273,6 +282,7 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                   if len(costs) else summary)
     table = tables.main_table(with_costs, unavailable, metrics=main_metrics,
                               strategy_order=strategies)
+    table = mark_other_model_rows(cfg, table, answers)
     tables.write_main_table(table, lay.table(f"{corpus}_main"), corpus=corpus,
                             metrics=main_metrics)
     curve = (analysis.summary_table(metrics.score(pd.concat(curves, ignore_index=True), manifest,
@@ -286,6 +296,35 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     for arm in cfg.generation.prompts:
         figs.update(_arm_figures(cfg, corpus, arm, scores, summary, curve, costs, manifest))
     return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs, failures)
+
+
+def mark_other_model_rows(cfg: StudyConfig, table: pd.DataFrame,
+                          answers: list[pd.DataFrame]) -> pd.DataFrame:
+    """The main table with a note on each row of a (model, arm) whose samples a hosted
+    service answered with another model than the one requested (issue #26)."""
+    from ambiemo.alm import MODELS
+    from ambiemo.alm.registry import _api_id
+    from ambiemo.alm.served_model import other_model_rows
+
+    table = table.copy()
+    for samples in answers:
+        if not len(samples):
+            continue
+        model, arm = samples["model"].iat[0], samples["prompt"].iat[0]
+        spec = MODELS.get(model)
+        checkpoint = (cfg.model_options(model).get("checkpoint") if model in cfg.model_entries
+                      else None) or (spec.checkpoint if spec else model)
+        other = other_model_rows(samples, _api_id(checkpoint))
+        if not other:
+            continue
+        mark = ("samples from another model: " + ", ".join(
+            f"{m} ({n} of {len(samples)} rows)" for m, n in other.items()))
+        rows = (table["model"] == model) & (table["row_type"] != "reference")
+        if "prompt" in table:
+            rows &= table["prompt"] == arm
+        table.loc[rows, "note"] = [f"{n}; {mark}" if n else mark
+                                   for n in table.loc[rows, "note"].fillna("")]
+    return table
 
 
 def arm_title(cfg: StudyConfig, corpus: str, arm: str) -> str:

@@ -20,10 +20,11 @@ from ambiemo.pipeline.plan import NOTEBOOKS, Job
 
 def write_status(cfg: StudyConfig, stage: str, *, corpus: str | None = None,
                  model: str | None = None, ran: int, cached: int = 0, failed: int = 0,
-                 note: str = "") -> Path:
+                 note: str = "", served: dict | None = None) -> Path:
     """For notebooks: record how much of this job ran, came from the cache, or failed (units
     of the notebook's choosing, e.g. batches), read into the run summary. `failed > 0` makes
-    the job count as failed. Written to runs/<config>/status/<executed notebook stem>.json."""
+    the job count as failed. `served` (hosted generate jobs): {arm: {served model: rows}}.
+    Written to runs/<config>/status/<executed notebook stem>.json."""
     counts = {"ran": ran, "cached": cached, "failed": failed}
     bad = {k: v for k, v in counts.items() if not isinstance(v, int) or v < 0}
     if stage not in NOTEBOOKS or bad:
@@ -31,7 +32,8 @@ def write_status(cfg: StudyConfig, stage: str, *, corpus: str | None = None,
                          f" and counts non-negative ints (bad: {bad})")
     path = Job(stage, corpus, model).status_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**counts, "note": str(note)}, indent=1))
+    path.write_text(json.dumps({**counts, "note": str(note),
+                                **({"served": served} if served else {})}, indent=1))
     return path
 
 

@@ -22,14 +22,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 
 from ambiemo.alm.audio import TARGET_SR, AudioError, is_silent, load_audio
 from ambiemo.alm.base import ALMAdapter, Clip, Decoding
 from ambiemo.alm.prompts import PromptTemplate
-from ambiemo.alm.served_model import served_other
+from ambiemo.alm.served_model import served_counts, served_other
 from ambiemo.config import GenerationSettings  # noqa: F401  (one definition, in config)
 from ambiemo.corpora.audio_check import MIN_DURATION_S, unusable_clips
 from ambiemo.corpora.manifest import require_audio
@@ -59,6 +59,8 @@ class GenerationReport:
     served_other: tuple[str, ...] = ()  # hosted: "served (n rows)" for rows answered by a
                                         # model other than the one requested
     audio_errors: tuple[str, ...] = ()  # "utt_id: reason" per unusable clip, sorted
+    served: tuple[tuple[str, int], ...] = ()  # hosted: (served model, rows) of the run, all
+    requested: str = ""                 # the model id the requests named (hosted)
 
 
 def run_key(adapter: ALMAdapter, prompt: PromptTemplate, settings: GenerationSettings,
@@ -153,8 +155,10 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     if other:
         log.warning("%s: rows answered by another model than the one requested (%s): %s",
                     adapter.name, getattr(adapter, "model_id", adapter.name), ", ".join(other))
-    return tally.report(key, n_clips, tuple(unavailable), time.perf_counter() - start,
-                        redone=redone, served_other=other)
+    report = tally.report(key, n_clips, tuple(unavailable), time.perf_counter() - start,
+                          redone=redone, served_other=other)
+    return replace(report, served=tuple(served_counts(store, key).items()),
+                   requested=getattr(adapter, "model_id", adapter.name))
 
 
 # The pieces of `generate_samples`, also called shard by shard by the Ray executor

@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from ambiemo.labels import columns
-from ambiemo.parse import (API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, PARSER_VERSION, SHARD_ERROR,
-                           TRUNCATED, parse_generation)
+from ambiemo.parse import (API_ERROR, AUDIO_ERROR, OUT_OF_MEMORY, PARSER_SETTINGS,
+                           PARSER_VERSION, SHARD_ERROR, TRUNCATED, parse_generation)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -241,6 +241,7 @@ def parse_answers(samples: pd.DataFrame, classes: Sequence[str], answers: dict[s
     df["parse_ok"], df["parse_error"], df["failure"] = ok.astype(bool), reason, failure
     df["raw_sum"], df["dropped_mass"] = raw_sum, dropped
     df.attrs["parser_version"] = PARSER_VERSION
+    df.attrs["parser_settings"] = dict(PARSER_SETTINGS)   # e.g. the out_of_space threshold
     return df
 
 

@@ -6,8 +6,9 @@ out of the capacity fit. Keys come from environment variables only (OPENAI_API_K
 GEMINI_API_KEY or GOOGLE_API_KEY).
 
 The study's hosted models have since been shut down by their providers. They stay
-registered as retired (date, replacement, source): a config naming one is refused before a
-run with the replacement named. The replacements are today's audio-input chat models:
+registered as retired (date, replacement, source; kept in `retirements.yaml`): a config
+naming one, by name or as a `checkpoint:`, is refused before a run with the replacement
+named. The replacements are today's audio-input chat models:
 
 - OpenAI: `gpt-audio-1.5` (Chat Completions with audio input; OpenAI's model page lists no
   dated snapshot for it, only the id itself) and `gpt-audio-mini`, pinned to its dated
@@ -24,39 +25,21 @@ run with the replacement named. The replacements are today's audio-input chat mo
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ambiemo.alm.hosted.gemini import GeminiAdapter
 from ambiemo.alm.hosted.openai_chat import OpenAIChatAdapter
 from ambiemo.alm.hosted.retry import BudgetExhausted, QuotaExhausted, RequestBudget
-from ambiemo.alm.registry import ModelSpec, Retirement, register_model
+from ambiemo.alm.hosted.retirements import retired_specs
+from ambiemo.alm.registry import ModelSpec, register_model
 
 __all__ = ["BudgetExhausted", "GeminiAdapter", "OpenAIChatAdapter", "QuotaExhausted",
            "RequestBudget", "HOSTED_MODELS", "RETIRED_HOSTED_MODELS"]
 
-_OPENAI_SDK_LIST = "openai 3.57.0 SDK deprecation list, types/shared/chat_model.py"
-_GEMINI_CHANGELOG = "Gemini API deprecations page, https://ai.google.dev/gemini-api/docs/deprecations"
-
 # The study's hosted models (Jia et al., 2026), as the providers serve them today: not at all.
-RETIRED_HOSTED_MODELS = (
-    ModelSpec(name="gpt-4o-audio-preview", checkpoint="openai:gpt-4o-audio-preview",
-              hf_class="hosted", n_params=None, adapter="OpenAIChatAdapter",
-              retired=Retirement("2026-05-07", "gpt-audio-1.5", _OPENAI_SDK_LIST,
-                                 "requests answer 404")),
-    ModelSpec(name="gpt-4o-mini-audio-preview", checkpoint="openai:gpt-4o-mini-audio-preview",
-              hf_class="hosted", n_params=None, adapter="OpenAIChatAdapter",
-              retired=Retirement("2026-05-07", "gpt-audio-mini", _OPENAI_SDK_LIST,
-                                 "requests answer 404")),
-    ModelSpec(name="gemini-2.0-flash", checkpoint="gemini:gemini-2.0-flash",
-              hf_class="hosted", n_params=None, adapter="GeminiAdapter",
-              retired=Retirement("2026-06-01", "gemini-3.5-flash", _GEMINI_CHANGELOG,
-                                 "requests answer 404")),
-    # Deprecated; from 2026-12-01 its requests are reported to be answered by a newer Flash
-    # model, so rows stored as "gemini-2.5-pro" would come from another model.
-    ModelSpec(name="gemini-2.5-pro", checkpoint="gemini:gemini-2.5-pro",
-              hf_class="hosted", n_params=None, adapter="GeminiAdapter",
-              options={"thinking_budget": 128},
-              retired=Retirement("2026-12-01", "gemini-3.1-pro-preview", _GEMINI_CHANGELOG,
-                                 "requests are routed to a newer Flash model")),
-)
+# Dates, replacements and their sources are data (retirements.yaml), read once here.
+RETIREMENTS_FILE = Path(__file__).with_name("retirements.yaml")
+RETIRED_HOSTED_MODELS = retired_specs(RETIREMENTS_FILE)
 
 HOSTED_MODELS = (
     ModelSpec(name="gpt-audio-1.5", checkpoint="openai:gpt-audio-1.5",

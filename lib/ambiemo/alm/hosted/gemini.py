@@ -20,8 +20,9 @@ candidates is not enabled for this model"): those models are registered with
 
 Each candidate records the response's `model_version` (the model that answered: a deprecated
 id routed to another model shows here). A 429 carries its wait in the body
-(`google.rpc.RetryInfo.retryDelay`), which the retries honour; a per-day quota 429
-(`google.rpc.QuotaFailure`, a PerDay quota id) stops the job (`QuotaExhausted`).
+(`google.rpc.RetryInfo.retryDelay`), which the retries honour; a 429 that no wait cures --
+a per-day quota, a spend cap or project limit (`google.rpc.ErrorInfo` reason,
+`google.rpc.QuotaFailure` quota id; `retry.quota_stop`) -- stops the job (`QuotaExhausted`).
 """
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ import os
 
 from ambiemo.alm.base import Clip
 from ambiemo.alm.hosted.audio_payload import wav_bytes
-from ambiemo.alm.hosted.hosted_adapter import Candidate, HostedAdapter, Request
+from ambiemo.alm.hosted.hosted_adapter import (Candidate, HostedAdapter, MalformedResponse,
+                                               Request)
 from ambiemo.alm.failure_kinds import truncated_reason
-from ambiemo.alm.hosted.retry import (ApiFailure, is_retryable_status, per_day_quota,
+from ambiemo.alm.hosted.retry import (MAX_WAIT_S, ApiFailure, is_retryable_status, quota_stop,
                                       retry_after_s, retry_info_delay_s)
 from ambiemo.alm.registry import register_adapter
 
@@ -47,7 +49,8 @@ class GeminiAdapter(HostedAdapter):
     def __init__(self, checkpoint: str, *, name: str, revision: str | None = None,
                  base_url: str | None = None, api_key_env: str | None = None,
                  max_requests: int | None = None, max_retries: int = 5, backoff_s: float = 1.0,
-                 max_backoff_s: float = 60.0, timeout_s: float = 120.0, logprobs: bool = False,
+                 max_backoff_s: float = 60.0, max_wait_s: float = MAX_WAIT_S,
+                 timeout_s: float = 120.0, logprobs: bool = False,
                  max_candidates_per_request: int = 8, thinking_budget: int | None = None,
                  thinking_level: str | None = None, thinking_headroom: int | None = None,
                  concurrency: int = 4, device: str | None = None, dtype: str | None = None):
@@ -72,7 +75,8 @@ class GeminiAdapter(HostedAdapter):
         super().__init__(checkpoint, name=name, revision=revision,
                          key_envs=[api_key_env] if api_key_env else list(KEY_ENVS),
                          base_url=base_url, max_requests=max_requests, max_retries=max_retries,
-                         backoff_s=backoff_s, max_backoff_s=max_backoff_s, timeout_s=timeout_s,
+                         backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                         max_wait_s=max_wait_s, timeout_s=timeout_s,
                          logprobs=logprobs, concurrency=concurrency, device=device, dtype=dtype)
         self.max_candidates_per_request = max_candidates_per_request
         self.thinking_budget = thinking_budget
@@ -105,8 +109,21 @@ class GeminiAdapter(HostedAdapter):
         contents = [types.Content(role="user", parts=[
             types.Part.from_bytes(data=wav_bytes(clip.audio), mime_type="audio/wav"),
             types.Part.from_text(text=text)])]
-        resp = self.client.models.generate_content(model=self.model_id, contents=contents,
-                                                   config=config)
+        try:
+            resp = self.client.models.generate_content(model=self.model_id, contents=contents,
+                                                       config=config)
+        except (AttributeError, TypeError, KeyError) as e:
+            # The SDK reads the body into its types inside this call: a 200 of the wrong
+            # shape fails here (the request's own arguments were checked when `config` was
+            # built above, and an API error is errors.APIError, neither of these).
+            raise MalformedResponse(f"{type(e).__name__}: {e}") from e
+        try:
+            return self._read(resp, request)
+        except (AttributeError, TypeError, KeyError, ValueError) as e:
+            raise MalformedResponse(f"{type(e).__name__}: {e}") from e
+
+    def _read(self, resp, request: Request) -> list[Candidate]:
+        """The candidates of a generateContent response (raises on a body of the wrong shape)."""
         cands = resp.candidates or []
         served = resp.model_version or None
         if not cands:
@@ -150,7 +167,7 @@ class GeminiAdapter(HostedAdapter):
             body = error.details
             wait = retry_after_s(headers)
             wait = retry_info_delay_s(body) if wait is None else wait
-            quota = per_day_quota(body) if error.code == 429 else None
+            quota = quota_stop(body) if error.code == 429 else None
             return ApiFailure(error.code, error.message or str(error),
                               is_retryable_status(error.code), wait, quota)
         if isinstance(error, (httpx.TransportError, httpx2.TransportError)):

@@ -15,6 +15,7 @@ depend on the concurrency; rate limits are what the retries are for.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -27,13 +28,29 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ambiemo.alm.base import ALMAdapter, Clip, Decoding, Generation, Verdict
-from ambiemo.alm.hosted.retry import (ApiFailure, RequestBudget, RetryPolicy,
+from ambiemo.alm.hosted.retry import (MAX_WAIT_S, ApiFailure, RequestBudget, RetryPolicy,
                                       call_with_retries)
+from ambiemo.alm.registry import RetiredModelError, retired_checkpoint
 from ambiemo.parse import parse_score
 
 log = logging.getLogger("ambiemo.alm.hosted")
 
 VERIFY_MAX_TOKENS = 16   # room for "Score: 7" and a little preamble
+
+
+class MalformedResponse(Exception):
+    """A 200 whose body is JSON but not the shape the API documents (no choices, a choice
+    without a message, ...): raised by `_candidates`, retried like a server error."""
+
+
+def malformed(error: Exception) -> ApiFailure | None:
+    """An unparseable 200 (cut-off or non-JSON body, a body of the wrong shape) as a
+    transient failure: a proxy or an overloaded server sends these, and the same request
+    usually succeeds again. Status 200 in the reason marks it (alm/failure_kinds.py)."""
+    if isinstance(error, (json.JSONDecodeError, MalformedResponse)):
+        what = "not JSON" if isinstance(error, json.JSONDecodeError) else "of the wrong shape"
+        return ApiFailure(200, f"malformed response body ({what}: {error})", True)
+    return None
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,7 @@ class HostedAdapter(ALMAdapter):
     def __init__(self, checkpoint: str, *, name: str, revision: str | None, key_envs: Sequence[str],
                  base_url: str, max_requests: int | None, max_retries: int,
                  backoff_s: float, max_backoff_s: float, timeout_s: float, logprobs: bool,
+                 max_wait_s: float = MAX_WAIT_S,
                  concurrency: int = 4, device: str | None = None, dtype: str | None = None):
         # device/dtype are what the pipeline passes to every model; a hosted model runs on
         # the provider's hardware, so they have no meaning here and are ignored.
@@ -106,12 +124,19 @@ class HostedAdapter(ALMAdapter):
         self.name = name
         self.checkpoint = str(checkpoint)
         self.model_id = model_id(checkpoint, self.prefix)
+        retired = retired_checkpoint(self.model_id)
+        if retired is not None:
+            # The registry name may be a current model's with a `checkpoint:` naming a
+            # retired id: what the requests would ask for decides.
+            raise RetiredModelError(f"model {name!r}: checkpoint {self.checkpoint!r} is a "
+                                    f"retired model: {retired[1].message(retired[0])}")
         self.base_url = base_url
         self.timeout_s = float(timeout_s)
         self.logprobs = bool(logprobs)
         self.key_env, self._key = api_key_from_env(key_envs, name)   # the key: never logged
         self.policy = RetryPolicy(max_retries=max_retries, backoff_s=backoff_s,
-                                  max_backoff_s=max(max_backoff_s, backoff_s))
+                                  max_backoff_s=max(max_backoff_s, backoff_s),
+                                  max_wait_s=max_wait_s)
         self.budget = RequestBudget(max_requests, name)
         self._rng = random.Random(0)  # jitter only; seeded so a test run is repeatable
         caps = {"sample", "greedy", "verify"} | ({"logprob"} if self.logprobs else set())
@@ -234,7 +259,7 @@ class HostedAdapter(ALMAdapter):
         return result[:request.count]
 
     def _safe_classify(self, error: Exception) -> ApiFailure | None:
-        f = self._classify(error)
+        f = malformed(error) or self._classify(error)
         if f is None:
             return None
         # Keys never enter logs, errors or the store, even when a server echoes them.

@@ -22,9 +22,11 @@ import os
 
 from ambiemo.alm.base import Clip
 from ambiemo.alm.hosted.audio_payload import wav_base64
-from ambiemo.alm.hosted.hosted_adapter import Candidate, HostedAdapter, Request
+from ambiemo.alm.hosted.hosted_adapter import (Candidate, HostedAdapter, MalformedResponse,
+                                               Request)
 from ambiemo.alm.failure_kinds import truncated_reason
-from ambiemo.alm.hosted.retry import ApiFailure, is_retryable_status, retry_after_s
+from ambiemo.alm.hosted.retry import (MAX_WAIT_S, ApiFailure, is_retryable_status,
+                                      retry_after_s)
 from ambiemo.alm.registry import register_adapter
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -38,7 +40,8 @@ class OpenAIChatAdapter(HostedAdapter):
     def __init__(self, checkpoint: str, *, name: str, revision: str | None = None,
                  base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  max_requests: int | None = None, max_retries: int = 5, backoff_s: float = 1.0,
-                 max_backoff_s: float = 60.0, timeout_s: float = 120.0, logprobs: bool = True,
+                 max_backoff_s: float = 60.0, max_wait_s: float = MAX_WAIT_S,
+                 timeout_s: float = 120.0, logprobs: bool = True,
                  max_candidates_per_request: int = 8, concurrency: int = 4,
                  device: str | None = None, dtype: str | None = None):
         from openai import OpenAI
@@ -50,7 +53,8 @@ class OpenAIChatAdapter(HostedAdapter):
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         super().__init__(checkpoint, name=name, revision=revision, key_envs=[api_key_env],
                          base_url=base_url, max_requests=max_requests, max_retries=max_retries,
-                         backoff_s=backoff_s, max_backoff_s=max_backoff_s, timeout_s=timeout_s,
+                         backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                         max_wait_s=max_wait_s, timeout_s=timeout_s,
                          logprobs=logprobs, concurrency=concurrency, device=device, dtype=dtype)
         self.max_candidates_per_request = max_candidates_per_request
         # max_retries=0: every attempt goes through our retry loop, so the budget counts it.
@@ -73,6 +77,13 @@ class OpenAIChatAdapter(HostedAdapter):
         if self.logprobs:
             kwargs["logprobs"] = True
         resp = self.client.chat.completions.create(**kwargs)
+        try:
+            return self._read(resp)
+        except (AttributeError, TypeError, KeyError, ValueError) as e:
+            raise MalformedResponse(f"{type(e).__name__}: {e}") from e
+
+    def _read(self, resp) -> list[Candidate]:
+        """The candidates of a chat completion (raises on a body of the wrong shape)."""
         completion_tokens = resp.usage.completion_tokens if resp.usage else None
         served = resp.model or None
         out = []
@@ -115,6 +126,8 @@ class OpenAIChatAdapter(HostedAdapter):
             return ApiFailure(error.status_code, error.message,
                               is_retryable_status(error.status_code),
                               retry_after_s(error.response.headers), quota)
+        if isinstance(error, openai.APIResponseValidationError):   # a 200 of the wrong shape
+            return ApiFailure(200, f"malformed response body: {error.message}", True)
         if isinstance(error, openai.APIConnectionError):  # includes timeouts
             return ApiFailure(None, str(error), True)
         return None

@@ -71,7 +71,8 @@ def probe(adapter: HostedAdapter, *, n_samples: int, decoding: Decoding,
     today = today or dt.date.today()
     # One retry at most: a probe must not sit through a rate limit's backoff schedule.
     policy = RetryPolicy(max_retries=1, backoff_s=adapter.policy.backoff_s,
-                         max_backoff_s=adapter.policy.max_backoff_s)
+                         max_backoff_s=adapter.policy.max_backoff_s,
+                         max_wait_s=adapter.policy.max_wait_s)
     budget = RequestBudget(None, adapter.name)
 
     def call(fn):
@@ -123,8 +124,23 @@ def probe(adapter: HostedAdapter, *, n_samples: int, decoding: Decoding,
                             f"gave no answer: {c.error}")
             break
     served = {c.served_model for c in result} - {None}
+    # What the service says, whatever the registry's data file (retirements.yaml) claims:
+    # the sources of dates and replacements disagree, the service's answer is the fact.
+    log.info("%s: the service answers: model lookup %s, shutdown date %s, served by %s",
+             adapter.name, info.get("id") or "unavailable", shutdown or "none announced",
+             ", ".join(sorted(served)) or "not reported")
     other = sorted(m for m in served if not served_matches(adapter.model_id, m))
     if other:
+        claims = [f"{name} is reported routed to {m} ({src})" for name, m, src in _routing_claims()
+                  if m in other]
         problems.append(f"requested {adapter.model_id!r} but the service answered with "
-                        f"{', '.join(other)}: the rows would be another model's under this name")
+                        f"{', '.join(other)}: the rows would be another model's under this name"
+                        + (f" (retirements.yaml: {'; '.join(claims)})" if claims else ""))
     return problems
+
+
+def _routing_claims() -> list[tuple[str, str, str]]:
+    """(retired name, model it is reported routed to, source) from the registry."""
+    from ambiemo.alm.registry import MODELS
+    return [(spec.name, m, src) for spec in MODELS.values() if spec.retired is not None
+            for m, _, src in spec.retired.reported_routing]

@@ -6,15 +6,20 @@ exponentially growing, jittered delay; an error that persists past the retries b
 recorded failure (`ApiFailure`), never an answer. Every attempt, retries included, spends
 one request of the run's `RequestBudget`, so a misconfigured run cannot bill without bound.
 
-The wait before a retry is at least what the server asks for: the `Retry-After` header
-(OpenAI) or the `google.rpc.RetryInfo.retryDelay` detail of the error body (Gemini sends its
-~36-38 s wait there, not in a header; https://ai.google.dev/gemini-api/docs/troubleshooting).
+The wait before a retry is at least what the server asks for: the `retry-after-ms` header
+(milliseconds; OpenAI sends it beside Retry-After), the `Retry-After` header as seconds or as
+an HTTP date (RFC 9110 10.2.3), or the `google.rpc.RetryInfo.retryDelay` detail of the error
+body (Gemini sends its ~36-38 s wait there, not in a header;
+https://ai.google.dev/gemini-api/docs/troubleshooting). A server's wait is capped at
+`max_wait_s` (default 300 s, above the 60-120 s the services usually ask for), the
+exponential backoff of its own at `max_backoff_s`.
 A quota that lasts until a reset (Gemini's requests-per-day, OpenAI's `insufficient_quota`)
 is not retried at all: it raises `QuotaExhausted`, which stops the model's job with one
 message instead of thousands of failure rows.
 """
 from __future__ import annotations
 
+import email.utils
 import logging
 import random
 import threading
@@ -78,23 +83,29 @@ def is_retryable_status(status: int | None) -> bool:
     return status is None or status == 429 or status == 408 or status >= 500
 
 
+MAX_WAIT_S = 300.0   # the longest server-requested wait honoured (OpenAI / Gemini ask 60-120 s)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 5
     backoff_s: float = 1.0        # delay before the first retry; doubles with each retry
-    max_backoff_s: float = 60.0
+    max_backoff_s: float = 60.0   # cap of the exponential backoff
+    max_wait_s: float = MAX_WAIT_S  # cap of a wait the server asks for (Retry-After, RetryInfo)
 
     def __post_init__(self):
-        if self.max_retries < 0 or self.backoff_s < 0 or self.max_backoff_s < self.backoff_s:
-            raise ValueError("need max_retries >= 0 and 0 <= backoff_s <= max_backoff_s, got "
-                             f"{self.max_retries}, {self.backoff_s}, {self.max_backoff_s}")
+        if self.max_retries < 0 or self.backoff_s < 0 or self.max_backoff_s < self.backoff_s \
+                or self.max_wait_s < 0:
+            raise ValueError("need max_retries >= 0, 0 <= backoff_s <= max_backoff_s and "
+                             f"max_wait_s >= 0, got {self.max_retries}, {self.backoff_s}, "
+                             f"{self.max_backoff_s}, {self.max_wait_s}")
 
     def delay(self, retry: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Seconds before retry number `retry` (0-based): backoff_s * 2**retry with up to
-        +50% jitter (so parallel clients do not retry in lockstep), at least the server's
-        Retry-After, at most max_backoff_s."""
-        d = self.backoff_s * 2 ** retry * (1 + 0.5 * rng.random())
-        return min(max(d, retry_after or 0.0), self.max_backoff_s)
+        +50% jitter (so parallel clients do not retry in lockstep), at most max_backoff_s;
+        and at least the server's requested wait, itself at most max_wait_s."""
+        d = min(self.backoff_s * 2 ** retry * (1 + 0.5 * rng.random()), self.max_backoff_s)
+        return max(d, min(retry_after or 0.0, self.max_wait_s))
 
 
 def call_with_retries(call: Callable[[], T], classify: Callable[[Exception], ApiFailure | None],
@@ -131,13 +142,32 @@ def call_with_retries(call: Callable[[], T], classify: Callable[[Exception], Api
         retry += 1
 
 
-def retry_after_s(headers) -> float | None:
-    """The Retry-After header in seconds (the delta-seconds form), or None."""
+def retry_after_s(headers, now: float | None = None) -> float | None:
+    """The wait a response's headers ask for, in seconds, or None: `retry-after-ms`
+    (milliseconds) first, then `Retry-After` as delta-seconds or as an HTTP date (the wait
+    until it, from `now`, default the clock). Garbage is None (the exponential delay)."""
+    if headers is None:
+        return None
     try:
-        value = headers.get("retry-after") if headers is not None else None
-        return max(float(value), 0.0) if value is not None else None
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            return max(float(ms) / 1000.0, 0.0)
     except (TypeError, ValueError):
-        return None  # an HTTP-date or garbage: fall back to the exponential delay
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except (TypeError, ValueError):
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
 def retry_info_delay_s(body) -> float | None:
@@ -167,6 +197,44 @@ def per_day_quota(body) -> str | None:
                 return (f"{quota_id}{limit} of {v.get('quotaMetric', 'the project')}; it "
                         "resets at midnight Pacific time (https://ai.google.dev/gemini-api/"
                         "docs/rate-limits)")
+    return None
+
+
+# 429 kinds that a wait cures: a per-minute / per-second rate (the ErrorInfo reason Google
+# sends with it, and the quota ids' windows).
+_TRANSIENT_REASONS = {"RATE_LIMIT_EXCEEDED"}
+_SHORT_WINDOWS = ("PerMinute", "PerSecond", "PerHour")
+
+
+def quota_stop(body) -> str | None:
+    """Why a Gemini 429 cannot be cured by retrying, or None for a rate limit that a wait
+    cures. Read from the error's details (https://ai.google.dev/gemini-api/docs/rate-limits,
+    google.rpc error model): a per-day quota (`per_day_quota`); a `google.rpc.ErrorInfo`
+    whose reason is not a rate limit (a spend cap, billing, a suspended project); a
+    `google.rpc.QuotaFailure` violation of a quota that is neither per-minute nor per-day (a
+    monthly or project spend cap) or whose limit is 0 (the project's tier has no quota for
+    the model). A 429 without details is a rate limit."""
+    day = per_day_quota(body)
+    if day:
+        return day
+    for detail in _details(body):
+        kind = str(detail.get("@type", ""))
+        if kind.endswith("google.rpc.ErrorInfo"):
+            reason = str(detail.get("reason", ""))
+            if reason and reason not in _TRANSIENT_REASONS:
+                return (f"ErrorInfo reason {reason} (a limit of the project or its billing, "
+                        "not a rate: waiting does not lift it; raise the limit or the spend "
+                        "cap in Google AI Studio)")
+        if kind.endswith("google.rpc.QuotaFailure"):
+            for v in detail.get("violations") or []:
+                quota_id = str(v.get("quotaId", ""))
+                limit = str(v.get("quotaValue", ""))
+                if limit == "0":
+                    return (f"quota {quota_id or v.get('quotaMetric', '?')} has limit 0: the "
+                            "project's tier has no quota for this model")
+                if quota_id and not any(w in quota_id for w in _SHORT_WINDOWS):
+                    return (f"quota {quota_id}" + (f" (limit {limit})" if limit else "")
+                            + " is not a per-minute rate: waiting does not lift it")
     return None
 
 
