@@ -25,7 +25,7 @@ from ambiemo.corpora.registry import (LOADERS, check_options, get_loader, loader
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["load", "LOADERS", "loader_options", "register_corpus", "require_audio"]
+__all__ = ["load", "LOADERS", "loader_options", "register_corpus", "renamed", "require_audio"]
 
 log = logging.getLogger("ambiemo.corpora")
 
@@ -64,3 +64,12 @@ def load(name: str, root: str | Path, label_space: str | None = None, *,
                     "failure rows in generation): %s", name, len(bad),
                     "; ".join(bad["audio_reason"].head(3)) + (" ..." if len(bad) > 3 else ""))
     return manifest
+
+
+def renamed(manifest: pd.DataFrame, corpus: str) -> pd.DataFrame:
+    """`manifest` under the name `corpus` (its `corpus` column and attrs): a corpus of the
+    config read by another's loader (`loader: votes_table`) is named by its config key."""
+    attrs = dict(manifest.attrs)
+    out = manifest.assign(corpus=corpus)
+    out.attrs = attrs | {"corpus": corpus}
+    return out
