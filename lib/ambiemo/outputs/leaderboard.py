@@ -30,6 +30,9 @@ MAIN_METRIC = "js_divergence"
 # (tts/controls.py), and vote_share (a strategy that is itself a control; README).
 CONTROL_STRATEGIES = (*CONTROLS, "vote_share")
 BLOCK = ("greedy", "best", "best_strategy", *CONTROL_STRATEGIES)
+# The page's headers of the controls (the caption names them in full).
+SHORT = {"greedy_smoothed": "smoothed", "label_logits_tempered": "tempered",
+         "vote_share": "vote share"}
 
 
 def leaderboard(summary: pd.DataFrame, metric: str = MAIN_METRIC,
@@ -104,8 +107,9 @@ def caption(metric: str, limit: int | None = None) -> str:
     label = M.table_header(metric)
     return (f"Leaderboard: {label} (mean over clips; {M.direction(metric)} is better) per "
             "corpus, for each model and prompt arm: the greedy answer, the best strategy "
-            "(named; controls left out) and the controls every gain is read against "
-            "(greedy_smoothed, label_logits_tempered, vote_share). Reference rows ask no "
+            "(named, @n its number of answers; controls left out) and the controls every gain "
+            "is read against (greedy_smoothed, label_logits_tempered and vote_share; on the "
+            "page smoothed, tempered, vote share). Reference rows ask no "
             "model; their value stands under best. Intervals: the main tables."
             + (f" A limited run: the first {limit} clips of each corpus, not the study's "
                "numbers." if limit else ""))
@@ -116,11 +120,11 @@ def to_latex_blocks(table: pd.DataFrame, digits: int = 3, cap: str | None = None
     a spanning row), model and arm on every row."""
     corpora = table.attrs.get("corpora") or sorted({c.split(":")[0] for c in table.columns
                                                     if ":" in c})
-    heads = ["model", "prompt", "greedy", "best", "strategy", *CONTROL_STRATEGIES]
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
+    heads = ["model", "prompt", "greedy", "best", "strategy",
+             *[SHORT.get(c, c) for c in CONTROL_STRATEGIES]]
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{3pt}",
              r"\begin{tabular}{llrrl" + "r" * len(CONTROL_STRATEGIES) + "}", r"\toprule",
-             " & ".join(latex_escape(h.replace("label_logits_tempered", "ll_tempered"))
-                        for h in heads) + r" \\"]
+             " & ".join(latex_escape(h) for h in heads) + r" \\"]
     for corpus in corpora:
         lines += [r"\midrule",
                   rf"\multicolumn{{{len(heads)}}}{{l}}{{\textit{{{latex_escape(corpus)}}}}} \\"]
