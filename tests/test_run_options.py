@@ -175,3 +175,24 @@ scoring: {{strategies: [greedy, majority, label_logits], n_boot: 20,
     meta = json.loads((exported / "ambiemo_export.json").read_text())
     assert meta["corpora"]["lab_rows"]["limit"] == 6
     assert meta["corpora"]["lab_rows"]["merges"] == {"excited": "happy"}
+
+
+def test_a_7b_model_on_20_iemocap_clips_is_one_command(tmp_path, monkeypatch):
+    """configs/try.yaml --limit 20: everything checks but the checkpoint (not downloaded
+    here), and the prepare stage keeps 20 clips of IEMOCAP (the fixture has 5)."""
+    from ambiemo.config import ConfigError
+    from ambiemo.pipeline import stages
+    from ambiemo.pipeline.plan import plan
+    from ambiemo.pipeline.preflight import validate
+
+    monkeypatch.setenv("IEMOCAP_ROOT", str(REPO / "tests" / "fixtures" / "iemocap"))
+    cfg = with_run_options(load_config(REPO / "configs" / "try.yaml"), limit=20,
+                           output_dir=tmp_path)
+    assert cfg.models == ("qwen2-audio-7b-instruct",) and list(cfg.corpora) == ["iemocap"]
+    with pytest.raises(ConfigError) as e:
+        validate(cfg, probe=False)
+    assert "1 problem(s)" in str(e.value) and "not in the Hugging Face cache" in str(e.value)
+    validate(cfg, plan(cfg, stages=("prepare",)), probe=False)
+    manifest = stages.prepare_corpus(cfg, "iemocap").manifest
+    assert manifest.attrs["limit"] == 20 and len(manifest) == 5
+    assert (tmp_path / "runs" / "try__limit20" / "manifests" / "iemocap.parquet").is_file()
