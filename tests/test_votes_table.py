@@ -154,6 +154,11 @@ def test_a_label_space_is_defined_in_one_place(monkeypatch):
     assert four.name == "4class" and four.merges == {"excited": "happy"}
     assert four.class_of("exc") == "happy" and four.class_of("frustration") is None
     assert list(four) == list(classes_for("iemocap")) == ["neutral", "happy", "angry", "sad"]
+    # ... and travels with the Manifest, where the parser finds it.
+    assert corpora.load("iemocap", REPO / "tests" / "fixtures" / "iemocap").attrs["merges"] \
+        == {"excited": "happy"}
+    assert corpora.load("iemocap", REPO / "tests" / "fixtures" / "iemocap", "full"
+                        ).attrs["merges"] == {}
     with pytest.raises(ValueError, match="merges.excited: 'joy' is not one of the classes"):
         LabelSpace("x", ("happy", "sad"), {"excited": "joy"})
     with pytest.raises(ValueError, match="'happiness' is already a class"):

@@ -19,6 +19,7 @@ from ambiemo.corpora.audio_check import MIN_DURATION_S, probe_manifest
 from ambiemo.corpora.manifest import add_ambiguity_bin, require_audio
 from ambiemo.corpora.registry import (LOADERS, check_options, get_loader, loader_options,
                                       register_corpus)
+from ambiemo.labels import get_label_space
 
 # Every module of this package is imported, so a corpus module registers its loader by being
 # here: adding a corpus is adding one file (as with alm/archs/).
@@ -52,6 +53,13 @@ def load(name: str, root: str | Path, label_space: str | None = None, *,
     manifest = add_ambiguity_bin(loader(root, label_space=label_space, **options),
                                  ambiguity_edges)
     manifest = probe_manifest(manifest, min_audio_s)
+    if "merges" not in manifest.attrs:
+        # The label space's merges travel with the Manifest, so whoever reads answers against
+        # it (the parser) counts a merged label as its class, as the votes were counted.
+        try:
+            manifest.attrs["merges"] = dict(get_label_space(name, label_space).merges)
+        except (KeyError, ValueError):   # a loader with its own classes (hf): none
+            manifest.attrs["merges"] = {}
     missing = int((~manifest["has_audio"]).sum())
     manifest.attrs["missing_audio"] = missing
     if missing:
