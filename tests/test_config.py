@@ -221,5 +221,7 @@ def test_the_cluster_config_is_the_paper_config_on_ray(repo):
     same = ("seed", "corpora", "model_entries", "generation", "verification", "scoring")
     for f in same:
         assert getattr(cluster, f) == getattr(paper, f), f
+    # limit and output_dir are the command line's run options, never the file's.
     assert {f.name for f in dataclasses.fields(paper)} - set(same) == {
-        "name", "path", "root", "executor"}
+        "name", "path", "root", "executor", "limit", "output_dir"}
+    assert cluster.limit is paper.limit is None and cluster.output_dir is paper.output_dir is None

@@ -82,9 +82,18 @@ class Decoding:
 class CorpusConfig:
     name: str
     root: Path
-    label_space: str | None = None
+    # A label space name of the corpus (None: its default), `<corpus>:<name>`, or one written
+    # here as {classes: [...], merges: {label: class}} (ambiemo.labels.LabelSpace).
+    label_space: str | dict | None = None
     options: dict = Field(default_factory=dict)
+    # The registered loader that reads it; None: the loader named like the corpus. A corpus
+    # of one's own: `loader: votes_table` (ambiemo/corpora/votes_table.py).
+    loader: str | None = None
     missing_env: tuple[str, ...] = ()   # `${NAME}`s in root that are unset
+
+    @property
+    def loader_name(self) -> str:
+        return self.loader or self.name
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -224,11 +233,25 @@ class StudyConfig:
     scoring: ScoringConfig
     verification: VerificationConfig | None = None
     executor: ExecutorConfig = dataclass_field(default_factory=ExecutorConfig)
+    # Run options of the command line (`--limit`, `--output-dir`), never of the file:
+    # the first `limit` clips of each corpus (a run of its own, `<name>__limit<N>`, recorded
+    # in each Manifest), and the folder holding runs/ tables/ figures/ (None: the repository).
+    limit: int | None = None
+    output_dir: Path | None = None
+
+    @property
+    def run_name(self) -> str:
+        """The run's folder name: the config's name, `__limit<N>` added for a limited run
+        (its own sample store: a full run never reuses its batches, seeded differently)."""
+        return self.name if self.limit is None else f"{self.name}__limit{self.limit}"
 
     def __post_init__(self):
         why = folder_name_problem(self.name)
         if why:
             raise ConfigError(f"{self.path}: name: {self.name!r}: {why}")
+        if self.limit is not None and (isinstance(self.limit, bool) or
+                                       not isinstance(self.limit, int) or self.limit < 1):
+            raise ConfigError(f"--limit {self.limit!r}: must be a whole number >= 1")
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -248,7 +271,7 @@ class StudyConfig:
     # Paths: every artifact path has one home, `ambiemo.layout.RunLayout`; these delegate.
     @property
     def layout(self) -> RunLayout:
-        return RunLayout(self.root, self.name)
+        return RunLayout(self.root, self.run_name, self.output_dir)
 
     @property
     def run_dir(self) -> Path:
@@ -329,6 +352,15 @@ class _Problems(list):
             return None
 
 
+def _label_space_problems(name, c: dict) -> list[str]:
+    """A label space written in the config, checked here (names are checked by the loader,
+    which knows its corpus)."""
+    from ambiemo.labels import mapping_problems   # cheap: no torch, no pandas
+    space = c.get("label_space")
+    return mapping_problems(space, f"corpora.{name}.label_space") if isinstance(space, dict) \
+        else []
+
+
 def _corpora(data, problems: _Problems, root: Path) -> dict[str, CorpusConfig]:
     if not isinstance(data, dict) or not data:
         problems.append("corpora: must be a non-empty mapping of corpus name -> {root: ...}")
@@ -339,6 +371,7 @@ def _corpora(data, problems: _Problems, root: Path) -> dict[str, CorpusConfig]:
             problems.append(f"corpora.{name} needs a root (a mapping {{root: ...}}), got {c!r}")
             continue
         c = dict(c)
+        problems += _label_space_problems(name, c)
         text, missing = expand_env(str(c.pop("root")))
         r = Path(text).expanduser()
         # An unexpanded `${NAME}` stays as written, so the message shows what was asked for.
@@ -462,3 +495,12 @@ def load_config(path: str | Path, root: Path | None = None) -> StudyConfig:
     return StudyConfig(name=name, path=path.resolve(), root=root, seed=seed, corpora=corpora,
                        model_entries=models, generation=generation, scoring=scoring,
                        verification=verification, executor=executor or ExecutorConfig())
+
+
+def with_run_options(cfg: StudyConfig, *, limit: int | None = None,
+                     output_dir: str | Path | None = None) -> StudyConfig:
+    """`cfg` with the command line's `--limit` / `--output-dir` (a relative output folder
+    resolves against the current directory, as a shell user expects)."""
+    import dataclasses
+    out = Path(output_dir).expanduser().resolve() if output_dir is not None else None
+    return dataclasses.replace(cfg, limit=limit, output_dir=out)

@@ -2,7 +2,8 @@
 
 A config named `smoke` writes everything under `runs/smoke/` (manifests, the sample store,
 predictions, scores, executed notebooks, status files, the report), `tables/smoke/` and
-`figures/smoke/` (docs/design.md, "Run layout"). Stages, notebooks, the pipeline and the
+`figures/smoke/` (docs/design.md, "Run layout"), in the repository or, with `--output-dir
+DIR`, in DIR. Stages, notebooks, the pipeline and the
 report ask this class for a path instead of building one; a pointer file names the run key a
 stage wrote for a (model, corpus, prompt arm), so the next stage reads exactly that run.
 """
@@ -17,24 +18,38 @@ from pathlib import Path
 class RunLayout:
     root: Path   # the repository root
     name: str    # the config's `name:` (a plain folder name)
+    out: Path | None = None   # where runs/ tables/ figures/ go (`--output-dir`); None: root
 
     @classmethod
     def of(cls, cfg) -> RunLayout:
         """The layout of a loaded `StudyConfig`."""
-        return cls(Path(cfg.root), cfg.name)
+        layout = getattr(cfg, "layout", None)
+        return layout if isinstance(layout, RunLayout) else cls(Path(cfg.root), cfg.name)
+
+    @property
+    def base(self) -> Path:
+        """The folder holding runs/, tables/ and figures/."""
+        return Path(self.out) if self.out is not None else self.root
+
+    def shown(self, path: Path) -> str:
+        """`path` as a message shows it: relative to the repository when inside it."""
+        try:
+            return str(Path(path).relative_to(self.root))
+        except ValueError:
+            return str(path)
 
     # --- folders ---------------------------------------------------------------------------
     @property
     def run_dir(self) -> Path:
-        return self.root / "runs" / self.name
+        return self.base / "runs" / self.name
 
     @property
     def table_dir(self) -> Path:
-        return self.root / "tables" / self.name
+        return self.base / "tables" / self.name
 
     @property
     def figure_dir(self) -> Path:
-        return self.root / "figures" / self.name
+        return self.base / "figures" / self.name
 
     @property
     def prompt_dir(self) -> Path:

@@ -19,13 +19,14 @@ from ambiemo.corpora.audio_check import MIN_DURATION_S, probe_manifest
 from ambiemo.corpora.manifest import add_ambiguity_bin, require_audio
 from ambiemo.corpora.registry import (LOADERS, check_options, get_loader, loader_options,
                                       register_corpus)
+from ambiemo.labels import get_label_space
 
 # Every module of this package is imported, so a corpus module registers its loader by being
 # here: adding a corpus is adding one file (as with alm/archs/).
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["load", "LOADERS", "loader_options", "register_corpus", "require_audio"]
+__all__ = ["load", "LOADERS", "loader_options", "register_corpus", "renamed", "require_audio"]
 
 log = logging.getLogger("ambiemo.corpora")
 
@@ -52,6 +53,13 @@ def load(name: str, root: str | Path, label_space: str | None = None, *,
     manifest = add_ambiguity_bin(loader(root, label_space=label_space, **options),
                                  ambiguity_edges)
     manifest = probe_manifest(manifest, min_audio_s)
+    if "merges" not in manifest.attrs:
+        # The label space's merges travel with the Manifest, so whoever reads answers against
+        # it (the parser) counts a merged label as its class, as the votes were counted.
+        try:
+            manifest.attrs["merges"] = dict(get_label_space(name, label_space).merges)
+        except (KeyError, ValueError):   # a loader with its own classes (hf): none
+            manifest.attrs["merges"] = {}
     missing = int((~manifest["has_audio"]).sum())
     manifest.attrs["missing_audio"] = missing
     if missing:
@@ -64,3 +72,12 @@ def load(name: str, root: str | Path, label_space: str | None = None, *,
                     "failure rows in generation): %s", name, len(bad),
                     "; ".join(bad["audio_reason"].head(3)) + (" ..." if len(bad) > 3 else ""))
     return manifest
+
+
+def renamed(manifest: pd.DataFrame, corpus: str) -> pd.DataFrame:
+    """`manifest` under the name `corpus` (its `corpus` column and attrs): a corpus of the
+    config read by another's loader (`loader: votes_table`) is named by its config key."""
+    attrs = dict(manifest.attrs)
+    out = manifest.assign(corpus=corpus)
+    out.attrs = attrs | {"corpus": corpus}
+    return out

@@ -36,7 +36,7 @@ import pandas as pd
 
 from ambiemo.corpora.manifest import build_manifest
 from ambiemo.corpora.registry import register_corpus
-from ambiemo.labels import classes_for, projection
+from ambiemo.labels import classes_for, get_label_space
 
 # The category names evaluators could pick, mapped to the "full" label space.
 CATEGORIES = {"neutral": "neutral", "happiness": "happy", "excited": "excited",
@@ -47,9 +47,6 @@ CATEGORIES = {"neutral": "neutral", "happiness": "happy", "excited": "excited",
 CONSENSUS = {"neu": "neutral", "hap": "happy", "exc": "excited", "sad": "sad",
              "ang": "angry", "fru": "frustrated", "sur": "surprised", "fea": "fearful",
              "dis": "disgusted", "oth": "other", "xxx": None}
-# The customary 4-class space merges Excited into happy (as most IEMOCAP studies do); the
-# merge is ambiemo.labels.MERGES, which the parser applies to a model's answers too.
-TO_4CLASS = projection("iemocap", "4class")
 MULTI_LABEL = ("fraction", "each")
 SELECTIONS = ("consensus", "votes")
 
@@ -83,7 +80,9 @@ def load_iemocap(root: Path, label_space: str | None = None, *,
         raise ValueError(f"iemocap: unknown multi_label {multi_label!r}; valid: {MULTI_LABEL}")
     if selection not in SELECTIONS:
         raise ValueError(f"iemocap: unknown selection {selection!r}; valid: {SELECTIONS}")
-    project = projection("iemocap", space)
+    # The label space's merges (labels.py: 4class counts Excited as happy) -- the same
+    # definition the parser reads model answers with.
+    project = get_label_space("iemocap", label_space).projection()
     # Not recursive: EmoEvaluation/Categorical/ etc. hold per-evaluator copies in another
     # format; and copies made on macOS carry "._Ses01F_impro01.txt" forks, which "Ses*" skips.
     files = sorted(p for k in range(1, 6) for p in

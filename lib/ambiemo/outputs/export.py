@@ -11,7 +11,9 @@ generating again if the answers travel. `export_run` writes one folder:
   settings, and the licence notes (the corpus's terms bind the derived answers too);
 - `ambiemo_export.json` — what `read_export` needs (classes, corpus, runs).
 
-`read_export` returns the tables as they went in.
+`read_export` returns the tables as they went in. A whole run folder (every corpus, one
+split each) is exported by `python -m ambiemo.outputs.export RUN DIR` (`main`, below;
+outputs/study_export.py) and read with `datasets.load_dataset(DIR, "predictions")`.
 """
 from __future__ import annotations
 
@@ -157,3 +159,43 @@ def export_from_store(out: str | Path, store, run_keys, predictions: pd.DataFram
         samples["dist"] = samples["dist"].map(lambda d: None if d is None else list(d))
     return export_run(out, samples=samples, predictions=predictions, runs=runs, corpus=corpus,
                       classes=classes, licence=licence)
+
+
+def main(argv=None) -> int:
+    """`python -m ambiemo.outputs.export RUN DIR`: a run folder (or its config) as a Hugging
+    Face dataset folder, one split per corpus (outputs/study_export.py)."""
+    import argparse
+    import sys
+
+    from ambiemo.outputs.study_export import DEFAULT_LICENCE, export_study
+
+    ap = argparse.ArgumentParser(
+        prog="python -m ambiemo.outputs.export",
+        description="Export a run's samples, predictions and human votes as a Hugging Face "
+                    "dataset folder: load_dataset(DIR, 'predictions')['<corpus>'].")
+    ap.add_argument("run", help="the run folder (runs/<name>) or the study config (YAML)")
+    ap.add_argument("out", help="the export folder to write (replaced if it is an export)")
+    ap.add_argument("--output-dir", metavar="DIR",
+                    help="with a config: the --output-dir the run was made with")
+    ap.add_argument("--limit", type=int, metavar="N",
+                    help="with a config: the --limit the run was made with")
+    ap.add_argument("--licence", default=DEFAULT_LICENCE, help="licence notes for the card")
+    args = ap.parse_args(argv)
+    run = Path(args.run)
+    try:
+        if run.suffix in (".yaml", ".yml"):
+            from ambiemo.config import load_config, with_run_options
+            run = with_run_options(load_config(run), limit=args.limit,
+                                   output_dir=args.output_dir).run_dir
+        if not run.is_dir():
+            raise FileNotFoundError(f"{run}: no such run folder (runs/<name>, or a config)")
+        out = export_study(run, args.out, licence=args.licence)
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {run} to {out}: load_dataset({str(out)!r}, 'predictions')")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

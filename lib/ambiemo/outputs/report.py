@@ -67,7 +67,7 @@ OFFLINE_NOTEBOOK_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 
 def build_report(cfg, summary: list[dict] | None = None, since: float | None = None) -> Path:
     """Build the report of study config `cfg` (a StudyConfig); returns index.html's path."""
-    return write_report(cfg.run_dir / "report", title=f"ambiemo report: {cfg.name}",
+    return write_report(cfg.run_dir / "report", title=f"ambiemo report: {cfg.run_name}",
                         config_file=cfg.path, executed_dir=cfg.run_dir / "executed",
                         table_dir=cfg.table_dir, figure_dir=cfg.figure_dir, summary=summary,
                         since=since)

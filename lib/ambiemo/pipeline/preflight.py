@@ -15,6 +15,7 @@ exists and sends one tiny request with the run's exact parameters
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -183,6 +184,8 @@ def run_folder_problems(cfg: StudyConfig, jobs: list[Job]) -> list[str]:
             if not m.is_file():
                 problems.append(f"stage {j.stage!r} [{j.corpus}] reads {m}, which does not "
                                 f"exist: run `--stage prepare` first (or the whole pipeline)")
+            else:
+                problems += manifest_limit_problems(cfg, j.corpus)
         arms = cfg.generation.prompts
         needs = ([(m, cfg.samples_pointer(m, j.corpus, a)) for m in cfg.models for a in arms]
                  if j.stage == "score" else
@@ -193,6 +196,21 @@ def run_folder_problems(cfg: StudyConfig, jobs: list[Job]) -> list[str]:
                 problems.append(f"stage {j.stage!r} [{j.corpus}] reads the samples of {model}"
                                 f" ({pointer} does not exist): run `--stage generate` first")
     return list(dict.fromkeys(problems))
+
+
+def manifest_limit_problems(cfg: StudyConfig, corpus: str) -> list[str]:
+    """A stored Manifest prepared with another --limit than this run's (a limited run and a
+    full one never mix)."""
+    import pyarrow.parquet as pq
+    from ambiemo.pipeline.run_options import limit_problem
+
+    path = cfg.manifest_path(corpus)
+    try:   # the attrs only: pandas keeps them in the Parquet metadata
+        meta = json.loads((pq.read_schema(path).metadata or {}).get(b"PANDAS_ATTRS", b"{}"))
+    except (OSError, ValueError) as e:
+        return [f"{path}: cannot be read ({e}): run `--stage prepare` again"]
+    why = limit_problem(meta, cfg, path)
+    return [why] if why else []
 
 
 def arm_prompt_problems(cfg: StudyConfig, key: str, prompt: str) -> list[str]:
@@ -223,11 +241,14 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = T
     problems = strategy_problems(cfg)
     for name in dict.fromkeys(j.corpus for j in jobs if j.corpus):
         c = cfg.corpora[name]
-        if name not in LOADERS:
-            problems.append(f"corpora.{name}: unknown corpus {name!r} (valid: {sorted(LOADERS)})")
+        loader = c.loader_name
+        if loader not in LOADERS:
+            key = f"corpora.{name}.loader" if c.loader else f"corpora.{name}"
+            problems.append(f"{key}: unknown corpus {loader!r} (valid: {sorted(LOADERS)}; "
+                            "a corpus of your own: loader: votes_table)")
         elif stages & {"prepare", "generate", "verify"}:
             try:  # a corpus protocol option the loader does not know, named with the valid ones
-                check_options(name, c.options)
+                check_options(loader, c.options)
             except TypeError as e:
                 problems.append(f"corpora.{name}.options: {e}")
             if c.missing_env:
@@ -236,6 +257,11 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = T
             elif not c.root.exists():
                 problems.append(f"corpora.{name}.root: corpus {name!r}: root {c.root} does "
                                 "not exist")
+            elif "prepare" in stages and hasattr(LOADERS[loader], "check"):
+                # A loader that can check its input cheaply (a votes table's schema) does so
+                # now, so a bad row is named before any model loads.
+                problems += [f"corpora.{name}: {p}" for p in
+                             LOADERS[loader].check(c.root, c.label_space, **c.options)]
     to_probe = []
     for name in dict.fromkeys(j.model for j in jobs if j.stage == "generate"):
         mine = model_problems(cfg, name, "models")

@@ -26,6 +26,11 @@ one message naming the path, the cause and the next step, and the summary is alw
     python -m ambiemo.pipeline [CONFIG] [--stage S] [--model M] [--corpus C] [--no-probe]
                                [--retry-failed] [--progress-every N]
                                [--executor local|ray] [--address ADDR]
+                               [--limit N] [--output-dir DIR]
+
+`--limit N` runs the first N clips of each corpus (a quick try: "a 7B model on 20 IEMOCAP
+clips"); the Manifest records it and no stage mixes it with a full run. `--output-dir DIR`
+writes runs/, tables/ and figures/ under DIR instead of the repository.
 
 With `--executor ray` (or `executor: {kind: ray}` in the config) each generate job first
 samples its (model, corpus) on Ray (ambiemo.sampling.executor_ray); its notebook then finds
@@ -42,7 +47,9 @@ import sys
 import time
 from pathlib import Path
 
-from ambiemo.config import StudyConfig, load_config
+from ambiemo.config import StudyConfig, load_config, with_run_options
+from ambiemo.pipeline.run_options import apply as apply_run_options
+from ambiemo.pipeline.run_options import export as export_run_options
 from ambiemo.pipeline.guard import (RunLock, RunLocked, die_with_parent, explain_os_error,
                                     rows_stored)
 from ambiemo.pipeline.plan import NOTEBOOKS, STAGES, Job, plan
@@ -104,7 +111,7 @@ def _execute(job: Job, cfg: StudyConfig, progress_every: float = 30.0) -> Outcom
                              kernel_log=live.with_name(f"{job.stem}.kernel.log"))
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
         return Outcome(job, "failed", time.perf_counter() - t0,
-                       f"{_advice(_last_line(e))} (see {out.relative_to(cfg.root)})")
+                       f"{_advice(_last_line(e))} (see {cfg.layout.shown(out)})")
     finally:
         os.environ.pop(PROGRESS_ENV, None)
     state, note = read_status(status)
@@ -138,7 +145,7 @@ def _build_report(cfg: StudyConfig, outcomes: list[Outcome], since: float | None
         index = build_report(cfg, [o.row() for o in outcomes], since=since)
     except Exception as e:  # a broken table or notebook must not hide the run summary
         return Outcome(job, "failed", time.perf_counter() - t0, f"{type(e).__name__}: {e}")
-    return Outcome(job, "ran", time.perf_counter() - t0, str(index.relative_to(cfg.root)))
+    return Outcome(job, "ran", time.perf_counter() - t0, cfg.layout.shown(index))
 
 
 def _on_ray(job: Job, cfg: StudyConfig, progress_every: float) -> Outcome:
@@ -171,16 +178,21 @@ def with_executor(cfg: StudyConfig, kind: str | None, address: str | None) -> St
 def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
         log=print, probe: bool = True, retry_failed: bool = False,
         progress_every: float = 30.0, executor: str | None = None,
-        address: str | None = None) -> int:
+        address: str | None = None, limit: int | None = None,
+        output_dir: str | Path | None = None) -> int:
     """Validate, lock the run folder, run the plan, log the summary; returns the number of
     failed or skipped jobs. Raises RunLocked when another process runs this config.
     `probe`: probe hosted models before the run; `retry_failed`: the notebooks redo every
     failure row (the environment variable AMBIEMO_RETRY_FAILED=1, which their kernels
     inherit and `ambiemo.sampling.generate.generate_samples` / `verify_samples` read);
-    `executor` / `address`: the command line's --executor / --address over the config's."""
-    cfg = with_executor(load_config(config_path), executor, address)
+    `executor` / `address`: the command line's --executor / --address over the config's;
+    `limit`: the first N clips of each corpus; `output_dir`: runs/ tables/ figures/ there
+    (ambiemo.pipeline.run_options)."""
+    cfg = with_run_options(with_executor(load_config(config_path), executor, address),
+                           limit=limit, output_dir=output_dir)
     jobs = plan(cfg, stages, models, corpora)
     validate(cfg, jobs, probe=probe)
+    export_run_options(cfg)       # the notebooks' kernels inherit --limit and --output-dir
     if retry_failed:
         os.environ["AMBIEMO_RETRY_FAILED"] = "1"
     else:
@@ -243,6 +255,12 @@ def main(argv=None) -> int:
                     help="where generation runs (default: the config's executor.kind, local)")
     ap.add_argument("--address", help="Ray cluster to join (auto, host:port); default: start "
                                       "a local Ray on this machine")
+    ap.add_argument("--limit", type=_positive, metavar="N",
+                    help="only the first N clips of each corpus (a quick try; recorded in "
+                    "the run, which then refuses to mix with a full one)")
+    ap.add_argument("--output-dir", metavar="DIR",
+                    help="write runs/, tables/ and figures/ under DIR instead of the "
+                    "repository")
     ap.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
                     help="when output is not a terminal: one progress line per this many "
                     "seconds (default 30)")
@@ -255,7 +273,8 @@ def main(argv=None) -> int:
         n_bad = run(args.config, stages=tuple(args.stage or STAGES), models=args.model,
                     corpora=args.corpus, probe=not args.no_probe,
                     retry_failed=args.retry_failed, progress_every=args.progress_every,
-                    executor=args.executor, address=args.address)
+                    executor=args.executor, address=args.address, limit=args.limit,
+                    output_dir=args.output_dir)
     except RunLocked as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -271,10 +290,21 @@ def main(argv=None) -> int:
     return 1 if n_bad else 0
 
 
+def _positive(text: str) -> int:
+    """argparse type of --limit: a whole number >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return n
+
+
 def _interrupted(config) -> str:
     """The one line a Ctrl-C prints: what is kept and how to go on."""
     try:
-        n = rows_stored(load_config(config).store_path)
+        n = rows_stored(apply_run_options(load_config(config)).store_path)
     except Exception:   # noqa: BLE001 -- the message must come out whatever the state
         n = None
     rows = f"{n} rows stored" if n is not None else "nothing stored yet"

@@ -18,9 +18,11 @@ from ambiemo.pipeline.status import arm_notes, write_status
 
 
 def load(config_path: str) -> StudyConfig:
-    """The study config at `config_path` (relative to the repository root)."""
+    """The study config at `config_path` (relative to the repository root), with the run
+    options (`--limit`, `--output-dir`) the driver passed to this notebook's kernel."""
     from ambiemo.config import load_config, repo_root
-    return load_config(config_path, root=repo_root())
+    from ambiemo.pipeline.run_options import apply
+    return apply(load_config(config_path, root=repo_root()))   # with --limit, --output-dir
 
 
 # --- 01_prepare_corpus --------------------------------------------------------------------
@@ -39,9 +41,14 @@ def prepare_corpus(cfg: StudyConfig, corpus: str) -> Prepared:
     from ambiemo.outputs import figures
     from ambiemo.outputs.tables import write_table
 
+    from ambiemo.pipeline.run_options import limit_manifest
+
     lay = RunLayout.of(cfg)
     cc = cfg.corpora[corpus]
-    manifest = corpora.load(corpus, cc.root, cc.label_space, **cc.options)
+    manifest = corpora.load(cc.loader_name, cc.root, cc.label_space, **cc.options)
+    if manifest.attrs.get("corpus") != corpus:   # a corpus read by another's loader
+        manifest = corpora.renamed(manifest, corpus)
+    manifest = limit_manifest(manifest, cfg.limit)   # --limit N: the first N clips
     out = lay.manifest(corpus)
     out.parent.mkdir(parents=True, exist_ok=True)
     manifest.to_parquet(out, index=False)
@@ -64,11 +71,17 @@ def feature_jobs() -> int:
 
 
 def read_manifest(cfg: StudyConfig, corpus: str) -> pd.DataFrame:
+    from ambiemo.pipeline.run_options import limit_problem
+
     path = RunLayout.of(cfg).manifest(corpus)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: prepare the corpus first "
                                 f"(./run_all.sh CONFIG --stage prepare --corpus {corpus})")
-    return pd.read_parquet(path)
+    manifest = pd.read_parquet(path)
+    why = limit_problem(manifest.attrs, cfg, path)
+    if why:
+        raise ValueError(why)
+    return manifest
 
 
 # --- 02_generate --------------------------------------------------------------------------
@@ -446,6 +459,10 @@ def analyse(cfg: StudyConfig) -> Analysed:
             figs[stem] = pf.figure
     reproduced = pd.concat([pd.read_parquet(lay.summary(c)) for c in cfg.corpora],
                            ignore_index=True)
+    # The cross-corpus leaderboard (outputs/leaderboard.py): the main tables' numbers.
+    from ambiemo.outputs.leaderboard import write_leaderboard
+    write_leaderboard(reproduced, lay.table("leaderboard"), corpora=list(cfg.corpora),
+                      strategies=cfg.scoring.strategies, limit=cfg.limit)
     reported = load_reported()
     beside = reported_beside(reproduced, reported)
     # The page version keeps the numbers and the status; the mapping, claim and source stay

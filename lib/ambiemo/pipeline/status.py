@@ -93,7 +93,7 @@ def audio_error_note(cfg: StudyConfig, job: Job, shown: int = 3) -> str:
     names = ", ".join(u for u, _ in rows[:shown])
     more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
     return (f"{len(rows)} clip(s) with unusable audio stored as audio_error failures: "
-            f"{names}{more} (full list: {listing.relative_to(cfg.root)})")
+            f"{names}{more} (full list: {cfg.layout.shown(listing)})")
 
 
 def stale_outputs(cfg: StudyConfig, since: float) -> list[Path]:
@@ -107,7 +107,7 @@ def summarise(cfg: StudyConfig, outcomes: list[Outcome], since: float | None = N
     """The run summary: a count per stage and state, then one line per job not simply ran,
     then (given the run's start `since`) the outputs this run did not remake."""
     states = ("ran", "cached", "skipped", "failed")
-    lines = [f"summary of {cfg.name} ({cfg.path}):",
+    lines = [f"summary of {getattr(cfg, 'run_name', cfg.name)} ({cfg.path}):",
              f"  {'stage':<10}" + "".join(f"{s:>9}" for s in states)]
     for stage in dict.fromkeys(o.job.stage for o in outcomes):
         n = [sum(o.job.stage == stage and o.state == s for o in outcomes) for s in states]
@@ -122,7 +122,10 @@ def summarise(cfg: StudyConfig, outcomes: list[Outcome], since: float | None = N
     total = {s: sum(o.state == s for o in outcomes) for s in states}
     lines.append(f"summary: {total['ran']} ran, {total['cached']} from cache, "
                  f"{total['skipped']} skipped, {total['failed']} failed; tables in "
-                 f"{cfg.table_dir.relative_to(cfg.root)}/, figures in "
-                 f"{cfg.figure_dir.relative_to(cfg.root)}/, report in "
-                 f"{(cfg.run_dir / 'report').relative_to(cfg.root)}/index.html")
+                 f"{cfg.layout.shown(cfg.table_dir)}/, figures in "
+                 f"{cfg.layout.shown(cfg.figure_dir)}/, report in "
+                 f"{cfg.layout.shown(cfg.run_dir / 'report')}/index.html")
+    if getattr(cfg, "limit", None) is not None:   # never read as a full run by mistake
+        lines.append(f"limited run: the first {cfg.limit} clips of each corpus (--limit "
+                     f"{cfg.limit}); not the study's numbers")
     return "\n".join(lines)
