@@ -207,12 +207,13 @@ def test_simulated_model_options_move_the_key_or_not(repo, prompts, option):
 # back-off, timeouts, budget, concurrency, the key's variable) changes no answer.
 HOSTED_EXCLUDED = {"api_key_env": "OTHER_KEY", "max_requests": 10, "max_retries": 2,
                    "backoff_s": 3.0, "max_backoff_s": 9.0, "timeout_s": 30.0, "concurrency": 16,
+                   "max_wait_s": 60.0,   # how long to honour a Retry-After: no answer changes
                    "device": "cuda", "dtype": "bfloat16",
                    "revision": None}   # must be None: a dated model id is the checkpoint
-OPENAI_KEYED = {"checkpoint": "openai:gpt-4o-audio-preview-2025-06-03", "name": "other",
+OPENAI_KEYED = {"checkpoint": "openai:gpt-audio-mini", "name": "other",
                 "base_url": "http://localhost:8000/v1", "logprobs": False,
                 "max_candidates_per_request": 2}
-GEMINI_KEYED = {"checkpoint": "gemini:gemini-2.5-pro", "name": "other",
+GEMINI_KEYED = {"checkpoint": "gemini:gemini-3.5-flash", "name": "other",
                 "base_url": "http://localhost:8000", "logprobs": True,
                 "max_candidates_per_request": 2, "thinking_budget": 128,
                 "thinking_level": "high", "thinking_headroom": 512}
@@ -225,7 +226,7 @@ def _hosted(kind, monkeypatch, **options):
     monkeypatch.delenv("GOOGLE_GEMINI_BASE_URL", raising=False)
     if kind == "openai":
         from ambiemo.alm.hosted.openai_chat import OpenAIChatAdapter as cls
-        opts = {"checkpoint": "openai:gpt-4o-audio-preview", "name": "gpt"}
+        opts = {"checkpoint": "openai:gpt-audio-1.5", "name": "gpt"}
     else:
         from ambiemo.alm.hosted.gemini import GeminiAdapter as cls
         # A thinking level with its headroom on, so the headroom can move the key; a
