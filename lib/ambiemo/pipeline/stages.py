@@ -178,13 +178,17 @@ class Scored:
     figures: dict = field(default_factory=dict)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)   # tts.costs.strategy_costs
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # parse.failure_breakdown
+    missing_figures: dict = field(default_factory=dict)   # figure -> why it was not drawn
 
 
-def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
+def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) -> Scored:
     """Samples -> Predictions -> Scores for every model and prompt arm on `corpus`, beside the
     reference rows: the main table (CSV/MD/LaTeX; one block of rows per model and arm), the
     cost per clip of each strategy, the by-ambiguity, gain, entropy, reliability and scaling
-    figures of the main arm, and the paper figures with captions of every arm."""
+    figures of the main arm, and the paper figures with captions of every arm. Tables come
+    first; a figure that fails is a warning and a missing figure (`missing_figures`), and a
+    row one model cannot have (a control not fitted, a strategy without its samples) is an
+    `unavailable` row with its reason. `draw_figures=False`: the tables only."""
     from ambiemo import analysis, metrics
     from ambiemo.outputs import tables
     from ambiemo.parse import failure_breakdown
@@ -251,9 +255,13 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     predictions = pd.concat(predictions, ignore_index=True)
     # The controls every strategy's gain is read against (greedy smoothed towards uniform,
     # label_logits at a temperature), cross-fitted over speaker folds, per model and arm.
+    not_fitted = []   # a control one model cannot be fitted for: an unavailable row
     predictions = pd.concat([predictions, control_predictions(predictions, manifest,
-                                                              seed=cfg.seed, classes=classes)],
+                                                              seed=cfg.seed, classes=classes,
+                                                              unavailable=not_fitted)],
                             ignore_index=True)
+    if not_fitted:
+        unavailable = pd.concat([unavailable, pd.DataFrame(not_fitted)], ignore_index=True)
     scores = metrics.score(predictions, manifest, classes=classes)
     predictions.to_parquet(lay.predictions(corpus), index=False)
     scores.to_parquet(lay.scores(corpus), index=False)
@@ -282,10 +290,24 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
              if curves else pd.DataFrame(columns=[*keys, *main_metrics]))
     curve.to_csv(lay.table(f"{corpus}_scaling").with_suffix(".csv"), index=False)
 
-    figs = {}
-    for arm in cfg.generation.prompts:
-        figs.update(_arm_figures(cfg, corpus, arm, scores, summary, curve, costs, manifest))
-    return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs, failures)
+    # Every table is written; the figures come last, each on its own (issue #25).
+    from ambiemo.outputs.figure_guard import FigureGuard
+    guard, figs = FigureGuard(), {}
+    for arm in cfg.generation.prompts if draw_figures else ():
+        figs.update(_arm_figures(cfg, corpus, arm, scores, summary, curve, costs, manifest,
+                                 guard))
+    write_status(cfg, "score", corpus=corpus, ran=1,
+                 note=score_note(unavailable, guard.note()))
+    return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs, failures,
+                  missing_figures=dict(guard.missing))
+
+
+def score_note(unavailable: pd.DataFrame, figures_note: str = "") -> str:
+    """The score job's status note: each row that could not be scored (model, arm, strategy:
+    reason) and each figure not drawn; "" when there are none."""
+    rows = [f"{r.model}/{r.prompt}/{r.strategy} unavailable: {r.reason}"
+            for r in unavailable.itertuples()]
+    return "; ".join([*rows, *([figures_note] if figures_note else [])])
 
 
 def arm_title(cfg: StudyConfig, corpus: str, arm: str) -> str:
@@ -300,14 +322,20 @@ def arm_stem(cfg: StudyConfig, stem: str, arm: str) -> str:
 
 def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
                  summary: pd.DataFrame, curve: pd.DataFrame, costs: pd.DataFrame,
-                 manifest: pd.DataFrame) -> dict:
+                 manifest: pd.DataFrame, guard=None) -> dict:
     """The figures of one prompt arm (its rows and the reference rows): the paper figures for
-    every arm, the diagnostic ones for the main arm only (the tables hold every arm)."""
+    every arm, the diagnostic ones for the main arm only (the tables hold every arm). Each
+    figure is drawn through `guard` (`outputs.figure_guard.FigureGuard`): one that fails is
+    a named warning and a missing figure, never a missing table or figure besides it."""
+    from functools import cache
+
     from ambiemo import analysis, metrics
     from ambiemo.outputs import figures, paper_figures
+    from ambiemo.outputs.figure_guard import FigureGuard
     from ambiemo.tts.references import is_reference, of_arm
     from ambiemo.tts.scaling import DEFAULT_N_SUBSETS
 
+    guard = guard if guard is not None else FigureGuard()
     lay = RunLayout.of(cfg)
     main_metrics = metrics.MAIN_METRICS
     n_boot = cfg.scoring.n_boot
@@ -315,38 +343,59 @@ def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
     scores, summary, curve = of_arm(scores, arm), of_arm(summary, arm), of_arm(curve, arm)
     costs = of_arm(costs, arm) if len(costs) else costs
     refs_summary = summary[is_reference(summary)]
-    by_bin = analysis.summary_by_ambiguity(scores, manifest, metrics=main_metrics,
-                                           n_boot=n_boot, seed=cfg.seed,
-                                           classes=manifest.attrs["classes"])
+
+    @cache   # computed once, by the first figure that needs it (and its error, per figure)
+    def by_bin():
+        return analysis.summary_by_ambiguity(scores, manifest, metrics=main_metrics,
+                                             n_boot=n_boot, seed=cfg.seed,
+                                             classes=manifest.attrs["classes"])
+
+    def gains(metric):
+        return analysis.gain_by_ambiguity(scores, manifest, metric, baseline="greedy",
+                                          n_boot=n_boot, seed=cfg.seed)
+
     figs = {}
+
+    def diagnostic(name, build):
+        def draw():
+            fig = build()
+            figures.save(fig, lay.figure(f"{corpus}_{name}"))
+            return fig
+        fig = guard.draw(f"{corpus}_{name}", draw)
+        if fig is not None:
+            figs[name] = fig
+
     if arm == cfg.generation.prompt:
         for metric in main_metrics:
-            figs[f"by_ambiguity_{metric}"] = figures.metric_by_ambiguity(by_bin, metric, title)
+            diagnostic(f"by_ambiguity_{metric}",
+                       lambda m=metric: figures.metric_by_ambiguity(by_bin(), m, title))
         for metric in [m for m in main_metrics if m != "macro_f1"]:  # no per-clip value to pair
-            gains = analysis.gain_by_ambiguity(scores, manifest, metric, baseline="greedy",
-                                               n_boot=n_boot, seed=cfg.seed)
-            figs[f"gain_vs_ambiguity_{metric}"] = figures.gain_vs_ambiguity(gains, title)
-        figs["entropy_pred_vs_human"] = figures.entropy_pred_vs_human(scores, title)
-        figs["reliability"] = figures.reliability_diagram(analysis.reliability_table(scores),
-                                                          title)
-        figs["scaling_curves"] = figures.scaling_curves(curve, main_metrics, title,
-                                                        references=refs_summary)
-        for name, fig in figs.items():
-            figures.save(fig, lay.figure(f"{corpus}_{name}"))
+            diagnostic(f"gain_vs_ambiguity_{metric}",
+                       lambda m=metric: figures.gain_vs_ambiguity(gains(m), title))
+        diagnostic("entropy_pred_vs_human", lambda: figures.entropy_pred_vs_human(scores, title))
+        diagnostic("reliability", lambda: figures.reliability_diagram(
+            analysis.reliability_table(scores), title))
+        diagnostic("scaling_curves", lambda: figures.scaling_curves(
+            curve, main_metrics, title, references=refs_summary))
     primary = paper_figures.PRIMARY_METRIC
-    paper = [paper_figures.metric_by_ambiguity(by_bin, title, n_boot=n_boot),
-             paper_figures.gain_by_ambiguity(
-                 analysis.gain_by_ambiguity(scores, manifest, primary, baseline="greedy",
-                                            n_boot=n_boot, seed=cfg.seed),
-                 title, n_boot=n_boot),
-             paper_figures.scaling(curve, title, n_subsets=DEFAULT_N_SUBSETS, seed=cfg.seed,
-                                   references=refs_summary, n_boot=n_boot)]
+    paper = {"metric_by_ambiguity": lambda: paper_figures.metric_by_ambiguity(by_bin(), title,
+                                                                      n_boot=n_boot),
+             "gain_by_ambiguity": lambda: paper_figures.gain_by_ambiguity(gains(primary), title,
+                                                                          n_boot=n_boot),
+             "scaling": lambda: paper_figures.scaling(curve, title, n_subsets=DEFAULT_N_SUBSETS,
+                                                      seed=cfg.seed, references=refs_summary,
+                                                      n_boot=n_boot)}
     if len(costs) and len(curve):
-        paper.append(paper_figures.cost(curve, costs, title, n_boot=n_boot))
-    for pf in paper:
-        stem = arm_stem(cfg, f"{corpus}_paper_{pf.name}", arm)
-        paper_figures.save_paper_figure(pf, lay.figure(stem))
-        if pf.figure is not None:
+        paper["cost"] = lambda: paper_figures.cost(curve, costs, title, n_boot=n_boot)
+    for name, build in paper.items():
+        stem = arm_stem(cfg, f"{corpus}_paper_{name}", arm)
+
+        def draw(build=build, stem=stem):
+            pf = build()
+            paper_figures.save_paper_figure(pf, lay.figure(stem))
+            return pf
+        pf = guard.draw(stem, draw)
+        if pf is not None and pf.figure is not None:
             figs[stem.removeprefix(f"{corpus}_")] = pf.figure
     return figs
 
