@@ -103,14 +103,15 @@ def test_remote_code_models_need_a_pinned_revision(tmp_path, monkeypatch):
     from ambiemo.pipeline.preflight import model_problems
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    snap = tmp_path / "hub" / "models--fixie-ai--ultravox-v0_4" / "snapshots" / "c0ffee"
+    commit = "c0ffee" * 6 + "c0ff"          # a full commit hash: 40 hex digits
+    snap = tmp_path / "hub" / "models--fixie-ai--ultravox-v0_4" / "snapshots" / commit
     snap.mkdir(parents=True)
     (snap / "config.json").write_text("{}")
     unpinned = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [ultravox-v0_4]\n")
     problems = model_problems(unpinned, "ultravox-v0_4", "models")
     assert len(problems) == 2 and "revision:" in problems[1]   # not cached unpinned, and unpinned
     pinned = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\n"
-                                 "models: [{name: ultravox-v0_4, revision: c0ffee}]\n")
+                                 f"models: [{{name: ultravox-v0_4, revision: {commit}}}]\n")
     assert model_problems(pinned, "ultravox-v0_4", "models") == []
     # models that run transformers' own code need no pin
     assert not any("revision:" in p for p in model_problems(unpinned, "qwen2-audio-7b-instruct", "models"))

@@ -122,11 +122,14 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     adapter.bind_manifest(manifest)   # simulated models answer from it (alm/sim.py)
     key, content = run_key(adapter, prompt, settings, classes)
     store.register_run(key, adapter.name, content, classes)
-    redone = delete_failures_to_redo(store, key, retry_failed)
     jobs, unavailable = runnable_jobs(adapter, settings)
+    batches = plan_batches(manifest, settings.batch_size)
+    # Before failures are deleted to be asked again: a batch is partly stored only when rows
+    # were lost (a recovered store), never by a failure retry.
+    resample_partial_batches(store, key, batches, jobs)
+    redone = delete_failures_to_redo(store, key, retry_failed)
     for why in unavailable:
         log.warning("unavailable for this model, not generated: %s", why)
-    batches = plan_batches(manifest, settings.batch_size)
     paths = dict(zip(manifest["utt_id"], manifest["audio_path"]))
     n_clips = sum(map(len, batches))
     bar = tqdm(total=n_clips * len(jobs), desc=f"{adapter.name} clips", unit="clip",
@@ -155,6 +158,29 @@ def plan_batches(manifest: pd.DataFrame, batch_size: int) -> list[list[str]]:
     order = manifest.sort_values(["duration_s", "utt_id"], na_position="last")
     ids = list(order["utt_id"])
     return [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+
+
+def resample_partial_batches(store: SampleStore, key: str, batches: Sequence[Sequence[str]],
+                             jobs: Sequence[AnswerJob]) -> int:
+    """Delete the stored rows of every (batch, kind) found partly stored, so the run samples
+    that batch again whole; returns rows deleted.
+
+    Each (batch, kind) is written in one transaction, so a run never leaves one partly
+    stored; rows lost afterwards (`sqlite3 .recover` of a damaged store, rows deleted by
+    hand) do. Asking again only for the lost rows would either write a row twice (the
+    primary key refuses it) or draw them in another batch, with another seed and other
+    neighbours; sampling the batch again whole stores exactly what an uninterrupted run
+    stores."""
+    deleted = 0
+    for job in jobs:
+        stored = store.rows_per_clip(key, job.kind)
+        for batch in batches:
+            counts = [stored.get(u, 0) for u in batch]
+            if any(counts) and not all(c >= job.n for c in counts):
+                deleted += store.delete_clips(key, job.kind, batch)
+                log.warning("run %s: batch of %s (%d clips) was partly stored for %r: "
+                            "sampling it again whole", key, batch[0], len(batch), job.kind)
+    return deleted
 
 
 def runnable_jobs(adapter: ALMAdapter,
