@@ -119,3 +119,30 @@ def test_the_death_of_rays_processes_still_prints_the_summary(repo, tmp_path, mo
     assert "ActorDiedError" in job and f"{n_rows} rows of sim-human stored" in job
     assert "rerun the same command to resume" in job
     assert "generate" in summary and (cfg.run_dir / "status" / "summary.json").is_file()
+
+
+def test_the_generate_note_counts_each_row_once_in_the_failures_tables_words(repo, tmp_path):
+    """sim-human with two unusable clips: 2 clips x 4 rows are `audio_error`, never also
+    `unparsed` (the note said "8 unparsed"); the note's counts are the failures table's."""
+    from ambiemo.parse import failure_breakdown
+    from ambiemo.pipeline.plan import Job
+    from ambiemo.pipeline.status import read_status
+    from ambiemo.sampling.store import SampleStore
+
+    cfg = _study(repo, tmp_path)
+    manifest = pd.read_parquet(cfg.manifest_path("demo"))
+    bad = manifest["utt_id"].iloc[:2].tolist()
+    manifest.loc[manifest["utt_id"].isin(bad), ["audio_status", "audio_reason"]] = [
+        "unreadable", "not a sound file"]
+    manifest.to_parquet(cfg.manifest_path("demo"), index=False)
+    out = stages.generate(cfg, "sim-human", "demo", progress=False)
+    _, note = read_status(Job("generate", "demo", "sim-human").status_path(cfg))
+    assert "128 answers: 120 parsed, 8 audio_error;" in note
+    assert "unparsed" not in note and "truncated" not in note
+    assert "0 clips over the audio window (cut)" in note
+    [report] = out.reports.values()
+    with SampleStore(cfg.store_path) as store:
+        samples = store.read(report.run_key)
+    table = failure_breakdown(samples.assign(model="sim-human", prompt="direct_label"))
+    assert (int(table["n"].sum()), int(table["parsed"].sum()),
+            int(table["audio_error"].sum()), int(table["unparsed"].sum())) == (128, 120, 8, 0)

@@ -92,24 +92,36 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
     manifest = read_manifest(cfg, corpus)
     adapter = load_model(model, device=cfg.generation.device, **cfg.model_options(model))
     settings = settings_from_config(cfg)
-    reports, frames = {}, []
+    reports, frames, answers = {}, [], {}
     with SampleStore(lay.store) as store:
         for arm in cfg.generation.prompts:
             prompt = load_prompt(arm, lay.prompt_dir)
             report = generate_samples(adapter, manifest, store, prompt, settings,
                                       progress=progress)
             frames.append(store.read(report.run_key).assign(prompt=arm))
+            answers[report.run_key] = frames[-1]
             lay.write_pointer(lay.samples_pointer(model, corpus, arm), run_key=report.run_key,
                               model=model, corpus=corpus, prompt=arm)
             reports[arm] = report
-    note = arm_notes(reports, lambda r: (
-        f"{r.rows_written} rows, {r.parse_failures} unparsed, {r.unreadable_clips} unreadable, "
-        f"{r.truncated_clips} truncated, {r.oom_splits} OOM splits"
-        + (f"; unavailable: {'; '.join(r.unavailable)}" if r.unavailable else "")))
+    note = arm_notes(reports, lambda r: generate_note(r, answers[r.run_key]))
     write_status(cfg, "generate", corpus=corpus, model=model,
                  ran=sum(r.batches_run for r in reports.values()),
                  cached=sum(r.batches_cached for r in reports.values()), note=note)
     return Generated(reports, _by_arm(frames))
+
+
+def generate_note(r, samples: pd.DataFrame) -> str:
+    """One arm's line of the generate job's note: rows written now, then every stored answer
+    by what became of it (`parse.failure_counts`, the count `<corpus>_failures` gives), and
+    the clips that were not failures but are worth knowing (cut to the audio window)."""
+    from ambiemo.parse import failure_counts, failure_note
+    from ambiemo.sampling.kinds import ANSWER_KINDS
+
+    text = samples[samples["kind"].isin([k.kind for k in ANSWER_KINDS if k.text])]
+    return (f"{r.rows_written} rows written; {failure_note(failure_counts(text))}; "
+            f"{r.unreadable_clips} clips with unusable audio, {r.over_window_clips} clips "
+            f"over the audio window (cut), {r.oom_splits} OOM splits"
+            + (f"; unavailable: {'; '.join(r.unavailable)}" if r.unavailable else ""))
 
 
 def _by_arm(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -247,11 +259,13 @@ def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) ->
                                                     if c not in ("model", "prompt")]]]
     failures = failure_breakdown(pd.concat(answers, ignore_index=True),
                                  by=("model", "prompt", "kind"))
+    from ambiemo.parse import FAILURE_KINDS
+    from ambiemo.parse.failures import meaning
     tables.write_table(failures, lay.table(f"{corpus}_failures"), caption=(
-        f"{corpus}: every answer by what became of it: parsed, or why not (unparsed, truncated "
-        "at the token limit, API error, unusable audio, out of memory, a failed Ray shard); "
-        "renormalised: stated probabilities rescaled to sum to 1; dropped: mass on classes "
-        "outside the label space removed."))
+        f"{corpus}: every answer by what became of it: parsed, or why not ("
+        + "; ".join(f"{k}: {meaning(k)}" for k in FAILURE_KINDS) + "); renormalised: "
+        "stated probabilities rescaled to sum to 1; dropped: mass on classes outside the "
+        "label space removed."))
     predictions = pd.concat(predictions, ignore_index=True)
     # The controls every strategy's gain is read against (greedy smoothed towards uniform,
     # label_logits at a temperature), cross-fitted over speaker folds, per model and arm.

@@ -11,7 +11,9 @@ same samples as one that was not.
 Bad input is counted, never fatal and never an answer: a clip whose file is empty,
 unreadable, non-finite or shorter than the Manifest's minimum duration (corpora/
 audio_check.py) gets an `audio_error: ...` failure row per expected answer; silent clips
-and clips longer than the model's audio window (truncated by its processor) are counted; a CUDA out-of-memory error halves the batch and
+and clips longer than the model's audio window (cut to it by its processor: `over_window`,
+never `truncated`, which is an answer cut at the token limit) are counted; a CUDA
+out-of-memory error halves the batch and
 retries (a single clip that still does not fit is recorded as a failure).
 """
 from __future__ import annotations
@@ -48,9 +50,11 @@ class GenerationReport:
     rows_written: int
     batches_cached: int         # batches already in the store from an earlier run
     batches_run: int
-    parse_failures: int         # among the rows written now (API and audio failures included)
+    parse_failures: int         # rows written now that hold no answer, of any failure kind
+                                # (its kinds: parse.failure_counts of the stored rows)
     silent_clips: int
-    truncated_clips: int        # longer than the model's audio window
+    over_window_clips: int      # longer than the model's audio window, cut to it (not a
+                                # failure kind: `truncated` is an answer cut at the token limit)
     unreadable_clips: int = 0   # unusable audio (audio_error failure rows), not answers
     oom_splits: int = 0         # batches halved after a CUDA out-of-memory error
     unavailable: tuple[str, ...] = ()   # kinds this adapter cannot produce, with the reason
@@ -217,23 +221,23 @@ class BatchTally:
     failures: int = 0
     oom: int = 0
     silent: set = field(default_factory=set)
-    truncated: set = field(default_factory=set)
+    over_window: set = field(default_factory=set)   # clips cut to the model's audio window
     unreadable: dict = field(default_factory=dict)
 
     def merge(self, other: BatchTally) -> None:
         for k in ("written", "cached", "ran", "failures", "oom"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.silent |= other.silent
-        self.truncated |= other.truncated
+        self.over_window |= other.over_window
         self.unreadable.update(other.unreadable)
 
     def log_warnings(self, window: float | None) -> None:
         if self.silent:
             log.warning("%d silent clip(s) were given to the model: %s", len(self.silent),
                         sorted(self.silent)[:10])
-        if self.truncated:
-            log.warning("%d clip(s) exceed the model's %.0f s audio window and were truncated",
-                        len(self.truncated), window)
+        if self.over_window:
+            log.warning("%d clip(s) exceed the model's %.0f s audio window and were cut to it "
+                        "(over_window)", len(self.over_window), window)
         if self.unreadable:
             log.warning("%d clip(s) could not be read and are stored as failures: %s",
                         len(self.unreadable), sorted(self.unreadable.items())[:5])
@@ -241,7 +245,7 @@ class BatchTally:
     def report(self, key: str, n_clips: int, unavailable: tuple[str, ...], seconds: float, *,
                redone: int = 0, served_other: tuple[str, ...] = ()) -> GenerationReport:
         return GenerationReport(key, n_clips, self.written, self.cached, self.ran,
-                                self.failures, len(self.silent), len(self.truncated),
+                                self.failures, len(self.silent), len(self.over_window),
                                 len(self.unreadable), self.oom, unavailable, seconds, redone,
                                 served_other,
                                 tuple(f"{u}: {why}" for u, why in sorted(self.unreadable.items())))
@@ -293,7 +297,7 @@ def sample_batches(adapter: ALMAdapter, batches: Sequence[Sequence[str]], paths:
             if is_silent(audio[u]):
                 tally.silent.add(u)
             if window and len(audio[u]) > window * TARGET_SR:
-                tally.truncated.add(u)
+                tally.over_window.add(u)
         for job in jobs:
             if not todo[job.kind]:
                 tally.cached += 1
