@@ -316,11 +316,14 @@ def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) ->
                   missing_figures=dict(guard.missing))
 
 
-def score_note(unavailable: pd.DataFrame, figures_note: str = "") -> str:
+def score_note(unavailable: pd.DataFrame, figures_note: str = "", shown: int = 5) -> str:
     """The score job's status note: each row that could not be scored (model, arm, strategy:
     reason) and each figure not drawn; "" when there are none."""
     rows = [f"{r.model}/{r.prompt}/{r.strategy} unavailable: {r.reason}"
             for r in unavailable.itertuples()]
+    if len(rows) > shown:   # the main table's `note` column holds every reason
+        rows = [*rows[:shown], f"and {len(rows) - shown} more unavailable rows (the main "
+                               "table's note column says why)"]
     return "; ".join([*rows, *([figures_note] if figures_note else [])])
 
 
