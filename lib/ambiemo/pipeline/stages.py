@@ -319,7 +319,8 @@ def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) ->
 def score_note(unavailable: pd.DataFrame, figures_note: str = "", shown: int = 5) -> str:
     """The score job's status note: each row that could not be scored (model, arm, strategy:
     reason) and each figure not drawn; "" when there are none."""
-    rows = [f"{r.model}/{r.prompt}/{r.strategy} unavailable: {r.reason}"
+    rows = [f"{r.model}/{r.prompt}/{r.strategy} unavailable: "
+            + (r.reason if len(r.reason) <= 90 else r.reason[:89] + "…")
             for r in unavailable.itertuples()]
     if len(rows) > shown:   # the main table's `note` column holds every reason
         rows = [*rows[:shown], f"and {len(rows) - shown} more unavailable rows (the main "
