@@ -103,14 +103,15 @@ def test_remote_code_models_need_a_pinned_revision(tmp_path, monkeypatch):
     from ambiemo.pipeline.preflight import model_problems
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    snap = tmp_path / "hub" / "models--fixie-ai--ultravox-v0_4" / "snapshots" / "c0ffee"
+    commit = "c0ffee" * 6 + "c0ff"          # a full commit hash: 40 hex digits
+    snap = tmp_path / "hub" / "models--fixie-ai--ultravox-v0_4" / "snapshots" / commit
     snap.mkdir(parents=True)
     (snap / "config.json").write_text("{}")
     unpinned = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\nmodels: [ultravox-v0_4]\n")
     problems = model_problems(unpinned, "ultravox-v0_4", "models")
     assert len(problems) == 2 and "revision:" in problems[1]   # not cached unpinned, and unpinned
     pinned = fake_repo(tmp_path, "name: t\ncorpora:\n  demo: {root: .}\n"
-                                 "models: [{name: ultravox-v0_4, revision: c0ffee}]\n")
+                                 f"models: [{{name: ultravox-v0_4, revision: {commit}}}]\n")
     assert model_problems(pinned, "ultravox-v0_4", "models") == []
     # models that run transformers' own code need no pin
     assert not any("revision:" in p for p in model_problems(unpinned, "qwen2-audio-7b-instruct", "models"))
@@ -288,9 +289,14 @@ def test_stages_run_the_notebooks_and_build_the_report(repo, own_config):
 
 
 def test_a_failed_notebook_skips_its_dependants_and_exits_non_zero(repo, own_config, tmp_path):
+    # A corpus whose votes file names a class outside its label space: only the loader,
+    # reading the file, can tell (preflight checks names and paths, not file contents).
+    broken = tmp_path / "demo"
+    shutil.copytree(repo / "data" / "demo", broken)
+    votes = (broken / "votes.csv").read_text().replace("votes_angry", "votes_99class", 1)
+    (broken / "votes.csv").write_text(votes)
     config = own_config()
-    text = config.read_text().replace("{root: data/demo}", "{root: data/demo, label_space: 99class}")
-    config.write_text(text)
+    config.write_text(config.read_text().replace("{root: data/demo}", f"{{root: {broken}}}"))
     r = subprocess.run([sys.executable, "-m", "ambiemo.pipeline", str(config), "--stage", "prepare",
                         "--stage", "generate", "--stage", "score", "--stage", "report"],
                        cwd=repo, capture_output=True, text=True, timeout=600)

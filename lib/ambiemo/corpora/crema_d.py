@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ambiemo.corpora.input_files import read_csv
 from ambiemo.corpora.manifest import build_manifest
 from ambiemo.corpora.registry import register_corpus
 from ambiemo.labels import classes_for
@@ -50,7 +51,7 @@ def load_crema_d(root: Path, label_space: str | None = None, *,
         raise FileNotFoundError(f"crema_d: {path} not found (expected a clone of the "
                                 f"CREMA-D repository at {root})")
     # keep_default_na=False: an empty cell must fail the checks below, not become NaN.
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = read_csv(path, dtype=str, keep_default_na=False)
     table.columns = ["" if c.startswith("Unnamed: 0") else c for c in table.columns]
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
@@ -119,7 +120,7 @@ def _actor_sex(root: Path) -> dict[str, str]:
     path = root / "VideoDemographics.csv"
     if not path.is_file():
         return {}
-    demo = pd.read_csv(path, dtype=str)
+    demo = read_csv(path, dtype=str)
     if not {"ActorID", "Sex"} <= set(demo.columns):
         raise ValueError(f"{path}:1: missing column(s) ActorID/Sex")
     return dict(zip(demo["ActorID"], demo["Sex"].str.lower()))

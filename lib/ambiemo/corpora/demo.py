@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ambiemo.corpora.input_files import check_vote_columns, read_csv
 from ambiemo.corpora.manifest import build_manifest
 from ambiemo.corpora.registry import register_corpus
 from ambiemo.labels import classes_for, columns
@@ -24,8 +25,9 @@ def load_demo(root: Path, label_space: str | None = None) -> pd.DataFrame:
     path = Path(root) / "votes.csv"
     if not path.is_file():
         raise FileNotFoundError(f"demo corpus: {path} not found (expected votes.csv in {root})")
-    table = pd.read_csv(path)
+    table = read_csv(path)     # not UTF-8: the file, line and what to do (issue #25)
     vote_cols = columns("votes", classes)
+    check_vote_columns(table.columns, classes, path, corpus="demo")
     missing = [c for c in REQUIRED + vote_cols if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}")

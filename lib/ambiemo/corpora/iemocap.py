@@ -27,6 +27,7 @@ each `key:<TAB>Emotion; Emotion;<TAB>(free comment)`.
 """
 from __future__ import annotations
 
+import io
 import re
 from collections import Counter
 from pathlib import Path
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ambiemo.corpora.input_files import check_file_names, read_text
 from ambiemo.corpora.manifest import build_manifest
 from ambiemo.corpora.registry import register_corpus
 from ambiemo.labels import classes_for, get_label_space
@@ -87,6 +89,7 @@ def load_iemocap(root: Path, label_space: str | None = None, *,
     # format; and copies made on macOS carry "._Ses01F_impro01.txt" forks, which "Ses*" skips.
     files = sorted(p for k in range(1, 6) for p in
                    (Path(root) / f"Session{k}" / "dialog" / "EmoEvaluation").glob("Ses*.txt"))
+    check_file_names(files, "file name", root)
     if not files:
         raise FileNotFoundError(
             f"iemocap: no Session<k>/dialog/EmoEvaluation/Ses*.txt under {root}")
@@ -140,7 +143,7 @@ def _read_file(path: Path) -> list[dict]:
     """Turns of one EmoEvaluation file, each with its evaluators' category lists."""
     turns: list[dict] = []
     turn: dict | None = None
-    with open(path, encoding="utf-8", errors="strict") as fh:
+    with io.StringIO(read_text(path)) as fh:   # not UTF-8: the file and line named
         for lineno, raw in enumerate(fh, start=1):
             line = raw.rstrip("\r\n")
             if not line.strip():  # a blank line ends the block

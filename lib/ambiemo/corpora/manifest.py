@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ambiemo.corpora.input_files import check_file_names
 from ambiemo.labels import columns
 
 BASE_COLUMNS = ["utt_id", "corpus", "split", "speaker", "audio_path", "has_audio",
@@ -65,6 +66,8 @@ def build_manifest(records: pd.DataFrame, votes: np.ndarray, classes: Sequence[s
     if len(records) == 0:
         raise ValueError(f"{corpus}: the corpus has no utterances left to load")
 
+    for col in ("utt_id", "audio_path"):   # they name files and key the sample store
+        check_file_names(records[col].tolist(), col, corpus)
     df = records.reset_index(drop=True).copy()
     df["corpus"] = corpus
     df["audio_path"] = df["audio_path"].astype(str)

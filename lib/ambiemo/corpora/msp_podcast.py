@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ambiemo.corpora.input_files import read_csv
 from ambiemo.corpora.manifest import build_manifest
 from ambiemo.corpora.registry import register_corpus
 from ambiemo.labels import classes_for
@@ -142,7 +143,7 @@ def _read_consensus(labels: Path) -> pd.DataFrame:
     if path is None:
         raise FileNotFoundError(f"msp_podcast: no labels_consensus.csv (or the older "
                                 f"labels_concensus.csv) in {labels}")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in CONSENSUS_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path}:1: missing column(s) {missing}")
@@ -184,7 +185,7 @@ def _read_detailed(labels: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """One row per (utterance, worker): `utt_id, worker, primary` (canonical class)."""
     csv_path, json_path = labels / "labels_detailed.csv", labels / "labels_detailed.json"
     if csv_path.is_file():
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+        table = read_csv(csv_path, dtype=str, keep_default_na=False)
         line = np.arange(len(table)) + 2  # header on line 1
         if "FileName" not in table.columns:
             raise ValueError(f"{csv_path}:1: missing column 'FileName'")

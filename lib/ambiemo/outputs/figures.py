@@ -43,10 +43,18 @@ def _bins(table: pd.DataFrame) -> list:
             else list(pd.unique(col)))
 
 
-def _errorbar(ax, x, y, lo, hi, *, style: dict, label: str):
+def error_lengths(y, lo, hi) -> np.ndarray:
+    """The (2, n) error-bar lengths below and above `y` for matplotlib: NaN bounds draw no
+    bar, and a bound equal to the value up to float noise (a constant answer's bootstrap:
+    y - lo = -1.3e-23) is a zero-length bar, since matplotlib refuses negative lengths."""
     y, lo, hi = (np.asarray(a, dtype=float) for a in (y, lo, hi))
     err = np.vstack([y - lo, hi - y])
-    return ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0), capsize=2, ms=4,
+    return np.clip(np.where(np.isfinite(err), err, 0), 0, None)
+
+
+def _errorbar(ax, x, y, lo, hi, *, style: dict, label: str):
+    err = error_lengths(y, lo, hi)
+    return ax.errorbar(x, np.asarray(y, dtype=float), yerr=err, capsize=2, ms=4,
                        label=label, **style)
 
 
@@ -101,8 +109,8 @@ def metric_by_row(summary: pd.DataFrame, metric: str) -> plt.Figure:
         style = ({"color": "0.55", "marker": "o"} if r["strategy"] == "reference"
                  else {k: v for k, v in strategy_style(r["strategy"]).items()
                        if k != "linestyle"})
-        ax.errorbar(r[metric], i, xerr=[[r[metric] - r[f"{metric}_lo"]],
-                                        [r[f"{metric}_hi"] - r[metric]]],
+        ax.errorbar(r[metric], i, xerr=error_lengths([r[metric]], [r[f"{metric}_lo"]],
+                                                     [r[f"{metric}_hi"]]),
                     ls="none", capsize=2, **style)
     ax.set_yticks(range(len(rows)), rows["row"])
     ax.invert_yaxis()

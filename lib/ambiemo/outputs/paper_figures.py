@@ -129,8 +129,7 @@ def _cost_figure(data: pd.DataFrame, metric: str, cost: str, corpus: str) -> plt
         for s, rs in rows.groupby("strategy", sort=False):
             rs = rs.sort_values(cost)
             y, lo, hi = (rs[c].to_numpy(float) for c in (metric, f"{metric}_lo", f"{metric}_hi"))
-            err = np.vstack([y - lo, hi - y])
-            ax.errorbar(rs[cost], y, yerr=np.where(np.isfinite(err), err, 0), capsize=2,
+            ax.errorbar(rs[cost], y, yerr=F.error_lengths(y, lo, hi), capsize=2,
                         label=s, **strategy_style(s))
         ax.set_xscale("log")
         ax.set_xlabel(COST_LABELS.get(cost, cost) + " (log)")

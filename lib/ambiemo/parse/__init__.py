@@ -14,7 +14,8 @@ distributions and chain-of-thought answers; every reader lives in a module of th
   result.py        ParseResult, FAILURE_KINDS, PARSER_VERSION, PARSER_SETTINGS
 """
 from ambiemo.parse.distribution import MAX_DROPPED_SHARE, OUT_OF_SPACE_MODES, SUM_TOLERANCE
-from ambiemo.parse.failures import failure_breakdown, failure_kind
+from ambiemo.parse.failures import (MEANINGS, failure_breakdown, failure_counts, failure_kind,
+                                    failure_note)
 from ambiemo.parse.label_answer import final_answer
 from ambiemo.parse.response import ANSWERS, parse_generation, parse_response
 from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY,
@@ -23,7 +24,7 @@ from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_
 from ambiemo.parse.verdicts import parse_score, parse_yes_no
 
 __all__ = ["ANSWERS", "API_ERROR", "AUDIO_ERROR", "FAILURE_KINDS", "MAX_DROPPED_SHARE",
-           "OUT_OF_MEMORY", "OUT_OF_SPACE", "OUT_OF_SPACE_MODES", "PARSER_SETTINGS",
+           "MEANINGS", "OUT_OF_MEMORY", "OUT_OF_SPACE", "OUT_OF_SPACE_MODES", "PARSER_SETTINGS",
            "PARSER_VERSION", "ParseResult", "SHARD_ERROR", "SUM_TOLERANCE", "TRUNCATED",
-           "UNPARSED", "failure_breakdown", "failure_kind", "final_answer", "parse_generation",
-           "parse_response", "parse_score", "parse_yes_no"]
+           "UNPARSED", "failure_breakdown", "failure_counts", "failure_kind", "failure_note",
+           "final_answer", "parse_generation", "parse_response", "parse_score", "parse_yes_no"]

@@ -7,7 +7,10 @@ token limit (`truncated`), it put half its stated mass or more on classes outsid
 label space (`out_of_space`), a hosted API failed (`api_error`), the clip could not be read
 (`audio_error`) or did not fit in memory alone (`out_of_memory`). `failure_kind` classifies
 one stored sample; `failure_breakdown` counts them, together with how many parsed answers
-needed their sum renormalised or lost mass to classes outside the label space.
+needed their sum renormalised or lost mass to classes outside the label space;
+`failure_counts` / `failure_note` are the one count every note and report prints, and
+`MEANINGS` says what each kind means (a clip longer than the model's audio window is not a
+failure: it is `over_window`, counted per clip by the runner).
 """
 from __future__ import annotations
 
@@ -19,7 +22,27 @@ import pandas as pd
 
 from ambiemo.parse.response import SUM_EXACT
 from ambiemo.parse.result import (API_ERROR, AUDIO_ERROR, FAILURE_KINDS, OUT_OF_MEMORY,
-                                  OUT_OF_SPACE, OUTSIDE_PREFIX, TRUNCATED, UNPARSED)
+                                  OUT_OF_SPACE, OUTSIDE_PREFIX, SHARD_ERROR, TRUNCATED,
+                                  UNPARSED)
+
+# What each failure kind means, as every table, note and report says it (issue #25: one
+# vocabulary, one count). A new kind (parse.result.FAILURE_KINDS) adds its line here.
+MEANINGS = {
+    UNPARSED: "the answer arrived but its text could not be read",
+    TRUNCATED: "the answer was cut at the token limit (max_new_tokens) and cannot be read",
+    OUT_OF_SPACE: "the answer put half its stated mass or more on classes outside the label "
+                  "space",
+    API_ERROR: "a hosted model's request failed after its retries",
+    AUDIO_ERROR: "the clip's audio could not be read or was refused (no answer asked for)",
+    OUT_OF_MEMORY: "one clip alone did not fit in the accelerator's memory",
+    SHARD_ERROR: "a Ray shard of clips kept failing",
+}
+
+
+def meaning(kind: str) -> str:
+    """What failure kind `kind` means, in words (the kind itself where none is recorded)."""
+    return MEANINGS.get(kind, kind)
+
 
 # Stored reasons of the sampling run start with these (sampling/generate.py, alm/hosted/retry.py).
 _PREFIXES = (("api:", API_ERROR), ("audio:", AUDIO_ERROR), ("out of memory", OUT_OF_MEMORY))
@@ -89,3 +112,20 @@ def failure_breakdown(samples: pd.DataFrame,
         df["dropped"] = (ok & (pd.to_numeric(df["dropped_mass"], errors="coerce") > 0)).astype(int)
         counts.append("dropped")
     return df.groupby(list(by), sort=True)[counts].sum().reset_index()
+
+
+def failure_counts(samples: pd.DataFrame) -> dict[str, int]:
+    """`n`, `parsed` and one count per FAILURE_KINDS over the rows of `samples`
+    (`SampleStore.read` output, the text answers: what `<corpus>_failures` counts): the one
+    count the generate note, the run summary, the report and the failures table give."""
+    if samples.empty:
+        return {"n": 0, "parsed": 0, **{k: 0 for k in FAILURE_KINDS}}
+    table = failure_breakdown(samples.assign(_all=0), by=("_all",))
+    return {k: int(table[k].iat[0]) for k in ("n", "parsed", *FAILURE_KINDS)}
+
+
+def failure_note(counts: dict[str, int]) -> str:
+    """'96 answers: 90 parsed, 4 unparsed, 2 audio_error' (kinds with a count only)."""
+    kinds = [f"{counts[k]} {k}" for k in FAILURE_KINDS if counts.get(k)]
+    return f"{counts['n']} answers: {counts['parsed']} parsed" + "".join(
+        f", {k}" for k in kinds)

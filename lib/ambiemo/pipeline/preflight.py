@@ -121,6 +121,10 @@ def model_problems(cfg: StudyConfig, name: str, key: str) -> list[str]:
         if importlib.util.find_spec(module) is None:
             problems.append(f"{key}: model {name!r} needs the Python package {module!r}, "
                             f"which is not installed: {why}")
+    if remote_code(spec) and revision and not checkpoint.startswith("tiny:"):
+        from ambiemo.pipeline.input_checks import revision_problem
+        why = revision_problem(name, checkpoint, revision)
+        problems += [f"{key}: {why}"] if why else []
     if remote_code(spec) and not revision and not checkpoint.startswith("tiny:"):
         # The adapter refuses to load it (alm/hf/adapter.py); say so now, not after hours of sampling.
         problems.append(f"{key}: model {name!r} runs the code shipped with {checkpoint} "
@@ -290,7 +294,15 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = T
         nb = cfg.root / "notebooks" / f"{NOTEBOOKS[stage]}.ipynb"
         if not nb.is_file():
             problems.append(f"stage {stage!r}: notebook {nb} not found")
+    from ambiemo.pipeline.input_checks import (label_space_problems, stored_run_problems,
+                                               token_budget_problems)
+    problems += label_space_problems(cfg, [c for c in dict.fromkeys(j.corpus for j in jobs
+                                                                    if j.corpus)
+                                           if c in LOADERS])
+    problems += token_budget_problems(cfg, dict.fromkeys(j.model for j in jobs
+                                                         if j.stage == "generate"))
     problems += run_folder_problems(cfg, jobs)
+    problems += stored_run_problems(cfg, jobs)
     if any("unknown model" in p for p in problems):
         from ambiemo.alm import MODELS
         problems.append(f"registered models: {sorted(MODELS)}")

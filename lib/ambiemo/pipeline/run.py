@@ -157,8 +157,11 @@ def _on_ray(job: Job, cfg: StudyConfig, progress_every: float) -> Outcome:
         executor_ray.start_ray(cfg.executor.address)
         reports = executor_ray.run_generate_job(cfg, job.model, job.corpus)
     except Exception as e:  # noqa: BLE001 -- a Ray or model error must not hide the summary
+        # e.g. ActorDiedError when Ray's own processes (its dashboard agent) die: every shard
+        # merged so far is in the store, and a rerun resumes from it.
         return Outcome(job, "failed", time.perf_counter() - t0,
-                       f"ray: {type(e).__name__}: {_last_line(e)}")
+                       f"ray: {type(e).__name__}: {_last_line(e)}; "
+                       f"{_rows_of(cfg, job.model)}; rerun the same command to resume")
     outcome = _execute(job, cfg, progress_every)
     note = "; ".join(x for x in (outcome.note, arm_notes(reports, lambda r: r.note)) if x)
     # The notebook finds every batch stored: it is Ray that ran them.
@@ -193,6 +196,10 @@ def run(config_path: str | Path, *, stages=STAGES, models=None, corpora=None,
     jobs = plan(cfg, stages, models, corpora)
     validate(cfg, jobs, probe=probe)
     export_run_options(cfg)       # the notebooks' kernels inherit --limit and --output-dir
+    if any(j.stage == "generate" for j in jobs):
+        from ambiemo.pipeline.input_checks import token_budget_warnings
+        for warning in token_budget_warnings(cfg):
+            log(f"warning: {warning}")
     if retry_failed:
         os.environ["AMBIEMO_RETRY_FAILED"] = "1"
     else:
@@ -223,7 +230,10 @@ def _run_locked(cfg: StudyConfig, jobs: list[Job], log, progress_every: float) -
             + (f": {outcome.note}" if outcome.note else ""))
     if cfg.executor.kind == "ray":
         import ray
-        ray.shutdown()      # a no-op when this run did not start or join Ray
+        try:
+            ray.shutdown()      # a no-op when this run did not start or join Ray
+        except Exception as e:  # noqa: BLE001 -- Ray's processes may be gone: the summary stays
+            log(f"warning: Ray did not shut down cleanly: {type(e).__name__}: {_last_line(e)}")
     summary = cfg.run_dir / "status" / "summary.json"
     try:
         summary.parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +243,21 @@ def _run_locked(cfg: StudyConfig, jobs: list[Job], log, progress_every: float) -
         log(f"warning: {explain_os_error(e, summary)}")
     log(summarise(cfg, outcomes, since=started))
     return sum(o.state in ("failed", "skipped") for o in outcomes)
+
+
+def _rows_of(cfg: StudyConfig, model: str | None) -> str:
+    """'<n> rows of <model> stored' (every run key of the model in the store)."""
+    import sqlite3
+    from contextlib import closing
+    try:
+        with closing(sqlite3.connect(f"file:{cfg.store_path}?mode=ro", uri=True,
+                                     timeout=2)) as conn:
+            n = conn.execute("SELECT COUNT(*) FROM samples JOIN runs USING (run_key) WHERE "
+                             "runs.model=?", (model,)).fetchone()[0]
+    except sqlite3.Error:
+        n = rows_stored(cfg.store_path)
+        return f"{n} rows stored" if n is not None else "nothing stored yet"
+    return f"{n} rows of {model} stored"
 
 
 def _last_line(e: Exception) -> str:

@@ -98,7 +98,6 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
     pointer per arm and the job's status line."""
     from ambiemo.alm import load_model
     from ambiemo.alm.prompts import load_prompt
-    from ambiemo.alm.served_model import served_note
     from ambiemo.sampling.generate import generate_samples, settings_from_config
     from ambiemo.sampling.store import SampleStore
 
@@ -106,21 +105,18 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
     manifest = read_manifest(cfg, corpus)
     adapter = load_model(model, device=cfg.generation.device, **cfg.model_options(model))
     settings = settings_from_config(cfg)
-    reports, frames = {}, []
+    reports, frames, answers = {}, [], {}
     with SampleStore(lay.store) as store:
         for arm in cfg.generation.prompts:
             prompt = load_prompt(arm, lay.prompt_dir)
             report = generate_samples(adapter, manifest, store, prompt, settings,
                                       progress=progress)
             frames.append(store.read(report.run_key).assign(prompt=arm))
+            answers[report.run_key] = frames[-1]
             lay.write_pointer(lay.samples_pointer(model, corpus, arm), run_key=report.run_key,
                               model=model, corpus=corpus, prompt=arm)
             reports[arm] = report
-    note = arm_notes(reports, lambda r: (
-        f"{r.rows_written} rows, {r.parse_failures} unparsed, {r.unreadable_clips} unreadable, "
-        f"{r.truncated_clips} truncated, {r.oom_splits} OOM splits"
-        + (f"; unavailable: {'; '.join(r.unavailable)}" if r.unavailable else "")
-        + (f"; {served_note(dict(r.served), r.requested)}" if r.served else "")))
+    note = arm_notes(reports, lambda r: generate_note(r, answers[r.run_key]))
     # Rows per served model (hosted), per arm: the status JSON keeps them as numbers, the
     # note (console summary, summary.json, the report's run summary) as words.
     served = {arm: dict(r.served) for arm, r in reports.items() if r.served}
@@ -129,6 +125,22 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
                  cached=sum(r.batches_cached for r in reports.values()), note=note,
                  **({"served": served} if served else {}))
     return Generated(reports, _by_arm(frames))
+
+
+def generate_note(r, samples: pd.DataFrame) -> str:
+    """One arm's line of the generate job's note: rows written now, then every stored answer
+    by what became of it (`parse.failure_counts`, the count `<corpus>_failures` gives), and
+    the clips that were not failures but are worth knowing (cut to the audio window)."""
+    from ambiemo.alm.served_model import served_note
+    from ambiemo.parse import failure_counts, failure_note
+    from ambiemo.sampling.kinds import ANSWER_KINDS
+
+    text = samples[samples["kind"].isin([k.kind for k in ANSWER_KINDS if k.text])]
+    return (f"{r.rows_written} rows written; {failure_note(failure_counts(text))}; "
+            f"{r.unreadable_clips} clips with unusable audio, {r.over_window_clips} clips "
+            f"over the audio window (cut), {r.oom_splits} OOM splits"
+            + (f"; unavailable: {'; '.join(r.unavailable)}" if r.unavailable else "")
+            + (f"; {served_note(dict(r.served), r.requested)}" if r.served else ""))
 
 
 def _by_arm(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -199,13 +211,17 @@ class Scored:
     figures: dict = field(default_factory=dict)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)   # tts.costs.strategy_costs
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # parse.failure_breakdown
+    missing_figures: dict = field(default_factory=dict)   # figure -> why it was not drawn
 
 
-def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
+def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) -> Scored:
     """Samples -> Predictions -> Scores for every model and prompt arm on `corpus`, beside the
     reference rows: the main table (CSV/MD/LaTeX; one block of rows per model and arm), the
     cost per clip of each strategy, the by-ambiguity, gain, entropy, reliability and scaling
-    figures of the main arm, and the paper figures with captions of every arm."""
+    figures of the main arm, and the paper figures with captions of every arm. Tables come
+    first; a figure that fails is a warning and a missing figure (`missing_figures`), and a
+    row one model cannot have (a control not fitted, a strategy without its samples) is an
+    `unavailable` row with its reason. `draw_figures=False`: the tables only."""
     from ambiemo import analysis, metrics
     from ambiemo.outputs import tables
     from ambiemo.parse import failure_breakdown
@@ -264,18 +280,23 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                                                     if c not in ("model", "prompt")]]]
     failures = failure_breakdown(pd.concat(answers, ignore_index=True),
                                  by=("model", "prompt", "kind"))
+    from ambiemo.parse import FAILURE_KINDS
+    from ambiemo.parse.failures import meaning
     tables.write_table(failures, lay.table(f"{corpus}_failures"), caption=(
-        f"{corpus}: every answer by what became of it: parsed, or why not (unparsed, truncated "
-        "at the token limit, API error, unusable audio, out of memory, a failed Ray shard, "
-        "half the stated mass or more outside the label space: out_of_space); "
-        "renormalised: stated probabilities rescaled to sum to 1; dropped: mass on classes "
-        "outside the label space removed."))
+        f"{corpus}: every answer by what became of it: parsed, or why not ("
+        + "; ".join(f"{k}: {meaning(k)}" for k in FAILURE_KINDS) + "); renormalised: "
+        "stated probabilities rescaled to sum to 1; dropped: mass on classes outside the "
+        "label space removed."))
     predictions = pd.concat(predictions, ignore_index=True)
     # The controls every strategy's gain is read against (greedy smoothed towards uniform,
     # label_logits at a temperature), cross-fitted over speaker folds, per model and arm.
+    not_fitted = []   # a control one model cannot be fitted for: an unavailable row
     predictions = pd.concat([predictions, control_predictions(predictions, manifest,
-                                                              seed=cfg.seed, classes=classes)],
+                                                              seed=cfg.seed, classes=classes,
+                                                              unavailable=not_fitted)],
                             ignore_index=True)
+    if not_fitted:
+        unavailable = pd.concat([unavailable, pd.DataFrame(not_fitted)], ignore_index=True)
     scores = metrics.score(predictions, manifest, classes=classes)
     predictions.to_parquet(lay.predictions(corpus), index=False)
     scores.to_parquet(lay.scores(corpus), index=False)
@@ -305,10 +326,28 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
              if curves else pd.DataFrame(columns=[*keys, *main_metrics]))
     curve.to_csv(lay.table(f"{corpus}_scaling").with_suffix(".csv"), index=False)
 
-    figs = {}
-    for arm in cfg.generation.prompts:
-        figs.update(_arm_figures(cfg, corpus, arm, scores, summary, curve, costs, manifest))
-    return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs, failures)
+    # Every table is written; the figures come last, each on its own (issue #25).
+    from ambiemo.outputs.figure_guard import FigureGuard
+    guard, figs = FigureGuard(), {}
+    for arm in cfg.generation.prompts if draw_figures else ():
+        figs.update(_arm_figures(cfg, corpus, arm, scores, summary, curve, costs, manifest,
+                                 guard))
+    write_status(cfg, "score", corpus=corpus, ran=1,
+                 note=score_note(unavailable, guard.note()))
+    return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs, failures,
+                  missing_figures=dict(guard.missing))
+
+
+def score_note(unavailable: pd.DataFrame, figures_note: str = "", shown: int = 5) -> str:
+    """The score job's status note: each row that could not be scored (model, arm, strategy:
+    reason) and each figure not drawn; "" when there are none."""
+    rows = [f"{r.model}/{r.prompt}/{r.strategy} unavailable: "
+            + (r.reason if len(r.reason) <= 90 else r.reason[:89] + "…")
+            for r in unavailable.itertuples()]
+    if len(rows) > shown:   # the main table's `note` column holds every reason
+        rows = [*rows[:shown], f"and {len(rows) - shown} more unavailable rows (the main "
+                               "table's note column says why)"]
+    return "; ".join([*rows, *([figures_note] if figures_note else [])])
 
 
 def mark_other_model_rows(cfg: StudyConfig, table: pd.DataFrame,
@@ -352,14 +391,20 @@ def arm_stem(cfg: StudyConfig, stem: str, arm: str) -> str:
 
 def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
                  summary: pd.DataFrame, curve: pd.DataFrame, costs: pd.DataFrame,
-                 manifest: pd.DataFrame) -> dict:
+                 manifest: pd.DataFrame, guard=None) -> dict:
     """The figures of one prompt arm (its rows and the reference rows): the paper figures for
-    every arm, the diagnostic ones for the main arm only (the tables hold every arm)."""
+    every arm, the diagnostic ones for the main arm only (the tables hold every arm). Each
+    figure is drawn through `guard` (`outputs.figure_guard.FigureGuard`): one that fails is
+    a named warning and a missing figure, never a missing table or figure besides it."""
+    from functools import cache
+
     from ambiemo import analysis, metrics
     from ambiemo.outputs import figures, paper_figures
+    from ambiemo.outputs.figure_guard import FigureGuard
     from ambiemo.tts.references import is_reference, of_arm
     from ambiemo.tts.scaling import DEFAULT_N_SUBSETS
 
+    guard = guard if guard is not None else FigureGuard()
     lay = RunLayout.of(cfg)
     main_metrics = metrics.MAIN_METRICS
     n_boot = cfg.scoring.n_boot
@@ -367,38 +412,59 @@ def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
     scores, summary, curve = of_arm(scores, arm), of_arm(summary, arm), of_arm(curve, arm)
     costs = of_arm(costs, arm) if len(costs) else costs
     refs_summary = summary[is_reference(summary)]
-    by_bin = analysis.summary_by_ambiguity(scores, manifest, metrics=main_metrics,
-                                           n_boot=n_boot, seed=cfg.seed,
-                                           classes=manifest.attrs["classes"])
+
+    @cache   # computed once, by the first figure that needs it (and its error, per figure)
+    def by_bin():
+        return analysis.summary_by_ambiguity(scores, manifest, metrics=main_metrics,
+                                             n_boot=n_boot, seed=cfg.seed,
+                                             classes=manifest.attrs["classes"])
+
+    def gains(metric):
+        return analysis.gain_by_ambiguity(scores, manifest, metric, baseline="greedy",
+                                          n_boot=n_boot, seed=cfg.seed)
+
     figs = {}
+
+    def diagnostic(name, build):
+        def draw():
+            fig = build()
+            figures.save(fig, lay.figure(f"{corpus}_{name}"))
+            return fig
+        fig = guard.draw(f"{corpus}_{name}", draw)
+        if fig is not None:
+            figs[name] = fig
+
     if arm == cfg.generation.prompt:
         for metric in main_metrics:
-            figs[f"by_ambiguity_{metric}"] = figures.metric_by_ambiguity(by_bin, metric, title)
+            diagnostic(f"by_ambiguity_{metric}",
+                       lambda m=metric: figures.metric_by_ambiguity(by_bin(), m, title))
         for metric in [m for m in main_metrics if m != "macro_f1"]:  # no per-clip value to pair
-            gains = analysis.gain_by_ambiguity(scores, manifest, metric, baseline="greedy",
-                                               n_boot=n_boot, seed=cfg.seed)
-            figs[f"gain_vs_ambiguity_{metric}"] = figures.gain_vs_ambiguity(gains, title)
-        figs["entropy_pred_vs_human"] = figures.entropy_pred_vs_human(scores, title)
-        figs["reliability"] = figures.reliability_diagram(analysis.reliability_table(scores),
-                                                          title)
-        figs["scaling_curves"] = figures.scaling_curves(curve, main_metrics, title,
-                                                        references=refs_summary)
-        for name, fig in figs.items():
-            figures.save(fig, lay.figure(f"{corpus}_{name}"))
+            diagnostic(f"gain_vs_ambiguity_{metric}",
+                       lambda m=metric: figures.gain_vs_ambiguity(gains(m), title))
+        diagnostic("entropy_pred_vs_human", lambda: figures.entropy_pred_vs_human(scores, title))
+        diagnostic("reliability", lambda: figures.reliability_diagram(
+            analysis.reliability_table(scores), title))
+        diagnostic("scaling_curves", lambda: figures.scaling_curves(
+            curve, main_metrics, title, references=refs_summary))
     primary = paper_figures.PRIMARY_METRIC
-    paper = [paper_figures.metric_by_ambiguity(by_bin, title, n_boot=n_boot),
-             paper_figures.gain_by_ambiguity(
-                 analysis.gain_by_ambiguity(scores, manifest, primary, baseline="greedy",
-                                            n_boot=n_boot, seed=cfg.seed),
-                 title, n_boot=n_boot),
-             paper_figures.scaling(curve, title, n_subsets=DEFAULT_N_SUBSETS, seed=cfg.seed,
-                                   references=refs_summary, n_boot=n_boot)]
+    paper = {"metric_by_ambiguity": lambda: paper_figures.metric_by_ambiguity(by_bin(), title,
+                                                                      n_boot=n_boot),
+             "gain_by_ambiguity": lambda: paper_figures.gain_by_ambiguity(gains(primary), title,
+                                                                          n_boot=n_boot),
+             "scaling": lambda: paper_figures.scaling(curve, title, n_subsets=DEFAULT_N_SUBSETS,
+                                                      seed=cfg.seed, references=refs_summary,
+                                                      n_boot=n_boot)}
     if len(costs) and len(curve):
-        paper.append(paper_figures.cost(curve, costs, title, n_boot=n_boot))
-    for pf in paper:
-        stem = arm_stem(cfg, f"{corpus}_paper_{pf.name}", arm)
-        paper_figures.save_paper_figure(pf, lay.figure(stem))
-        if pf.figure is not None:
+        paper["cost"] = lambda: paper_figures.cost(curve, costs, title, n_boot=n_boot)
+    for name, build in paper.items():
+        stem = arm_stem(cfg, f"{corpus}_paper_{name}", arm)
+
+        def draw(build=build, stem=stem):
+            pf = build()
+            paper_figures.save_paper_figure(pf, lay.figure(stem))
+            return pf
+        pf = guard.draw(stem, draw)
+        if pf is not None and pf.figure is not None:
             figs[stem.removeprefix(f"{corpus}_")] = pf.figure
     return figs
 

@@ -33,8 +33,8 @@ from ambiemo.alm.prompts import PromptTemplate
 from ambiemo.config import ExecutorConfig, GenerationSettings
 from ambiemo.corpora.manifest import require_audio
 from ambiemo.sampling.generate import (AudioChecks, BatchTally, GenerationReport, _failure_row,
-                                       plan_batches, run_key, runnable_jobs, sample_batches,
-                                       settings_from_config)
+                                       plan_batches, resample_partial_batches, run_key,
+                                       runnable_jobs, sample_batches, settings_from_config)
 from ambiemo.sampling.kinds import jobs_for  # noqa: F401
 from ambiemo.sampling.shards import (Shard, merge_shard, plan_shards, shard_exists, shard_uri,
                                      write_shard)
@@ -204,6 +204,7 @@ def generate_on_ray(model: str, load_options: dict, manifest: pd.DataFrame,
     def missing(done, shard):
         return {j.kind: [u for u in shard.utt_ids if u not in done[j.kind]] for j in jobs}
 
+    resample_partial_batches(store, key, batches, jobs)   # rows lost from a batch: redo it
     done = _done(store, key, jobs)
     resumed = set()
     for shard in shards:      # shard files a killed driver left behind

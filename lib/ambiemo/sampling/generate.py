@@ -11,7 +11,9 @@ same samples as one that was not.
 Bad input is counted, never fatal and never an answer: a clip whose file is empty,
 unreadable, non-finite or shorter than the Manifest's minimum duration (corpora/
 audio_check.py) gets an `audio_error: ...` failure row per expected answer; silent clips
-and clips longer than the model's audio window (truncated by its processor) are counted; a CUDA out-of-memory error halves the batch and
+and clips longer than the model's audio window (cut to it by its processor: `over_window`,
+never `truncated`, which is an answer cut at the token limit) are counted; a CUDA
+out-of-memory error halves the batch and
 retries (a single clip that still does not fit is recorded as a failure).
 """
 from __future__ import annotations
@@ -48,9 +50,11 @@ class GenerationReport:
     rows_written: int
     batches_cached: int         # batches already in the store from an earlier run
     batches_run: int
-    parse_failures: int         # among the rows written now (API and audio failures included)
+    parse_failures: int         # rows written now that hold no answer, of any failure kind
+                                # (its kinds: parse.failure_counts of the stored rows)
     silent_clips: int
-    truncated_clips: int        # longer than the model's audio window
+    over_window_clips: int      # longer than the model's audio window, cut to it (not a
+                                # failure kind: `truncated` is an answer cut at the token limit)
     unreadable_clips: int = 0   # unusable audio (audio_error failure rows), not answers
     oom_splits: int = 0         # batches halved after a CUDA out-of-memory error
     unavailable: tuple[str, ...] = ()   # kinds this adapter cannot produce, with the reason
@@ -135,11 +139,14 @@ def generate_samples(adapter: ALMAdapter, manifest: pd.DataFrame, store: SampleS
     adapter.bind_manifest(manifest)   # simulated models answer from it (alm/sim.py)
     key, content = run_key(adapter, prompt, settings, classes)
     store.register_run(key, adapter.name, content, classes)
-    redone = delete_failures_to_redo(store, key, retry_failed)
     jobs, unavailable = runnable_jobs(adapter, settings)
+    batches = plan_batches(manifest, settings.batch_size)
+    # Before failures are deleted to be asked again: a batch is partly stored only when rows
+    # were lost (a recovered store), never by a failure retry.
+    resample_partial_batches(store, key, batches, jobs)
+    redone = delete_failures_to_redo(store, key, retry_failed)
     for why in unavailable:
         log.warning("unavailable for this model, not generated: %s", why)
-    batches = plan_batches(manifest, settings.batch_size)
     paths = dict(zip(manifest["utt_id"], manifest["audio_path"]))
     n_clips = sum(map(len, batches))
     bar = tqdm(total=n_clips * len(jobs), desc=f"{adapter.name} clips", unit="clip",
@@ -170,6 +177,29 @@ def plan_batches(manifest: pd.DataFrame, batch_size: int) -> list[list[str]]:
     order = manifest.sort_values(["duration_s", "utt_id"], na_position="last")
     ids = list(order["utt_id"])
     return [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+
+
+def resample_partial_batches(store: SampleStore, key: str, batches: Sequence[Sequence[str]],
+                             jobs: Sequence[AnswerJob]) -> int:
+    """Delete the stored rows of every (batch, kind) found partly stored, so the run samples
+    that batch again whole; returns rows deleted.
+
+    Each (batch, kind) is written in one transaction, so a run never leaves one partly
+    stored; rows lost afterwards (`sqlite3 .recover` of a damaged store, rows deleted by
+    hand) do. Asking again only for the lost rows would either write a row twice (the
+    primary key refuses it) or draw them in another batch, with another seed and other
+    neighbours; sampling the batch again whole stores exactly what an uninterrupted run
+    stores."""
+    deleted = 0
+    for job in jobs:
+        stored = store.rows_per_clip(key, job.kind)
+        for batch in batches:
+            counts = [stored.get(u, 0) for u in batch]
+            if any(counts) and not all(c >= job.n for c in counts):
+                deleted += store.delete_clips(key, job.kind, batch)
+                log.warning("run %s: batch of %s (%d clips) was partly stored for %r: "
+                            "sampling it again whole", key, batch[0], len(batch), job.kind)
+    return deleted
 
 
 def runnable_jobs(adapter: ALMAdapter,
@@ -206,23 +236,23 @@ class BatchTally:
     failures: int = 0
     oom: int = 0
     silent: set = field(default_factory=set)
-    truncated: set = field(default_factory=set)
+    over_window: set = field(default_factory=set)   # clips cut to the model's audio window
     unreadable: dict = field(default_factory=dict)
 
     def merge(self, other: BatchTally) -> None:
         for k in ("written", "cached", "ran", "failures", "oom"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.silent |= other.silent
-        self.truncated |= other.truncated
+        self.over_window |= other.over_window
         self.unreadable.update(other.unreadable)
 
     def log_warnings(self, window: float | None) -> None:
         if self.silent:
             log.warning("%d silent clip(s) were given to the model: %s", len(self.silent),
                         sorted(self.silent)[:10])
-        if self.truncated:
-            log.warning("%d clip(s) exceed the model's %.0f s audio window and were truncated",
-                        len(self.truncated), window)
+        if self.over_window:
+            log.warning("%d clip(s) exceed the model's %.0f s audio window and were cut to it "
+                        "(over_window)", len(self.over_window), window)
         if self.unreadable:
             log.warning("%d clip(s) could not be read and are stored as failures: %s",
                         len(self.unreadable), sorted(self.unreadable.items())[:5])
@@ -230,7 +260,7 @@ class BatchTally:
     def report(self, key: str, n_clips: int, unavailable: tuple[str, ...], seconds: float, *,
                redone: int = 0, served_other: tuple[str, ...] = ()) -> GenerationReport:
         return GenerationReport(key, n_clips, self.written, self.cached, self.ran,
-                                self.failures, len(self.silent), len(self.truncated),
+                                self.failures, len(self.silent), len(self.over_window),
                                 len(self.unreadable), self.oom, unavailable, seconds, redone,
                                 served_other,
                                 tuple(f"{u}: {why}" for u, why in sorted(self.unreadable.items())))
@@ -282,7 +312,7 @@ def sample_batches(adapter: ALMAdapter, batches: Sequence[Sequence[str]], paths:
             if is_silent(audio[u]):
                 tally.silent.add(u)
             if window and len(audio[u]) > window * TARGET_SR:
-                tally.truncated.add(u)
+                tally.over_window.add(u)
         for job in jobs:
             if not todo[job.kind]:
                 tally.cached += 1

@@ -134,6 +134,19 @@ class SampleStore:
             "HAVING COUNT(*) >= ?", (run_key, kind, n))
         return {r[0] for r in rows}
 
+    def rows_per_clip(self, run_key: str, kind: str) -> dict[str, int]:
+        """utt_id -> rows of `kind` stored for it in the run (clips with none absent)."""
+        rows = self.conn.execute("SELECT utt_id, COUNT(*) FROM samples WHERE run_key=? AND "
+                                 "kind=? GROUP BY utt_id", (run_key, kind))
+        return dict(rows.fetchall())
+
+    def delete_clips(self, run_key: str, kind: str, utt_ids: Iterable[str]) -> int:
+        """Delete every row of `kind` of these clips in the run; returns rows deleted."""
+        with self.conn:
+            return sum(self.conn.execute("DELETE FROM samples WHERE run_key=? AND kind=? AND "
+                                         "utt_id=?", (run_key, kind, u)).rowcount
+                       for u in utt_ids)
+
     def write(self, run_key: str, rows: Iterable[dict]) -> int:
         """Insert `rows` in one transaction; all or nothing."""
         values = []
@@ -177,7 +190,9 @@ class SampleStore:
         row = self.conn.execute("SELECT classes, settings FROM runs WHERE run_key=?",
                                 (run_key,)).fetchone()
         if row is None:
-            raise KeyError(f"{self.path}: no run {run_key}")
+            raise KeyError(f"{self.path}: no run {run_key} (the store was emptied or "
+                           "replaced?): run `--stage generate` for it first; it resumes "
+                           "from whatever is stored")
         classes = json.loads(row[0])
         settings = json.loads(row[1])
         answers = settings.get("answers", {})

@@ -43,6 +43,12 @@ OBJECTIVE = "js_divergence"
 LOG_T_BOUNDS = (np.log(0.02), np.log(50.0))  # temperatures searched: 0.02 .. 50
 
 
+class ControlUnavailable(ValueError):
+    """A control cannot be fitted for one model and arm (e.g. no other fold has a scored
+    clip): that model's control is an `unavailable` row with this reason, never the end of
+    the score stage for every model."""
+
+
 def smooth_with_uniform(q: np.ndarray, weight: float) -> np.ndarray:
     """(1 - weight) q + weight / K per row."""
     return (1.0 - weight) * q + weight / q.shape[-1]
@@ -86,7 +92,7 @@ def cross_fit(p: np.ndarray, q: np.ndarray, folds: np.ndarray,
     for f in np.unique(folds):
         train = ok & (folds != EXCLUDED) & (folds != f)
         if not train.any():
-            raise ValueError(f"fold {f}: no other fold has a scored clip to fit on")
+            raise ControlUnavailable(f"fold {f}: no other fold has a scored clip to fit on")
         value = fit(p[train], q[train])
         rows = folds == f
         param[rows] = value
@@ -104,12 +110,17 @@ CONTROLS = {
 def control_predictions(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
                         n_folds: int = DEFAULT_N_FOLDS, seed: int = 0,
                         unknown: str = "exclude",
-                        classes: Sequence[str] | None = None) -> pd.DataFrame:
+                        classes: Sequence[str] | None = None,
+                        unavailable: list | None = None) -> pd.DataFrame:
     """Predictions rows of `greedy_smoothed` and `label_logits_tempered` for every model of
     `predictions` (and prompt arm, if a `prompt` column is present) that has `greedy` /
     `label_logits` rows (a model without them has no such control). Same columns as `predict`; `n` 1, `replicate` 0; `params` holds the fold, the
     fitted parameter (`weight` or `temperature`), `n_folds`, `seed`, `objective` and the
     source strategy. `n_folds` is capped at the number of known speakers.
+
+    With a list `unavailable`, a control that cannot be fitted for one model and arm
+    (`ControlUnavailable`) is appended to it as a dict (model, [prompt,] strategy, reason)
+    and the other models' controls are still built; without it, the error is raised.
     """
     classes = manifest_classes(manifest, classes)
     pcols = columns("p", classes)
@@ -137,8 +148,16 @@ def control_predictions(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
             if np.isnan(folds.astype(float)).any():
                 raise ValueError(f"{model}/{source}: utterances not in the Manifest: "
                                  f"{list(utts[np.isnan(folds.astype(float))][:5])}")
-            out, param = cross_fit(human.loc[utts].to_numpy(float),
-                                   rows[pcols].to_numpy(float), folds.astype(int), fit, apply)
+            try:
+                out, param = cross_fit(human.loc[utts].to_numpy(float),
+                                       rows[pcols].to_numpy(float), folds.astype(int), fit,
+                                       apply)
+            except ControlUnavailable as e:
+                if unavailable is None:
+                    raise
+                unavailable.append({**dict(zip(keys, key)), "strategy": control,
+                                    "reason": f"not fitted on {source}: {e}"})
+                continue
             missing = ~np.isfinite(out).all(axis=1)
             frame = pd.DataFrame({
                 "utt_id": utts, **dict(zip(keys, key)), "strategy": control, "n": 1,

@@ -22,6 +22,7 @@ checkpoint and the tiny offline one built by `ambiemo.alm.tiny`.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from ambiemo.alm.base import ALMAdapter, Clip, Decoding, Generation, Verdict
 from ambiemo.alm.hf.constrained import class_name_trie, prefix_allowed_tokens_fn
 
 ENGINES = ("prefix", "generate")
+_FULL_COMMIT = re.compile(r"[0-9a-f]{40}$")   # the only revision that pins remote code
 # Marks where the candidate answer goes in a verifier prompt, so the chat-formatted prompt
 # can be split into the shared prefix and the per-candidate rest. Never produced by a model.
 ANSWER_SLOT = "\x00ANSWER\x00"
@@ -84,6 +86,11 @@ class TransformersAdapter(ALMAdapter):
         if remote and not revision:
             # Remote code runs on this machine: an unpinned revision could change under us.
             raise ValueError(f"model {name!r} needs trust_remote_code; pin a `revision`")
+        if remote and not Path(checkpoint).is_dir() and not _FULL_COMMIT.match(str(revision)):
+            # A branch, tag or short hash can name other code tomorrow (issue #25).
+            raise ValueError(f"model {name!r} needs trust_remote_code, and revision "
+                             f"{revision!r} is not a full commit hash (40 hex digits): a "
+                             "branch or tag can point at other code tomorrow")
         self.name = name
         self.checkpoint = str(checkpoint)
         self.device = resolve_device(device)
