@@ -132,8 +132,16 @@ def _cells(des: Design) -> tuple[np.ndarray, np.ndarray]:
     if len(des.codes) == 1:
         g = des.codes[0]
         return g, np.arange(des.sizes[0])[:, None]
-    stacked = np.column_stack(des.codes)
-    cells, cell_of = np.unique(stacked, axis=0, return_inverse=True)
+    # One integer per combination (mixed radix), then a 1-D unique: fast on 100k clips.
+    flat = np.zeros(des.n, dtype=np.int64)
+    for code, g in zip(des.codes, des.sizes):
+        flat = flat * g + code
+    uniq, cell_of = np.unique(flat, return_inverse=True)
+    cells = np.empty((len(uniq), len(des.codes)), dtype=np.int64)
+    rest = uniq.copy()
+    for d in range(len(des.codes) - 1, -1, -1):
+        cells[:, d] = rest % des.sizes[d]
+        rest //= des.sizes[d]
     return cell_of.reshape(-1), cells
 
 
