@@ -91,13 +91,12 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
     lay = RunLayout.of(cfg)
     manifest = read_manifest(cfg, corpus)
     adapter = load_model(model, device=cfg.generation.device, **cfg.model_options(model))
-    settings = settings_from_config(cfg)
     reports, frames = {}, []
     with SampleStore(lay.store) as store:
         for arm in cfg.generation.prompts:
             prompt = load_prompt(arm, lay.prompt_dir)
-            report = generate_samples(adapter, manifest, store, prompt, settings,
-                                      progress=progress)
+            report = generate_samples(adapter, manifest, store, prompt,
+                                      settings_from_config(cfg, arm), progress=progress)
             frames.append(store.read(report.run_key).assign(prompt=arm))
             lay.write_pointer(lay.samples_pointer(model, corpus, arm), run_key=report.run_key,
                               model=model, corpus=corpus, prompt=arm)
@@ -178,6 +177,7 @@ class Scored:
     figures: dict = field(default_factory=dict)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)   # tts.costs.strategy_costs
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # parse.failure_breakdown
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # vs greedy, every form
 
 
 def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
@@ -275,6 +275,7 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                               strategy_order=strategies)
     tables.write_main_table(table, lay.table(f"{corpus}_main"), corpus=corpus,
                             metrics=main_metrics)
+    comparisons = write_comparisons(cfg, corpus, scores)
     curve = (analysis.summary_table(metrics.score(pd.concat(curves, ignore_index=True), manifest,
                                                   classes=classes),
                                     metrics=main_metrics, n_boot=cfg.scoring.n_boot,
@@ -285,7 +286,21 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
     figs = {}
     for arm in cfg.generation.prompts:
         figs.update(_arm_figures(cfg, corpus, arm, scores, summary, curve, costs, manifest))
-    return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs, failures)
+    return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs, failures,
+                  comparisons)
+
+
+def write_comparisons(cfg: StudyConfig, corpus: str, scores: pd.DataFrame) -> pd.DataFrame:
+    """`<corpus>_comparisons`: every strategy and control against greedy of the same model
+    and arm, per metric, on all clips, complete-case and without one-hot candidates, with
+    cluster-robust intervals and Holm across the table (analysis/comparisons.py)."""
+    from ambiemo import analysis
+    from ambiemo.outputs import tables
+
+    comparisons = analysis.comparisons_table(scores, n_boot=cfg.scoring.n_boot, seed=cfg.seed)
+    tables.write_comparisons_table(comparisons, RunLayout.of(cfg).table(f"{corpus}_comparisons"),
+                                   corpus=corpus)
+    return comparisons
 
 
 def arm_title(cfg: StudyConfig, corpus: str, arm: str) -> str:
@@ -334,11 +349,13 @@ def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
         for name, fig in figs.items():
             figures.save(fig, lay.figure(f"{corpus}_{name}"))
     primary = paper_figures.PRIMARY_METRIC
+    gains = analysis.gain_by_ambiguity(scores, manifest, primary, baseline="greedy",
+                                       n_boot=n_boot, seed=cfg.seed)
+    write_gain_table(gains, lay.table(arm_stem(cfg, f"{corpus}_gain_by_ambiguity", arm)), title)
     paper = [paper_figures.metric_by_ambiguity(by_bin, title, n_boot=n_boot),
-             paper_figures.gain_by_ambiguity(
-                 analysis.gain_by_ambiguity(scores, manifest, primary, baseline="greedy",
-                                            n_boot=n_boot, seed=cfg.seed),
-                 title, n_boot=n_boot),
+             paper_figures.gain_by_ambiguity(gains, title, n_boot=n_boot),
+             paper_figures.gain_by_ambiguity(gains, title, n_boot=n_boot,
+                                             form="complete_case"),
              paper_figures.scaling(curve, title, n_subsets=DEFAULT_N_SUBSETS, seed=cfg.seed,
                                    references=refs_summary, n_boot=n_boot)]
     if len(costs) and len(curve):
@@ -349,6 +366,21 @@ def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
         if pf.figure is not None:
             figs[stem.removeprefix(f"{corpus}_")] = pf.figure
     return figs
+
+
+def write_gain_table(gains: pd.DataFrame, stem, title: str) -> None:
+    """The gain-by-ambiguity table: all clips and complete-case side by side."""
+    from ambiemo.analysis.clusters import binning_caption, scheme_caption
+    from ambiemo.outputs import tables
+
+    metric = gains["metric"].iloc[0] if len(gains) else ""
+    tables.write_table(gains, stem, caption=(
+        f"{title}: gain in {metric} of each strategy over greedy of the same model per "
+        "ambiguity bin (positive = better): gain on all clips (a missing answer at the "
+        "metric's worst value) and cc_gain complete-case (clips both answered; share_dropped "
+        "left out), each with its 95% cluster-robust interval, p and Holm-corrected p across "
+        "the table. " + scheme_caption(gains.attrs.get("scheme", "clip"))
+        + " " + binning_caption(gains.attrs.get("binning"))).strip())
 
 
 # --- 05_capacity_vs_ambiguity -------------------------------------------------------------
