@@ -352,7 +352,7 @@ def test_run_all_regenerates_the_smoke_study(repo):
     assert set(comparisons["form"]) == {"all", "complete_case", "no_one_hot"}
     assert {"first_parsable", "greedy_smoothed"} <= set(comparisons["strategy"])
     assert set(comparisons["scheme"].dropna()) == {"speaker x sentence"}
-    assert "Resampling: speakers and sentences" in (
+    assert "Resampling: speakers and sentences as crossed clusters" in (
         repo / "tables" / "smoke" / "demo_main.md").read_text()
     table = pd.read_csv(repo / "tables" / "smoke" / "demo_main.csv")
     assert "| model | prompt | strategy |" in (repo / "tables" / "smoke" / "demo_main.md").read_text()
@@ -413,8 +413,12 @@ def test_run_all_regenerates_the_smoke_study(repo):
     # protocol v3: CoT answers in the arm's form (a distribution final line in the
     # distribution arm), and every row says how often its candidates were one-hot
     assert human.loc[("distribution", "cot"), "js_divergence"] < 0.05
-    assert human.loc[("distribution", "cot"), "one_hot_share"] == 0
-    assert (human.loc["direct_label", "one_hot_share"].dropna() == 1).all()
+    # (a unanimous clip's most likely 10-listener split is one-hot: greedy and cot alike)
+    assert human.loc[("distribution", "cot"), "one_hot_share"] == pytest.approx(
+        human.loc[("distribution", "greedy"), "one_hot_share"])
+    assert 0 < human.loc[("distribution", "greedy"), "one_hot_share"] < 0.5
+    words = human.loc["direct_label"].drop(index=["label_logits", "label_logits_tempered"])
+    assert (words["one_hot_share"].dropna() == 1).all()   # class-name scores are no answer
     # a second run resumes from the sample store, generates nothing new and says so
     r2 = subprocess.run(["./run_all.sh", "--stage", "generate", "--stage", "verify"], cwd=repo,
                         capture_output=True, text=True, timeout=600)

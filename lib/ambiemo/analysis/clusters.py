@@ -48,8 +48,9 @@ def scheme_caption(scheme: str) -> str:
                        "speaker)",
             "sentence": "sentences resampled (one-way cluster bootstrap; tests flip signs per "
                         "sentence)",
-            "speaker x sentence": "speakers and sentences resampled (two-way pigeonhole "
-                                  "bootstrap; tests: t on its standard error with "
+            "speaker x sentence": "speakers and sentences as crossed clusters (summaries: "
+                                  "two-way pigeonhole bootstrap; tests and gains: t on the "
+                                  "two-way cluster-robust standard error with "
                                   "min(speakers, sentences) - 1 df)"}
     return f"Resampling: {what.get(scheme, scheme)}."
 

@@ -68,6 +68,20 @@ def _ci(n_boot, frame: pd.DataFrame | None = None) -> str:
             + (f" ({binning_caption(binning)[:-1]})" if binning else ""))
 
 
+_GAIN_CI = {"clip": "95% percentile bootstrap interval over clips",
+            "speaker": "95% t interval on the speaker-cluster bootstrap standard error",
+            "sentence": "95% t interval on the sentence-cluster bootstrap standard error",
+            "speaker x sentence": "95% t interval on the two-way (speaker x sentence) "
+                                  "cluster-robust standard error"}
+
+
+def _gain_ci(gains: pd.DataFrame) -> str:
+    """The paired gain interval's description (analysis/clusters.py's scheme per row)."""
+    schemes = [s for s in pd.unique(gains["scheme"].dropna()) if s] \
+        if "scheme" in gains else []
+    return " / ".join(_GAIN_CI.get(s, s) for s in schemes or ["clip"])
+
+
 def metric_by_ambiguity(by_bin: pd.DataFrame, corpus: str, *, metric: str = PRIMARY_METRIC,
                         n_boot: int | None = None) -> PaperFigure:
     """The metric per ambiguity bin, one panel per model, reference rows as grey lines."""
@@ -104,8 +118,7 @@ def gain_by_ambiguity(gains: pd.DataFrame, corpus: str, *, n_boot: int | None = 
                "complete-case gains are drawn beside this figure.")
     caption = (f"{corpus}: gain in {M.short_label(metric) if metric in M.METRICS else metric} "
                f"of each strategy over {baseline} decoding of the same model (positive = "
-               f"better), per ambiguity bin, with the paired {_ci(n_boot, gains)} (cluster-"
-               "robust t interval). Single-answer strategies (chain of thought, label logits) "
+               f"better), per ambiguity bin, with the paired {_gain_ci(gains)}. Single-answer strategies (chain of thought, label logits) "
                "are the controls without test-time scaling." + dropped)
     name = "gain_by_ambiguity" + ("" if form == "all" else "_complete_case")
     return PaperFigure(name, fig, caption)
