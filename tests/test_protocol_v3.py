@@ -280,3 +280,30 @@ def test_one_hot_share_is_the_share_of_parsed_candidates_that_are_one_hot():
     parsed = samples[(samples["kind"] == "sample") & samples["parse_ok"]]
     assert share["majority"] == pytest.approx(sample0.sum() / len(parsed))
     assert share["greedy"] == 0.0
+
+
+# --- part 3: CoT answers in the arm's form -----------------------------------------------------
+
+def test_cot_ends_in_a_distribution_in_the_distribution_arm_only():
+    from ambiemo.alm import load_model
+    from ambiemo.config import load_config, repo_root
+    from ambiemo.parse import parse_response
+    from ambiemo.sampling.generate import settings_from_config
+
+    cfg = load_config("configs/smoke.yaml", root=repo_root())
+    dist, label = (settings_from_config(cfg, arm).cot_prompt for arm in
+                   ("distribution", "direct_label"))
+    assert (dist.id, dist.version, dist.answer) == ("cot_distribution", 1, "cot")
+    assert label.id == "cot"   # the label arm's run key does not move
+    # the simulated model follows the instruction, and the final line parses as a distribution
+    manifest = build_manifest(
+        pd.DataFrame({"utt_id": ["a"], "split": "all", "speaker": "s", "audio_path": "/x.wav",
+                      "n_raters": 10}), np.array([[6.0, 3.0, 1.0, 0.0]]), CLASSES,
+        corpus="sim", label_space="4class")
+    from ambiemo.alm.base import Clip, Decoding
+    model = load_model("sim-human", manifest=manifest)
+    clip = Clip("a", np.zeros(1600, dtype=np.float32))
+    text = model.generate([clip], dist.render(CLASSES), n=1, greedy=True, decoding=Decoding(),
+                          classes=CLASSES, seed=0)[0].text
+    parsed = parse_response(text, CLASSES, answer="cot")
+    assert parsed.ok and parsed.dist.max() < 1 and np.allclose(parsed.dist, [0.6, 0.3, 0.1, 0])
