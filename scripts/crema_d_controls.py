@@ -15,6 +15,7 @@ from ambiemo.tts.references import reference_predictions
 from ambiemo.analysis.summaries import summary_table
 
 SEED = 0
+N_BOOT = 200
 
 
 def main(root: str) -> None:
@@ -38,9 +39,22 @@ def main(root: str) -> None:
     scores = metrics.score(pd.concat([pred, ctrl, reference_predictions(man, seed=SEED,
                                                                         n_draws=3)]), man)
     table = summary_table(scores, metrics=("js_divergence", "bhattacharyya_coefficient", "r2",
-                                           "accuracy"), n_boot=20, seed=SEED, classes=classes)
-    print(table[["model", "strategy", "js_divergence", "bhattacharyya_coefficient", "r2",
-                 "accuracy"]].round(3).to_string(index=False))
+                                           "accuracy"), n_boot=N_BOOT, seed=SEED, classes=classes)
+    # Intervals resample speakers and sentences (the pigeonhole bootstrap, analysis/clusters.py).
+    cells = {m: [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
+                 zip(table[m], table[f"{m}_lo"], table[f"{m}_hi"])]
+             for m in ("js_divergence", "bhattacharyya_coefficient", "r2", "accuracy")}
+    print(pd.DataFrame({"model": table["model"], "strategy": table["strategy"], **cells,
+                        "scheme": table["scheme"]}).to_string(index=False))
+    # The smoothing "gain" as a paired test: intervals resampling clips vs speakers x sentences.
+    from ambiemo.analysis import paired_comparison
+    for model in answers:
+        for cluster in ("clip", "auto"):
+            r = paired_comparison(scores, {"model": model, "strategy": "greedy_smoothed"},
+                                  {"model": model, "strategy": "greedy"}, n_perm=2000,
+                                  n_boot=N_BOOT, seed=SEED, cluster=cluster)
+            print(f"{model}: JS smoothed - greedy {r.diff:.3f} [{r.diff_lo:.3f}, "
+                  f"{r.diff_hi:.3f}] ({r.scheme}, {r.n_clusters} clusters)")
     print("cross-fitted weights:", {m: round(json.loads(p)["weight"], 3)
                                     for m, p in ctrl.groupby("model")["params"].first().items()})
 

@@ -333,6 +333,7 @@ def test_run_all_regenerates_the_smoke_study(repo):
     # of known (two of them made-up) size, so capacity is drawn -- and its fit is "not
     # estimable" (fewer than 4 models), which the table says instead of a p-value
     figures += [f"demo_paper_{f}" for f in ("metric_by_ambiguity", "gain_by_ambiguity",
+                                            "gain_by_ambiguity_complete_case",
                                             "scaling", "cost", "capacity")]
     figures += [f"demo_capacity_{m}" for m in ("js_divergence", "accuracy")]
     # the second prompt arm (direct_label) has its own paper figures; the main arm
@@ -346,9 +347,19 @@ def test_run_all_regenerates_the_smoke_study(repo):
     for stem in figures:
         for ext, least in (("png", 10_000), ("pdf", 5_000)):
             assert (repo / "figures" / "smoke" / f"{stem}.{ext}").stat().st_size > least, stem
-    for stem in ("demo_main", "capacity_fit", "reported_vs_reproduced", "demo_corpus_statistics"):
+    for stem in ("demo_main", "capacity_fit", "reported_vs_reproduced", "demo_corpus_statistics",
+                 "demo_comparisons", "demo_gain_by_ambiguity"):
         for ext in ("csv", "md", "tex"):
             assert (repo / "tables" / "smoke" / f"{stem}.{ext}").is_file(), (stem, ext)
+    # protocol v3: every strategy and control against greedy, in every form, clusters named
+    from ambiemo.analysis.comparisons import COMPARISON_COLUMNS
+    comparisons = pd.read_csv(repo / "tables" / "smoke" / "demo_comparisons.csv")
+    assert list(comparisons.columns) == COMPARISON_COLUMNS
+    assert set(comparisons["form"]) == {"all", "complete_case", "no_one_hot"}
+    assert {"first_parsable", "greedy_smoothed"} <= set(comparisons["strategy"])
+    assert set(comparisons["scheme"].dropna()) == {"speaker x sentence"}
+    assert "Resampling: speakers and sentences as crossed clusters" in (
+        repo / "tables" / "smoke" / "demo_main.md").read_text()
     table = pd.read_csv(repo / "tables" / "smoke" / "demo_main.csv")
     assert "| model | prompt | strategy |" in (repo / "tables" / "smoke" / "demo_main.md").read_text()
     cfg = load_config(repo / "configs" / "smoke.yaml")
@@ -405,6 +416,15 @@ def test_run_all_regenerates_the_smoke_study(repo):
     dist, word = (human.loc[(a, "greedy")] for a in arms)
     assert dist["js_divergence"] < 0.05 < 0.1 < word["js_divergence"]
     assert dist["accuracy"] == word["accuracy"] == 1
+    # protocol v3: CoT answers in the arm's form (a distribution final line in the
+    # distribution arm), and every row says how often its candidates were one-hot
+    assert human.loc[("distribution", "cot"), "js_divergence"] < 0.05
+    # (a unanimous clip's most likely 10-listener split is one-hot: greedy and cot alike)
+    assert human.loc[("distribution", "cot"), "one_hot_share"] == pytest.approx(
+        human.loc[("distribution", "greedy"), "one_hot_share"])
+    assert 0 < human.loc[("distribution", "greedy"), "one_hot_share"] < 0.5
+    words = human.loc["direct_label"].drop(index=["label_logits", "label_logits_tempered"])
+    assert (words["one_hot_share"].dropna() == 1).all()   # class-name scores are no answer
     # a second run resumes from the sample store, generates nothing new and says so
     r2 = subprocess.run(["./run_all.sh", "--stage", "generate", "--stage", "verify"], cwd=repo,
                         capture_output=True, text=True, timeout=600)

@@ -114,8 +114,11 @@ class ModelEntry:
 
 @dataclass(frozen=True, config=STRICT)
 class CotConfig:
-    """One greedy chain-of-thought answer per clip (kind `cot`), for the `cot` strategy."""
+    """One greedy chain-of-thought answer per clip (kind `cot`), for the `cot` strategy.
+    `prompt` serves the label arms; `distribution_prompt` the arms whose prompt asks for a
+    distribution, so CoT answers in the arm's own form (protocol v3)."""
     prompt: str = "cot"
+    distribution_prompt: str = "cot_distribution"
     max_new_tokens: int = Field(COT_MAX_NEW_TOKENS, ge=1)
 
 

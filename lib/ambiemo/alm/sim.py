@@ -30,7 +30,8 @@ What it answers, by the form the instruction asks for (`answer_form`, read from 
 text as a real model reads it):
 - a label ("Answer with exactly one word"): a class drawn from q; log-likelihood log q(c);
 - chain of thought (an "Answer:" line requested): a fixed sentence, then "Answer: <class>",
-  the class drawn as above;
+  the class drawn as above; where the CoT prompt asks for probabilities
+  (`cot_distribution`), "Answer: " and the distribution below on that one line;
 - a distribution (the prompt asks for probabilities): the shares of `listeners` (10)
   imagined listeners, each drawn from q, written "class: share" per line; its log-likelihood
   is the multinomial log-probability of those counts (scipy.stats.multinomial), so sampled
@@ -66,7 +67,7 @@ from ambiemo.parse import parse_response
 
 FLOOR = 1e-6
 LISTENERS = 10
-ANSWER_FORMS = ("label", "cot", "distribution")
+ANSWER_FORMS = ("label", "cot", "cot_distribution", "distribution")
 # Tokens of one answer, end of turn included: constant per form (no length effect).
 N_TOKENS = {"label": 2, "cot": 24}
 COT_REASONING = "The pitch, pace and loudness of the voice were weighed against each other."
@@ -90,7 +91,9 @@ def answer_form(user_text: str) -> str:
     """The answer form an instruction asks for: "cot" when it asks for a final "Answer:"
     line, "distribution" when it asks for probabilities, else "label"."""
     if "Answer:" in user_text:
-        return "cot"
+        # a CoT prompt whose final line states probabilities (cot_distribution)
+        return "cot_distribution" if re.search(r"probabilit", user_text, re.IGNORECASE) \
+            else "cot"
     if re.search(r"probabilit", user_text, re.IGNORECASE):
         return "distribution"
     return "label"
@@ -236,12 +239,16 @@ class SimulatedALM(ALMAdapter):
         if form == "distribution":
             return (distribution_text(choice, classes),
                     float(multinomial_logpmf(choice, q)), 4 * len(classes) + 1)
+        if form == "cot_distribution":   # the reasoning, then the distribution on one line
+            return (f"{COT_REASONING}\nAnswer: "
+                    + distribution_text(choice, classes).replace("\n", ", "),
+                    float(multinomial_logpmf(choice, q)), N_TOKENS["cot"] + 4 * len(classes))
         text = classes[choice] if form == "label" else f"{COT_REASONING}\nAnswer: {classes[choice]}"
         return text, float(np.log(q[choice])), N_TOKENS[form]
 
     def _best(self, form: str, q: np.ndarray, b: int) -> list:
         """The b most likely answers, best first (ties: class order / enumeration order)."""
-        if form == "distribution":
+        if form in ("distribution", "cot_distribution"):
             counts = count_vectors(len(q), self.listeners)
             order = np.argsort(-multinomial_logpmf(counts, q), kind="stable")
             return [counts[i] for i in order[:b]]
@@ -259,7 +266,7 @@ class SimulatedALM(ALMAdapter):
                 choices = self._best(form, q, 1)
             else:
                 rng, qs = self._rng(seed, clip.utt_id), decoding_filter(q, decoding)
-                if form == "distribution":
+                if form in ("distribution", "cot_distribution"):
                     choices = list(rng.multinomial(self.listeners, qs, size=n))
                 else:
                     choices = [int(i) for i in rng.choice(len(q), size=n, p=qs)]
@@ -298,7 +305,9 @@ class SimulatedALM(ALMAdapter):
             classes = list(self._human(clip.utt_id))
             q = self._q(clip.utt_id, classes)
             for idx, text in cands:
-                parsed = parse_response(text, classes, answer=answer_form(text))
+                form = answer_form(text)
+                parsed = parse_response(text, classes,
+                                        answer="cot" if form.startswith("cot") else form)
                 if not parsed.ok:
                     out.append(Verdict(clip.utt_id, int(idx), None,
                                        error=f"{self.name}: candidate does not parse: "

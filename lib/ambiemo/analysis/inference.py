@@ -16,6 +16,8 @@ import pandas as pd
 from ambiemo import metrics as M
 from ambiemo.analysis.capacity import MIN_MODELS, MIN_SPAN_DECADES, fit_capacity_mixed
 from ambiemo.analysis.capacity import RESULT_COLUMNS as CAPACITY_RESULT_COLUMNS
+from ambiemo.analysis.clusters import (CLIP, clusters_of, design, mean_inference,
+                                       resolve_scheme, sign_flip_p)
 from ambiemo.analysis.summaries import ambiguity_bin_of, group_keys
 from ambiemo.tts.references import is_reference
 
@@ -87,6 +89,13 @@ class PairedComparison:
     diff_hi: float
     p_value: float   # two-sided sign-flip permutation test of mean(a - b) = 0
     a_better: bool
+    # Protocol v3: which clips (form), how they were resampled (scheme), what was dropped.
+    form: str = "all"            # all | complete_case | no_one_hot (see FORMS)
+    scheme: str = "clip"         # clip | speaker | sentence | speaker x sentence
+    n_clusters: str = ""         # clusters per dimension, e.g. "91 x 12"
+    method: str = "percentile bootstrap; sign flips per clip"
+    n_all: int = 0               # clips of the all-clips form
+    share_dropped: float = 0.0   # 1 - n_utts / n_all
 
 
 def _select(scores: pd.DataFrame, spec) -> tuple[str, pd.DataFrame]:
@@ -103,26 +112,58 @@ def _select(scores: pd.DataFrame, spec) -> tuple[str, pd.DataFrame]:
     return label, rows
 
 
-def _per_utterance(rows: pd.DataFrame, metric: str) -> pd.Series:
-    # Replicates (scaling subsets, new-rater draws) of one utterance are averaged first, so
-    # the utterance stays the unit of the test.
+FORMS = ("all", "complete_case", "no_one_hot")
+
+
+def _per_utterance(rows: pd.DataFrame, metric: str, form: str = "all") -> pd.Series:
+    """Per-utterance mean of `metric` over replicates (scaling subsets, new-rater draws), so
+    the utterance stays the unit of the test, in one of the FORMS:
+
+    - `all`: every clip, a missing prediction at the metric's worst value (as scored);
+    - `complete_case`: only answered rows (a clip with no answer drops out, so pairing drops
+      it from both sides: a missing answer never counts as a gain or a loss);
+    - `no_one_hot`: complete-case clips none of whose parsed candidates is one-hot (the
+      Predictions' `n_one_hot`; NaN rows, e.g. references, count as not one-hot), so
+      a comparison is not decided by the answers' form alone.
+    """
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    if form != "all" and "missing" in rows:
+        rows = rows[~rows["missing"].astype(bool).to_numpy()]
+    if form == "no_one_hot":
+        if "n_one_hot" not in rows:
+            raise ValueError("form='no_one_hot' needs the Scores' n_one_hot column "
+                             "(metrics.score copies it from Predictions)")
+        one_hot = rows.groupby("utt_id")["n_one_hot"].sum() > 0
+        rows = rows[~rows["utt_id"].map(one_hot).to_numpy(dtype=bool)]
     return rows.groupby("utt_id")[metric].mean()
 
 
 def paired_comparison(scores: pd.DataFrame, a, b, metric: str = "js_divergence", *,
                       n_perm: int = DEFAULT_N_PERM, n_boot: int = 1000, seed: int = 0,
-                      confidence: float = 0.95) -> PairedComparison:
+                      confidence: float = 0.95, cluster: str = "auto",
+                      form: str = "all") -> PairedComparison:
     """Compare a and b (a strategy name, or {model, strategy, n}) on the same utterances.
 
     `metric` is a per-utterance metric or `correct` (accuracy). Utterances where either side
-    is NaN are dropped. The p-value is a seeded sign-flip permutation test (two-sided,
-    (1 + #|T*| >= |T|) / (1 + n_perm)); the CI is a percentile bootstrap of mean(a - b).
+    is NaN are dropped; `form` (FORMS) says which clips enter (`complete_case`: only clips
+    both sides answered; `share_dropped` says how many left). `cluster` ("auto": every
+    cluster column the Scores carry, speaker and sentence; or "clip", "speaker",
+    "sentence", "speaker x sentence") decides the resampling (analysis/clusters.py): with
+    clusters the interval is est ± t x the cluster-robust SE and the p-value flips signs per
+    cluster (one-way) or is the two-way t test; without, the p-value is a seeded sign-flip
+    permutation test per clip ((1 + #|T*| >= |T|) / (1 + n_perm)) and the interval a
+    percentile bootstrap of mean(a - b). `scheme` and `method` say which.
     """
     label_a, rows_a = _select(scores, a)
     label_b, rows_b = _select(scores, b)
-    return _compare(label_a, _per_utterance(rows_a, metric), label_b,
-                    _per_utterance(rows_b, metric), metric, n_perm=n_perm, n_boot=n_boot,
-                    seed=seed, confidence=confidence)
+    return _compare(label_a, _per_utterance(rows_a, metric, form), label_b,
+                    _per_utterance(rows_b, metric, form), metric, n_perm=n_perm, n_boot=n_boot,
+                    seed=seed, confidence=confidence, clusters=clusters_of(scores),
+                    cluster=cluster, form=form,
+                    n_all=len(_paired(_per_utterance(rows_a, metric),
+                                      _per_utterance(rows_b, metric)))
+                    if form != "all" else None)
 
 
 def _paired(a: pd.Series, b: pd.Series) -> pd.DataFrame:
@@ -131,30 +172,44 @@ def _paired(a: pd.Series, b: pd.Series) -> pd.DataFrame:
 
 
 def _compare(label_a: str, per_a: pd.Series, label_b: str, per_b: pd.Series, metric: str, *,
-             n_perm: int, n_boot: int, seed: int, confidence: float) -> PairedComparison:
-    """`paired_comparison` on per-utterance values already selected."""
+             n_perm: int, n_boot: int, seed: int, confidence: float,
+             clusters: pd.DataFrame | None = None, cluster: str = "auto", form: str = "all",
+             n_all: int | None = None) -> PairedComparison:
+    """`paired_comparison` on per-utterance values already selected; `clusters` (utt_id ->
+    speaker, sentence) decides the scheme, `n_all` is the all-clips count (share dropped)."""
     direction = "higher" if metric == "correct" else M.get_metric(metric).direction
     both = _paired(per_a, per_b)
     d = (both.iloc[:, 0] - both.iloc[:, 1]).to_numpy()
     if len(d) == 0:
         raise ValueError(f"{label_a} and {label_b} share no utterance with a finite {metric}")
-    rng = np.random.default_rng(seed)
+    n_all = len(d) if n_all is None else n_all
+    clusters = pd.DataFrame(index=both.index) if clusters is None else clusters
+    des = design(clusters, both.index, cluster)
     observed = d.mean()
-    signs = rng.choice([-1.0, 1.0], size=(n_perm, len(d)))
-    null = (signs * d).mean(axis=1)
-    # A small tolerance keeps exact ties (e.g. all-zero differences) from being floating noise.
-    p = (1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (1 + n_perm)
-    _, lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed, confidence=confidence)
+    if des.scheme == CLIP:
+        rng = np.random.default_rng(seed)
+        p = sign_flip_p(des, d, n_perm, rng)
+        _, lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed, confidence=confidence)
+        method, groups = "percentile bootstrap; sign flips per clip", str(len(d))
+    else:
+        res = mean_inference(d, des, n_perm=n_perm, n_boot=n_boot, seed=seed,
+                             confidence=confidence)
+        lo, hi, p, method, groups = res.lo, res.hi, res.p_value, res.method, res.n_clusters
     better = observed < 0 if direction == "lower" else observed > 0
     return PairedComparison(label_a, label_b, metric, direction, len(d),
                             float(both.iloc[:, 0].mean()), float(both.iloc[:, 1].mean()),
-                            float(observed), lo, hi, float(p), bool(better))
+                            float(observed), float(lo), float(hi), float(p), bool(better),
+                            form=form, scheme=des.scheme, n_clusters=groups, method=method,
+                            n_all=int(n_all),
+                            share_dropped=float(1 - len(d) / n_all) if n_all else 0.0)
 
 
 def paired_table(scores: pd.DataFrame, baseline, metric: str = "js_divergence", *,
                  n_perm: int = DEFAULT_N_PERM, n_boot: int = 1000, seed: int = 0,
-                 confidence: float = 0.95) -> pd.DataFrame:
-    """Every other (model, strategy, n) group against `baseline`, Holm-corrected (`p_holm`)."""
+                 confidence: float = 0.95, cluster: str = "auto",
+                 form: str = "all") -> pd.DataFrame:
+    """Every other (model, strategy, n) group against `baseline`, Holm-corrected (`p_holm`);
+    `cluster` and `form` as in `paired_comparison` (the `scheme` column says which)."""
     base_label, _ = _select(scores, baseline)
     out = []
     keys = group_keys(scores)
@@ -163,7 +218,8 @@ def paired_table(scores: pd.DataFrame, baseline, metric: str = "js_divergence", 
         if "/".join(str(v) for v in key) == base_label:
             continue
         out.append(asdict(paired_comparison(scores, spec, baseline, metric, n_perm=n_perm,
-                                            n_boot=n_boot, seed=seed, confidence=confidence)))
+                                            n_boot=n_boot, seed=seed, confidence=confidence,
+                                            cluster=cluster, form=form)))
     table = pd.DataFrame(out)
     if len(table):
         table["p_holm"] = holm(table["p_value"])
@@ -195,17 +251,25 @@ def _clip_means(data: pd.DataFrame, column: str, caller: str, notes: list) -> pd
     return data.dropna(subset=[column])
 
 
+GAIN_COLUMNS = ["model", "strategy", "n", "ambiguity_bin", "gain", "gain_lo", "gain_hi",
+                "p_value", "n_utts", "cc_gain", "cc_gain_lo", "cc_gain_hi", "cc_p_value",
+                "cc_n_utts", "share_dropped", "scheme"]
+
+
 def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
                       metric: str = "js_divergence", *, baseline: str = "greedy",
                       n_perm: int = 2000, n_boot: int = 1000, seed: int = 0,
-                      confidence: float = 0.95) -> pd.DataFrame:
+                      confidence: float = 0.95, cluster: str = "auto") -> pd.DataFrame:
     """Gain of every strategy over the same model's `baseline`, per ambiguity bin.
 
     The gain is signed so that positive means better (baseline - strategy for a
-    lower-is-better metric such as JS), with the paired bootstrap CI and sign-flip p-value
-    of `paired_comparison` on the bin's utterances. Models without a `baseline` row are left
-    out and named in `attrs["notes"]`. Columns: model, strategy, n, ambiguity_bin, gain,
-    gain_lo, gain_hi, p_value, n_utts, metric, direction.
+    lower-is-better metric such as JS), with the cluster-robust interval and p-value of
+    `paired_comparison` on the bin's utterances, twice: on all clips (`gain`, a missing
+    answer at the metric's worst value) and complete-case (`cc_gain`: clips both sides
+    answered), with `share_dropped` the share of the bin's clips the second leaves out, and
+    `p_holm` / `cc_p_holm` Holm-corrected across the table. Models without a `baseline`
+    row are left out and named in `attrs["notes"]`. Columns: GAIN_COLUMNS, p_holm,
+    cc_p_holm, metric, direction; `attrs["scheme"]` the resampling scheme.
     """
     column, mapped = per_clip_metric(metric)
     metric = column if mapped else metric
@@ -215,6 +279,7 @@ def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
     data = scores[~is_reference(scores)]
     data = data.assign(ambiguity_bin=bins.reindex(data["utt_id"]).to_numpy())
     _require_one_arm(data, "gain_by_ambiguity")
+    clusters = clusters_of(data)
     rows, notes = [], list(mapped)
     for model, of_model in data.groupby("model", sort=False):
         base = of_model[of_model["strategy"] == baseline]
@@ -226,32 +291,49 @@ def gain_by_ambiguity(scores: pd.DataFrame, manifest: pd.DataFrame,
         base_label = f"{model}/{baseline}/{base_n}"
         in_bin = {b: of_model["ambiguity_bin"] == b for b in bins.cat.categories}
         # Each side's per-utterance values once per bin, not once per comparison.
-        base_of = {b: _per_utterance(base[base["ambiguity_bin"] == b], column)
-                   for b in bins.cat.categories}
+        base_of = {(b, form): _per_utterance(base[base["ambiguity_bin"] == b], column, form)
+                   for b in bins.cat.categories for form in ("all", "complete_case")}
         for (strategy, n), of_strategy in of_model.groupby(["strategy", "n"], sort=False):
             if strategy == baseline:
                 continue
             for b in bins.cat.categories:
                 if not in_bin[b].any():
                     continue
-                per = _per_utterance(of_strategy[of_strategy["ambiguity_bin"] == b], column)
-                if _paired(per, base_of[b]).empty:
+                in_b = of_strategy[of_strategy["ambiguity_bin"] == b]
+                per = _per_utterance(in_b, column)
+                if _paired(per, base_of[b, "all"]).empty:
                     # e.g. a strategy whose every prediction is missing has no R2 to pair.
                     notes.append(f"{model}/{strategy}/{n}, {b} ambiguity: no utterance with a "
                                  f"finite {column} for both it and {baseline}; no gain")
                     continue
-                res = _compare(f"{model}/{strategy}/{n}", per, base_label, base_of[b], column,
-                               n_perm=n_perm, n_boot=n_boot, seed=seed, confidence=confidence)
+                label = f"{model}/{strategy}/{n}"
+                res = _compare(label, per, base_label, base_of[b, "all"], column,
+                               n_perm=n_perm, n_boot=n_boot, seed=seed, confidence=confidence,
+                               clusters=clusters, cluster=cluster)
                 lo, hi = sorted((sign * res.diff_lo, sign * res.diff_hi))
-                rows.append(dict(model=model, strategy=strategy, n=n, ambiguity_bin=b,
-                                 gain=sign * res.diff, gain_lo=lo, gain_hi=hi,
-                                 p_value=res.p_value, n_utts=res.n_utts))
-    out = pd.DataFrame(rows, columns=["model", "strategy", "n", "ambiguity_bin", "gain",
-                                      "gain_lo", "gain_hi", "p_value", "n_utts"])
+                row = dict(model=model, strategy=strategy, n=n, ambiguity_bin=b,
+                           gain=sign * res.diff, gain_lo=lo, gain_hi=hi,
+                           p_value=res.p_value, n_utts=res.n_utts, scheme=res.scheme)
+                per_cc = _per_utterance(in_b, column, "complete_case")
+                n_cc = len(_paired(per_cc, base_of[b, "complete_case"]))
+                row.update(cc_n_utts=n_cc, share_dropped=1 - n_cc / res.n_utts)
+                if n_cc:
+                    cc = _compare(label, per_cc, base_label, base_of[b, "complete_case"],
+                                  column, n_perm=n_perm, n_boot=n_boot, seed=seed,
+                                  confidence=confidence, clusters=clusters, cluster=cluster)
+                    cc_lo, cc_hi = sorted((sign * cc.diff_lo, sign * cc.diff_hi))
+                    row.update(cc_gain=sign * cc.diff, cc_gain_lo=cc_lo, cc_gain_hi=cc_hi,
+                               cc_p_value=cc.p_value)
+                rows.append(row)
+    out = pd.DataFrame(rows, columns=GAIN_COLUMNS)
+    out["p_holm"] = holm(out["p_value"]) if len(out) else []
+    out["cc_p_holm"] = holm(out["cc_p_value"]) if len(out) else []
     out["ambiguity_bin"] = pd.Categorical(out["ambiguity_bin"], categories=bins.cat.categories,
                                           ordered=True)
     out = out.assign(metric=metric, direction=direction)
-    out.attrs.update(baseline=baseline, notes=notes)
+    out.attrs.update(baseline=baseline, notes=notes,
+                     scheme=out["scheme"].iloc[0] if len(out) else resolve_scheme(clusters,
+                                                                                 cluster))
     return out
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ambiemo import metrics as M
+from ambiemo.analysis.clusters import (CLIP, boot_ratio, clip_weights, clusters_of, design,
+                                       draw_counts)
 
 # A summary row's identity; `prompt` (the prompt arm) where the Scores carry it.
 GROUP_KEYS = ["model", "prompt", "strategy", "n"]
@@ -127,14 +129,27 @@ def _entropy_corr(h, g, idx, which):
     return M.entropy_correlation(h[idx], g[idx])[which]
 
 
+def one_hot_share(group: pd.DataFrame) -> float:
+    """Share of a row's parsed candidates that are one-hot (Predictions' n_one_hot /
+    n_parsed summed over clips); NaN where nothing was parsed or the Scores lack them."""
+    if "n_one_hot" not in group or "n_parsed" not in group:
+        return np.nan
+    parsed = group["n_parsed"].sum(min_count=1)
+    return float(group["n_one_hot"].sum(min_count=1) / parsed) if parsed and parsed > 0 \
+        else np.nan
+
+
 def summary_table(scores: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METRICS,
                   n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
-                  classes: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per (model, prompt, strategy, n) (`prompt` where the Scores have it): each metric with percentile bootstrap CI over utterances.
+                  classes: Sequence[str] | None = None, cluster: str = "auto") -> pd.DataFrame:
+    """Per (model, prompt, strategy, n) (`prompt` where the Scores have it): each metric with percentile bootstrap CI.
 
     Columns: model, [prompt,] strategy, n, n_utts, n_missing, share_missing (of prediction rows),
-    n_ties (utterances with a tied majority, excluded from accuracy and macro-F1), and for
-    each metric `<m>`, `<m>_lo`, `<m>_hi`. Every group is resampled with the same seed.
+    n_ties (utterances with a tied majority, excluded from accuracy and macro-F1),
+    one_hot_share (of parsed candidates; NaN for rows without candidates), scheme (how the
+    bootstrap resampled: `cluster` "auto" resamples the speakers, or speakers and sentences
+    (pigeonhole), that the Scores carry, analysis/clusters.py; "clip" resamples clips), and
+    for each metric `<m>`, `<m>_lo`, `<m>_hi`. Every group is resampled with the same seed.
     Missing predictions follow metrics.py's rule (bounded metrics at their worst value).
     """
     _check(metrics)
@@ -142,27 +157,38 @@ def summary_table(scores: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METR
     scores = scores if "replicate" in scores else scores.assign(replicate=0)
     rows = []
     keys = group_keys(scores)
+    clusters = clusters_of(scores)
     # dropna=False: a key left empty (e.g. hand-built rows without an arm) is still a group.
     for key, group in scores.groupby(keys, sort=False, observed=True, dropna=False):
         utts = pd.Index(pd.unique(group["utt_id"]))
         U = len(utts)
         rng = np.random.default_rng(seed)
-        idx = rng.integers(0, U, size=(n_boot, U))
-        w = np.stack([np.bincount(i, minlength=U) for i in idx]).astype(float)
+        des = design(clusters, utts, cluster)
+        if des.scheme == CLIP:   # the old clip bootstrap, draw for draw
+            idx = rng.integers(0, U, size=(n_boot, U))
+            w = np.stack([np.bincount(i, minlength=U) for i in idx]).astype(float)
+            counts = [w]
+        else:
+            counts = draw_counts(des, n_boot, rng)
+            w = idx = None   # (B, U) clip weights only for the metrics that are not means
         majority = group.groupby("utt_id", sort=False)["majority"].first().reindex(utts)
         maj = np.array([m if M._is_label(m) else None for m in majority], dtype=object)
         row = dict(zip(keys, key), n_utts=U, n_missing=int(group["missing"].sum()),
                    share_missing=float(group["missing"].mean()),
-                   n_ties=int(sum(m is None for m in maj)))
+                   n_ties=int(sum(m is None for m in maj)),
+                   one_hot_share=one_hot_share(group), scheme=des.scheme)
         for m in metrics:
-            if m in M.METRICS or m in ("accuracy", "correct"):
+            is_mean = m in M.METRICS or m in ("accuracy", "correct")
+            if not is_mean and w is None:   # cluster weights per clip, made once per group
+                w = clip_weights(des, counts)
+                idx = [np.repeat(np.arange(U), b.astype(int)) for b in w]
+            if is_mean:
                 col = "correct" if m in ("accuracy", "correct") else m
                 per_utt = _row_mean(_wide(group, col, utts))
                 ok = np.isfinite(per_utt)
                 v = np.where(ok, per_utt, 0.0)
                 est = v[ok].mean() if ok.any() else np.nan
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    boot = (w @ v) / (w @ ok.astype(float))
+                boot = boot_ratio(des, counts, v, ok.astype(float))
             elif m == "r2":
                 cls = _class_columns(group, classes)
                 P = np.stack([_wide(group, f"{HUMAN_PREFIX}_{c}", utts) for c in cls], axis=-1)

@@ -40,7 +40,8 @@ def load_crema_d(root: Path, label_space: str | None = None, *,
 
     `mode` is "voice" (default: audio only, as in the paper), "face" (video without sound)
     or "audiovisual". Extras: `acted_label` and `intensity` from the file name, the file's
-    own `emo_vote` and `agreement`, and `gender` when VideoDemographics.csv is present.
+    own `emo_vote` and `agreement`, `sentence` (the sentence code of the file name, e.g.
+    DFA), and `gender` when VideoDemographics.csv is present.
     """
     classes = classes_for("crema_d", label_space)
     space = label_space or "6class"
@@ -85,6 +86,9 @@ def load_crema_d(root: Path, label_space: str | None = None, *,
         "utt_id": table["fileName"].to_numpy(),
         "split": "all",  # CREMA-D has no official split; see corpora/splits.py
         "speaker": parts[0].to_numpy(),
+        # The sentence code (IEO, DFA, ...): 12 sentences every actor speaks, a second
+        # cluster of the clips beside the speaker (analysis/clusters.py).
+        "sentence": parts[1].to_numpy(),
         "audio_path": [str(audio_dir / f"{f}.wav") for f in table["fileName"]],
         "n_raters": n,
         "acted_label": parts[2].map(ACTED).to_numpy(),
@@ -100,7 +104,7 @@ def load_crema_d(root: Path, label_space: str | None = None, *,
     manifest = build_manifest(
         records[~empty], votes[~empty], classes, corpus="crema_d", label_space=space,
         dropped={"no_votes": int(empty.sum())},
-        extras=["acted_label", "intensity", "emo_vote", "agreement", "clip_number", "gender"])
+        extras=["sentence", "acted_label", "intensity", "emo_vote", "agreement", "clip_number", "gender"])
     manifest.attrs["mode"] = mode
     return manifest
 

@@ -133,8 +133,9 @@ def load_iemocap(root: Path, label_space: str | None = None, *,
     records = pd.DataFrame(rows)
     manifest = build_manifest(records, np.array(votes, dtype=float).reshape(-1, len(classes)),
                               classes, corpus="iemocap", label_space=space,
-                              dropped=dict(dropped), extras=["dialog", "label_consensus",
-                                                             "valence", "arousal", "dominance"])
+                              dropped=dict(dropped),
+                              extras=["dialog", "sentence", "label_consensus", "valence",
+                                      "arousal", "dominance"])
     manifest.attrs["selection"] = selection
     return manifest
 
@@ -184,6 +185,9 @@ def _parse_header(line: str, path: Path, lineno: int) -> dict:
     if who is None:
         raise ValueError(f"{path}:{lineno}: turn name {utt!r} is not like Ses01F_impro01_F000")
     return {"utt_id": utt, "dialog": path.stem, "session": int(who[1][-1]),
+            # The script or improvisation scenario (script01_1, impro04), which every
+            # session's actors perform: the clips' second cluster beside the speaker.
+            "sentence": re.sub(r"^Ses\d+[FM]_", "", path.stem),
             # Speaker = session + gender of the actor speaking this turn (last name part).
             "speaker": f"{who[1]}{who[2]}", "split": f"session{who[1][-1]}",
             "duration_s": float(end) - float(start), "label_consensus": CONSENSUS[code],

@@ -18,6 +18,10 @@ from ambiemo.metrics.distribution import entropy
 from ambiemo.metrics.registry import METRICS
 
 SCORE_KEYS = ["utt_id", "model", "prompt", "strategy", "n", "replicate"]  # prompt: if present
+# The Manifest's clusters (analysis/clusters.py resamples them), copied where present.
+CLUSTER_COLUMNS = ("speaker", "sentence")
+# The candidates' form (tts.predictions): parsed candidates and how many were one-hot.
+FORM_COLUMNS = ("n_parsed", "n_one_hot")
 
 
 def _reference_label(x):
@@ -33,7 +37,9 @@ def score(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
     tied majority), `pred_label` (top class, ties joined by '|', None when missing),
     `majority`, `entropy_pred`, `entropy_human`, `top_prob`, and both distributions,
     `p_<class>` (the model's, as in Predictions) and `human_p_<class>`, which corpus metrics
-    over clips (R², `metrics.r2_score`) need.
+    over clips (R², `metrics.r2_score`) need. Where present: the Manifest's `speaker` and
+    `sentence` (the clusters every interval resamples) and the Predictions' `n_parsed`,
+    `n_one_hot` (the candidates' form).
     """
     classes = manifest_classes(manifest, classes)
     pcols = columns("p", classes)
@@ -53,6 +59,12 @@ def score(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
     if "replicate" not in out:
         out["replicate"] = 0
     out["missing"] = missing
+    for col in CLUSTER_COLUMNS:
+        if col in human:
+            out[col] = human[col].to_numpy()
+    for col in FORM_COLUMNS:
+        if col in predictions:
+            out[col] = pd.to_numeric(predictions[col], errors="coerce").to_numpy(dtype=float)
     for name, metric in METRICS.items():
         values = np.asarray(metric.fn(p, q), dtype=float)
         values[missing] = np.nan if metric.worst is None else metric.worst

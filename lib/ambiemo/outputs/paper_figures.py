@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ambiemo import metrics as M
+from ambiemo.analysis.clusters import binning_caption
 import ambiemo.outputs.figures as F
 from ambiemo.outputs.style import (PAGE_WIDTH_IN, facet_grid, shared_legend, strategy_style,
                                    styled, wrap_label)
@@ -50,9 +51,35 @@ def save_paper_figure(pf: PaperFigure, stem: str | Path) -> list[Path]:
     return [*paths, caption]
 
 
-def _ci(n_boot) -> str:
-    return f"95% percentile bootstrap over clips ({n_boot} resamples)" if n_boot else \
-        "95% percentile bootstrap over clips"
+_RESAMPLED = {"clip": "over clips", "speaker": "resampling speakers",
+              "sentence": "resampling sentences",
+              "speaker x sentence": "resampling speakers and sentences (two-way pigeonhole)"}
+
+
+def _ci(n_boot, frame: pd.DataFrame | None = None) -> str:
+    """The interval's description, naming the resampling scheme of `frame`'s rows (its
+    `scheme` column, analysis/clusters.py; clips when it has none)."""
+    schemes = ([s for s in pd.unique(frame["scheme"].dropna()) if s]
+               if frame is not None and "scheme" in frame else []) or ["clip"]
+    how = " / ".join(_RESAMPLED.get(s, s) for s in schemes)
+    # The hook for the binning option: a frame whose attrs name its binning says so here.
+    binning = frame.attrs.get("binning") if frame is not None else None
+    return (f"95% bootstrap interval {how}" + (f" ({n_boot} resamples)" if n_boot else "")
+            + (f" ({binning_caption(binning)[:-1]})" if binning else ""))
+
+
+_GAIN_CI = {"clip": "95% percentile bootstrap interval over clips",
+            "speaker": "95% t interval on the speaker-cluster bootstrap standard error",
+            "sentence": "95% t interval on the sentence-cluster bootstrap standard error",
+            "speaker x sentence": "95% t interval on the two-way (speaker x sentence) "
+                                  "cluster-robust standard error"}
+
+
+def _gain_ci(gains: pd.DataFrame) -> str:
+    """The paired gain interval's description (analysis/clusters.py's scheme per row)."""
+    schemes = [s for s in pd.unique(gains["scheme"].dropna()) if s] \
+        if "scheme" in gains else []
+    return " / ".join(_GAIN_CI.get(s, s) for s in schemes or ["clip"])
 
 
 def metric_by_ambiguity(by_bin: pd.DataFrame, corpus: str, *, metric: str = PRIMARY_METRIC,
@@ -61,24 +88,40 @@ def metric_by_ambiguity(by_bin: pd.DataFrame, corpus: str, *, metric: str = PRIM
     fig = F.metric_by_ambiguity(by_bin, metric, corpus)
     caption = (f"{corpus}: {M.axis_label(metric)} per ambiguity bin (tertiles of the entropy "
                f"of the human votes), one panel per model, one line per strategy with its "
-               f"{_ci(n_boot)}. Grey lines: the reference rows (class prior, uniform, "
+               f"{_ci(n_boot, by_bin)}. Grey lines: the reference rows (class prior, uniform, "
                "resampled-rater ceiling) that bound what a model can reach.")
     return PaperFigure("metric_by_ambiguity", fig, caption)
 
 
-def gain_by_ambiguity(gains: pd.DataFrame, corpus: str, *, n_boot: int | None = None
-                      ) -> PaperFigure:
+def gain_by_ambiguity(gains: pd.DataFrame, corpus: str, *, n_boot: int | None = None,
+                      form: str = "all") -> PaperFigure:
     """Gain over greedy per ambiguity bin; cot and label_logits are the single-answer
-    controls (no test-time scaling) drawn beside the scaling strategies."""
-    fig = F.gain_vs_ambiguity(gains, corpus)
+    controls (no test-time scaling) drawn beside the scaling strategies. `form`
+    "complete_case" draws the gains on clips both sides answered (the `cc_` columns of
+    `analysis.gain_by_ambiguity`), as `gain_by_ambiguity_complete_case`."""
+    if form not in ("all", "complete_case"):
+        raise ValueError(f"form must be 'all' or 'complete_case', got {form!r}")
+    drawn = gains
+    if form == "complete_case":
+        cc = {f"cc_{c}": c for c in ("gain", "gain_lo", "gain_hi", "p_value", "n_utts")}
+        drawn = (gains.drop(columns=list(cc.values())).rename(columns=cc)
+                 .dropna(subset=["gain"]))
+        drawn.attrs = gains.attrs
+    fig = F.gain_vs_ambiguity(drawn, corpus)
     metric = gains["metric"].iloc[0] if len(gains) else gains.attrs.get("metric", "metric")
     baseline = gains.attrs.get("baseline", "greedy")
+    dropped = (f" Complete-case: only clips where both the strategy and {baseline} gave an "
+               "answer (a rescued missing answer is no gain); "
+               f"{gains['share_dropped'].mean():.0%} of clips left out on average."
+               if form == "complete_case" and len(gains) else
+               " All clips: a missing answer scores the metric's worst value; the "
+               "complete-case gains are drawn beside this figure.")
     caption = (f"{corpus}: gain in {M.short_label(metric) if metric in M.METRICS else metric} "
                f"of each strategy over {baseline} decoding of the same model (positive = "
-               f"better), per ambiguity bin, with the paired {_ci(n_boot)}. Single-answer "
-               "strategies (chain of thought, label logits) are the controls without "
-               "test-time scaling.")
-    return PaperFigure("gain_by_ambiguity", fig, caption)
+               f"better), per ambiguity bin, with the paired {_gain_ci(gains)}. Single-answer strategies (chain of thought, label logits) "
+               "are the controls without test-time scaling." + dropped)
+    name = "gain_by_ambiguity" + ("" if form == "all" else "_complete_case")
+    return PaperFigure(name, fig, caption)
 
 
 def capacity(by_bin: pd.DataFrame, n_params: dict, corpus: str, *,
@@ -95,7 +138,7 @@ def capacity(by_bin: pd.DataFrame, n_params: dict, corpus: str, *,
             + (f"; size not published: {', '.join(hosted)}" if hosted else "") + "."))
     caption = (f"{corpus}: {M.axis_label(metric)} against log10 parameter count (every weight "
                f"the adapter loads), one line per ambiguity bin, one panel per strategy, with "
-               f"the {_ci(n_boot)}"
+               f"the {_ci(n_boot, by_bin)}"
                + (f"; left out, size not published: {', '.join(hosted)}" if hosted else "")
                + ".")
     return PaperFigure("capacity", fig, caption)
@@ -111,7 +154,7 @@ def scaling(curve: pd.DataFrame, corpus: str, *, metric: str = PRIMARY_METRIC,
                else "random n-subsets of each clip's candidates")
     caption = (f"{corpus}: {M.axis_label(metric)} against the number n of sampled candidates "
                f"per clip (log2 axis), one panel per model, one line per strategy with its "
-               f"{_ci(n_boot)}; {subsets}" + (f", seed {seed}" if seed is not None else "")
+               f"{_ci(n_boot, curve)}; {subsets}" + (f", seed {seed}" if seed is not None else "")
                + ". Single-answer strategies are flat lines"
                + ("; grey horizontal lines are the reference rows (prior, uniform, new raters, "
                   "the supervised egemaps_soft), which no n changes." if references is not None
@@ -154,7 +197,7 @@ def cost(curve: pd.DataFrame, costs: pd.DataFrame, corpus: str, *,
     unmeasured = data[cost].isna() | (data[cost] <= 0)
     fig = _cost_figure(data[~unmeasured], metric, cost, corpus)
     caption = (f"{corpus}: {M.axis_label(metric)} against {COST_LABELS[cost]} (log axis), "
-               f"one point per n = 1, 2, 4, ... for each strategy, with the {_ci(n_boot)}. "
+               f"one point per n = 1, 2, 4, ... for each strategy, with the {_ci(n_boot, curve)}. "
                "Cost counts every answer the strategy reads and, for verifier strategies, "
                "the verifier's judgements."
                + (f" {int(unmeasured.sum())} row(s) without a measured cost left out."

@@ -56,6 +56,7 @@ STRATEGY_STYLES: dict[str, dict] = {
     # strategy's gain is read against them at a glance.
     "greedy_smoothed":       dict(color=OKABE_ITO["black"], marker="8", linestyle="--"),
     "label_logits_tempered": dict(color=OKABE_ITO["grey"], marker="p", linestyle="--"),
+    "first_parsable":        dict(color=OKABE_ITO["orange"], marker="d", linestyle=(0, (5, 2))),
 }
 _SPARE = [dict(color=c, marker=m, linestyle=ls) for c, m, ls in
           zip(OKABE_ITO.values(), "hd<>p8", ["-", "--", "-.", ":", "-", "--"])]

@@ -158,7 +158,8 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
     strategies) orders each model's rows, else first-seen order. Columns: row_type, model,
     [prompt,] strategy, n, each metric with `_lo`/`_hi`, `best_<metric>` (True on the best model row(s) in the
     metric's direction, references and unavailable rows never), missing_share, n_missing,
-    n_utts, n_ties, note.
+    n_utts, n_ties, one_hot_share (of the row's parsed candidates) and scheme (the
+    bootstrap's resampling) where the summary has them, note.
     """
     lacking = [c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi") if c not in summary]
     if lacking:
@@ -202,6 +203,7 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
     cols = ["row_type", *ident, "n",
             *[c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")],
             *[f"best_{m}" for m in metrics], "missing_share", "n_missing", "n_utts", "n_ties",
+            *[c for c in ("one_hot_share", "scheme") if c in rows],
             *[c for c in COST_COLUMNS if c in rows], "note"]
     return rows.reindex(columns=cols).reset_index(drop=True)
 
@@ -218,6 +220,9 @@ def main_table_view(table: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS,
         view.loc[unavailable, m] = UNAVAILABLE
     view.loc[unavailable, "missing"] = "–"
     view["n"] = [("–" if not np.isfinite(v) else str(int(v))) for v in table["n"].astype(float)]
+    if "one_hot_share" in table:   # the candidates' form: JS/BC/R² reward a mixture by form
+        view["one-hot"] = ["–" if not np.isfinite(v) else f"{v:.0%}"
+                           for v in table["one_hot_share"].astype(float)]
     view["note"] = table["note"].fillna("").replace({"": ""})
     view.loc[table["row_type"] == "reference", "note"] = "reference"
     for col, label in COST_COLUMNS.items():
@@ -231,19 +236,50 @@ def main_table_view(table: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS,
     return view, bold
 
 
+def _schemes_caption(table: pd.DataFrame) -> str:
+    """' Resampling: ...' for the schemes a table's rows were resampled by (none: '')."""
+    from ambiemo.analysis.clusters import scheme_caption
+
+    if "scheme" not in table:
+        return ""
+    schemes = [s for s in pd.unique(table["scheme"].dropna()) if s]
+    return "".join(" " + scheme_caption(s) for s in schemes)
+
+
+def write_comparisons_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
+                            digits: int = 3) -> list[Path]:
+    """`analysis.comparisons_table` as .csv (full precision), .md and .tex, with its caption
+    (forms, Holm, the resampling scheme); p-values with 4 digits."""
+    from ambiemo.analysis.comparisons import comparisons_caption
+
+    view = table.copy()
+    for c in ("p", "p_holm"):
+        view[c] = ["–" if not np.isfinite(v) else f"{v:.4f}" for v in table[c].astype(float)]
+    view["share_dropped"] = ["–" if not np.isfinite(v) else f"{v:.1%}"
+                             for v in table["share_dropped"].astype(float)]
+    return write_table(table, stem, digits, markdown=view, latex=view,
+                       caption=comparisons_caption(table, corpus))
+
+
 def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
                      metrics: Sequence[str] = MAIN_METRICS, digits: int = 3) -> list[Path]:
     """The main table as .csv (full precision), .md and .tex (best per column in bold)."""
     view, bold = main_table_view(table, metrics, digits)
     header = ["model", *(["prompt"] if "prompt" in table else []), "strategy", "$n$", *[M.table_header(m, latex=True) if m in M.MAIN_METRICS
                                            else latex_escape(m) for m in metrics],
-              r"missing", "note"]
+              r"missing", *(["one-hot"] if "one_hot_share" in table else []),
+              *[latex_escape(label) for c, label in COST_COLUMNS.items() if c in table],
+              "note"]
     caption = (f"{corpus}: mean over clips with 95% bootstrap interval; best model row per "
                "column in bold (JS lower is better, the others higher); accuracy and macro-F1 "
                "against the majority label, ties excluded. " + M.R2_FOOTNOTE
                + (" prompt: the prompt arm the model answered (the candidates' form: "
                   "distribution, verbalised probabilities; direct_label, one emotion word); "
-                  "reference rows ask no model (-)." if "prompt" in table else ""))
+                  "reference rows ask no model (-)." if "prompt" in table else "")
+               + (" one-hot: share of the row's parsed candidates that name one class only "
+                  "(JS, BC and R² reward a mixture over them by form alone)."
+                  if "one_hot_share" in table else "")
+               + _schemes_caption(table))
     view = view.rename(columns={m: M.table_header(m) for m in metrics})
     return write_table(table, stem, digits, markdown=view, bold=bold, latex_header=header,
                        caption=caption)

@@ -280,7 +280,9 @@ def validate(cfg: StudyConfig, jobs: list[Job] | None = None, *, probe: bool = T
             problems += hosted_probe_problems(cfg, name, key, verifier=is_verifier)
     prompts = {"generate": [(f"generation.prompts[{i}]", arm)
                             for i, arm in enumerate(cfg.generation.prompts)]
-               + ([("generation.cot.prompt", cfg.generation.cot.prompt)]
+               + ([("generation.cot.prompt", cfg.generation.cot.prompt),
+                   ("generation.cot.distribution_prompt",
+                    cfg.generation.cot.distribution_prompt)]
                   if cfg.generation.cot else []),
                "verify": [("verification.prompt", cfg.verification.prompt)]
                if cfg.verification else []}

@@ -104,13 +104,12 @@ def generate(cfg: StudyConfig, model: str, corpus: str, *, progress: bool = True
     lay = RunLayout.of(cfg)
     manifest = read_manifest(cfg, corpus)
     adapter = load_model(model, device=cfg.generation.device, **cfg.model_options(model))
-    settings = settings_from_config(cfg)
     reports, frames, answers = {}, [], {}
     with SampleStore(lay.store) as store:
         for arm in cfg.generation.prompts:
             prompt = load_prompt(arm, lay.prompt_dir)
-            report = generate_samples(adapter, manifest, store, prompt, settings,
-                                      progress=progress)
+            report = generate_samples(adapter, manifest, store, prompt,
+                                      settings_from_config(cfg, arm), progress=progress)
             frames.append(store.read(report.run_key).assign(prompt=arm))
             answers[report.run_key] = frames[-1]
             lay.write_pointer(lay.samples_pointer(model, corpus, arm), run_key=report.run_key,
@@ -211,6 +210,7 @@ class Scored:
     figures: dict = field(default_factory=dict)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)   # tts.costs.strategy_costs
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # parse.failure_breakdown
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # vs greedy, every form
     missing_figures: dict = field(default_factory=dict)   # figure -> why it was not drawn
 
 
@@ -319,6 +319,7 @@ def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) ->
     table = mark_other_model_rows(cfg, table, answers)
     tables.write_main_table(table, lay.table(f"{corpus}_main"), corpus=corpus,
                             metrics=main_metrics)
+    comparisons = write_comparisons(cfg, corpus, scores)
     curve = (analysis.summary_table(metrics.score(pd.concat(curves, ignore_index=True), manifest,
                                                   classes=classes),
                                     metrics=main_metrics, n_boot=cfg.scoring.n_boot,
@@ -328,14 +329,15 @@ def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) ->
 
     # Every table is written; the figures come last, each on its own (issue #25).
     from ambiemo.outputs.figure_guard import FigureGuard
+    gains = write_gain_tables(cfg, corpus, scores, manifest)
     guard, figs = FigureGuard(), {}
     for arm in cfg.generation.prompts if draw_figures else ():
         figs.update(_arm_figures(cfg, corpus, arm, scores, summary, curve, costs, manifest,
-                                 guard))
+                                 guard, primary_gains=gains.get(arm)))
     write_status(cfg, "score", corpus=corpus, ran=1,
                  note=score_note(unavailable, guard.note()))
     return Scored(predictions, scores, unavailable, summary, table, curve, figs, costs, failures,
-                  missing_figures=dict(guard.missing))
+                  comparisons, missing_figures=dict(guard.missing))
 
 
 def score_note(unavailable: pd.DataFrame, figures_note: str = "", shown: int = 5) -> str:
@@ -379,6 +381,19 @@ def mark_other_model_rows(cfg: StudyConfig, table: pd.DataFrame,
     return table
 
 
+def write_comparisons(cfg: StudyConfig, corpus: str, scores: pd.DataFrame) -> pd.DataFrame:
+    """`<corpus>_comparisons`: every strategy and control against greedy of the same model
+    and arm, per metric, on all clips, complete-case and without one-hot candidates, with
+    cluster-robust intervals and Holm across the table (analysis/comparisons.py)."""
+    from ambiemo import analysis
+    from ambiemo.outputs import tables
+
+    comparisons = analysis.comparisons_table(scores, n_boot=cfg.scoring.n_boot, seed=cfg.seed)
+    tables.write_comparisons_table(comparisons, RunLayout.of(cfg).table(f"{corpus}_comparisons"),
+                                   corpus=corpus)
+    return comparisons
+
+
 def arm_title(cfg: StudyConfig, corpus: str, arm: str) -> str:
     """A figure's title and caption prefix: the corpus, and the prompt arm when several run."""
     return corpus if len(cfg.generation.prompts) == 1 else f"{corpus}, {arm} prompt"
@@ -391,11 +406,13 @@ def arm_stem(cfg: StudyConfig, stem: str, arm: str) -> str:
 
 def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
                  summary: pd.DataFrame, curve: pd.DataFrame, costs: pd.DataFrame,
-                 manifest: pd.DataFrame, guard=None) -> dict:
+                 manifest: pd.DataFrame, guard=None, primary_gains=None) -> dict:
     """The figures of one prompt arm (its rows and the reference rows): the paper figures for
     every arm, the diagnostic ones for the main arm only (the tables hold every arm). Each
     figure is drawn through `guard` (`outputs.figure_guard.FigureGuard`): one that fails is
-    a named warning and a missing figure, never a missing table or figure besides it."""
+    a named warning and a missing figure, never a missing table or figure besides it.
+    `primary_gains`: the arm's gain-by-ambiguity frame of the primary metric, when the gain
+    table already computed it."""
     from functools import cache
 
     from ambiemo import analysis, metrics
@@ -412,6 +429,7 @@ def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
     scores, summary, curve = of_arm(scores, arm), of_arm(summary, arm), of_arm(curve, arm)
     costs = of_arm(costs, arm) if len(costs) else costs
     refs_summary = summary[is_reference(summary)]
+    primary = paper_figures.PRIMARY_METRIC
 
     @cache   # computed once, by the first figure that needs it (and its error, per figure)
     def by_bin():
@@ -419,7 +437,10 @@ def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
                                              n_boot=n_boot, seed=cfg.seed,
                                              classes=manifest.attrs["classes"])
 
+    @cache
     def gains(metric):
+        if metric == primary and primary_gains is not None:   # the gain table's, computed once
+            return primary_gains
         return analysis.gain_by_ambiguity(scores, manifest, metric, baseline="greedy",
                                           n_boot=n_boot, seed=cfg.seed)
 
@@ -446,11 +467,12 @@ def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
             analysis.reliability_table(scores), title))
         diagnostic("scaling_curves", lambda: figures.scaling_curves(
             curve, main_metrics, title, references=refs_summary))
-    primary = paper_figures.PRIMARY_METRIC
     paper = {"metric_by_ambiguity": lambda: paper_figures.metric_by_ambiguity(by_bin(), title,
                                                                       n_boot=n_boot),
              "gain_by_ambiguity": lambda: paper_figures.gain_by_ambiguity(gains(primary), title,
                                                                           n_boot=n_boot),
+             "gain_by_ambiguity_complete_case": lambda: paper_figures.gain_by_ambiguity(
+                 gains(primary), title, n_boot=n_boot, form="complete_case"),
              "scaling": lambda: paper_figures.scaling(curve, title, n_subsets=DEFAULT_N_SUBSETS,
                                                       seed=cfg.seed, references=refs_summary,
                                                       n_boot=n_boot)}
@@ -467,6 +489,41 @@ def _arm_figures(cfg: StudyConfig, corpus: str, arm: str, scores: pd.DataFrame,
         if pf is not None and pf.figure is not None:
             figs[stem.removeprefix(f"{corpus}_")] = pf.figure
     return figs
+
+
+def write_gain_tables(cfg: StudyConfig, corpus: str, scores: pd.DataFrame,
+                      manifest: pd.DataFrame) -> dict:
+    """`<corpus>_gain_by_ambiguity` (`__<arm>` for another arm): each arm's gains over
+    greedy per ambiguity bin on the primary metric, all clips and complete-case. Written
+    with the other tables, before any figure. Returns {arm: the gains frame}."""
+    from ambiemo import analysis
+    from ambiemo.outputs import paper_figures
+    from ambiemo.tts.references import of_arm
+
+    lay, out = RunLayout.of(cfg), {}
+    for arm in cfg.generation.prompts:
+        gains = analysis.gain_by_ambiguity(of_arm(scores, arm), manifest,
+                                           paper_figures.PRIMARY_METRIC, baseline="greedy",
+                                           n_boot=cfg.scoring.n_boot, seed=cfg.seed)
+        write_gain_table(gains, lay.table(arm_stem(cfg, f"{corpus}_gain_by_ambiguity", arm)),
+                         arm_title(cfg, corpus, arm))
+        out[arm] = gains
+    return out
+
+
+def write_gain_table(gains: pd.DataFrame, stem, title: str) -> None:
+    """The gain-by-ambiguity table: all clips and complete-case side by side."""
+    from ambiemo.analysis.clusters import binning_caption, scheme_caption
+    from ambiemo.outputs import tables
+
+    metric = gains["metric"].iloc[0] if len(gains) else ""
+    tables.write_table(gains, stem, caption=(
+        f"{title}: gain in {metric} of each strategy over greedy of the same model per "
+        "ambiguity bin (positive = better): gain on all clips (a missing answer at the "
+        "metric's worst value) and cc_gain complete-case (clips both answered; share_dropped "
+        "left out), each with its 95% cluster-robust interval, p and Holm-corrected p across "
+        "the table. " + scheme_caption(gains.attrs.get("scheme", "clip"))
+        + " " + binning_caption(gains.attrs.get("binning"))).strip())
 
 
 # --- 05_capacity_vs_ambiguity -------------------------------------------------------------

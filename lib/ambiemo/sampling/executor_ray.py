@@ -319,12 +319,12 @@ def run_generate_job(cfg, model: str, corpus: str, *,
 
     manifest = pd.read_parquet(cfg.manifest_path(corpus))
     options = {"device": cfg.generation.device, **cfg.model_options(model)}
-    settings = settings_from_config(cfg)
     reports = {}
     with SampleStore(cfg.store_path) as store:
         for arm in cfg.generation.prompts:
             reports[arm] = generate_on_ray(model, options, manifest, store,
-                                           load_prompt(arm, cfg.prompt_dir), settings,
+                                           load_prompt(arm, cfg.prompt_dir),
+                                           settings_from_config(cfg, arm),
                                            shard_root=shard_root(cfg), executor=cfg.executor,
                                            progress=progress)
     return reports

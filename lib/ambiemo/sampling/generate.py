@@ -98,13 +98,20 @@ def prompt_identity(prompt: PromptTemplate) -> dict:
     return {"id": prompt.id, "version": prompt.version, "text_sha256": text}
 
 
-def settings_from_config(cfg) -> GenerationSettings:
+def settings_from_config(cfg, arm: str | None = None) -> GenerationSettings:
     """The runner's settings from a study config's `generation:` section, the CoT prompt
-    loaded (what the generate stage and the Ray executor both sample with)."""
+    loaded (what the generate stage and the Ray executor both sample with). In a prompt arm
+    whose prompt asks for a distribution, CoT ends in a distribution too
+    (`generation.cot.distribution_prompt`): the answer's form must not decide CoT vs greedy."""
     from ambiemo.alm.prompts import load_prompt
 
     gen = cfg.generation
-    cot = load_prompt(gen.cot.prompt, cfg.prompt_dir) if gen.cot else None
+    cot = None
+    if gen.cot:
+        name = gen.cot.prompt
+        if arm is not None and load_prompt(arm, cfg.prompt_dir).answer == "distribution":
+            name = gen.cot.distribution_prompt
+        cot = load_prompt(name, cfg.prompt_dir)
     return gen.settings(cot_prompt=cot)
 
 

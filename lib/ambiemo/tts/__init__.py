@@ -12,7 +12,7 @@ Public entry points: `ambiemo.tts.aggregate`, `ambiemo.tts.predict`,
 """
 from ambiemo.tts.strategies import (STRATEGIES, SUM_TOLERANCE, Aggregated, Batch,  # noqa: F401
                                     Strategy, aggregate, alm_v, bon, bon_sample, combine, cot,
-                                    dirichlet, get_strategy, greedy, label_logits, majority,
+                                    dirichlet, first_parsable, get_strategy, greedy, label_logits, majority,
                                     make_batch, register_strategy, resolve_params, run_batch,
                                     vote_share, w_alm_v, w_bon, w_bon_sample)
 from ambiemo.tts.predictions import (Candidates, predict, strategy_specs,  # noqa: F401

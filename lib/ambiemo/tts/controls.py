@@ -11,6 +11,8 @@ controls that spend the same information, scored as Predictions of the same mode
   (1 - w) greedy + w / K, with the weight w cross-fitted over speaker-independent folds;
 - `vote_share`: the share of the N sampled answers' top classes (a tts strategy, since it
   needs no fitting; see `tts.vote_share`);
+- `first_parsable`: the first of the N samples that parses (a tts strategy too): a gain
+  over greedy that it shares is a missing greedy answer rescued, not aggregation;
 - `label_logits_tempered`: the class-name probabilities (`label_logits`) with one
   temperature, p ** (1 / T) renormalised, cross-fitted the same way: one parameter of
   calibration against N-fold sampling.
@@ -37,7 +39,8 @@ from ambiemo.labels import columns
 from ambiemo.corpora.manifest import manifest_classes
 from ambiemo.tts.predictions import params_json
 
-CONTROL_STRATEGIES = ("greedy_smoothed", "vote_share", "label_logits_tempered")
+CONTROL_STRATEGIES = ("greedy_smoothed", "vote_share", "first_parsable",
+                      "label_logits_tempered")
 DEFAULT_N_FOLDS = 5
 OBJECTIVE = "js_divergence"
 LOG_T_BOUNDS = (np.log(0.02), np.log(50.0))  # temperatures searched: 0.02 .. 50
@@ -168,6 +171,9 @@ def control_predictions(predictions: pd.DataFrame, manifest: pd.DataFrame, *,
                                         "seed": seed, "objective": OBJECTIVE,
                                         "source": source})
                            for f, v in zip(folds, param)]})
+            for col in ("n_parsed", "n_one_hot"):   # the source's candidates, their form
+                if col in rows:
+                    frame[col] = rows[col].to_numpy()
             frame[pcols] = out
             frames.append(frame)
     if not frames:

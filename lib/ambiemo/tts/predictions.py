@@ -184,6 +184,19 @@ def gather(samples: pd.DataFrame, classes: Sequence[str], strategy: str, *,
     return Candidates(np.asarray(utt_ids), dists, counts=counts, **extra)
 
 
+def candidate_form(dists: np.ndarray) -> dict[str, np.ndarray]:
+    """Per clip of padded (U, N, K) candidates: `n_parsed` (finite rows) and `n_one_hot`
+    (of those, one class at probability 1). A one-word answer in the distribution arm parses
+    as one-hot, and JS, BC and R² reward a mixture over it by form alone, so every table row
+    says how often its candidates were one-hot (`one_hot_share`)."""
+    parsed = np.isfinite(dists).all(axis=2)
+    with np.errstate(invalid="ignore"):
+        one_hot = parsed & (np.abs(np.nanmax(np.where(parsed[..., None], dists, 0.0), axis=2)
+                                   - 1) <= ONE_HOT_ATOL)
+    return {"n_parsed": parsed.sum(axis=1).astype(int),
+            "n_one_hot": one_hot.sum(axis=1).astype(int)}
+
+
 def apply(strategy: str, params: Mapping, cand: Candidates, *, model: str, n: int,
           replicate: int = 0, classes: Sequence[str], extra_params: Mapping | None = None
           ) -> pd.DataFrame:
@@ -197,6 +210,7 @@ def apply(strategy: str, params: Mapping, cand: Candidates, *, model: str, n: in
         # Absent candidates (a run that stored fewer than n) count as failed too.
         "n_failed": (n - n_usable).astype(int), "missing": n_usable == 0,
         "params": params_json({**full, **(extra_params or {})}),
+        **candidate_form(cand.dists),
     })
     frame[columns("p", classes)] = out
     return frame
@@ -215,7 +229,8 @@ def predict(samples: pd.DataFrame, classes: Sequence[str], strategies, *, model:
     the number of candidates the strategy was given (the most any utterance has; for
     verifier strategies the judged count), `replicate` is 0, and `params` holds every
     parameter as JSON. Output columns: utt_id, model, strategy, n, replicate, n_usable,
-    n_failed, missing, params, p_<class>...
+    n_failed, missing, params, n_parsed, n_one_hot (the candidates' form, `candidate_form`),
+    p_<class>...
 
     A strategy the samples cannot serve (see `unavailable_strategies`) raises a ValueError
     with the reason, or with `skip_unavailable=True` is left out; ask
@@ -239,6 +254,7 @@ def predict(samples: pd.DataFrame, classes: Sequence[str], strategies, *, model:
         frames.append(apply(name, params, cand, model=model, n=n, classes=classes))
     if not frames:  # every strategy unavailable: an empty frame with the Predictions columns
         return pd.DataFrame(columns=[*KEY_COLUMNS, "n_usable", "n_failed", "missing", "params",
+                                     "n_parsed", "n_one_hot",
                                      *columns("p", classes)])
     return pd.concat(frames, ignore_index=True)
 

@@ -300,6 +300,18 @@ def vote_share(batch: Batch) -> np.ndarray:
                                 batch.verifier), np.ones(batch.usable.shape))
 
 
+@register_strategy("first_parsable")
+def first_parsable(batch: Batch) -> np.ndarray:
+    """A control (controls.py): the first of the N sampled candidates that parses, the same
+    samples `majority` reads with no aggregation. One of N answers parses far more often
+    than the one greedy answer, so a gain over greedy that this also shows is rescue of a
+    missing answer, not aggregation."""
+    first = np.argmax(batch.usable, axis=1)
+    w = np.zeros(batch.usable.shape)
+    w[np.arange(len(first)), first] = 1.0
+    return _weighted_mean(batch, w)
+
+
 def _bon(batch: Batch, *, length_norm: bool = False) -> np.ndarray:
     return _select_best(batch, _likelihood_score(batch, length_norm))
 
