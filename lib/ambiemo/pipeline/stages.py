@@ -194,7 +194,7 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                              unavailable_strategies, verifier_scores)
     from ambiemo.tts.controls import control_predictions
     from ambiemo.tts.costs import strategy_costs
-    from ambiemo.tts.references import NO_PROMPT
+    from ambiemo.tts.references import NO_PROMPT, rescore_new_raters
     from ambiemo.tts.soft_reference import supervised_references
 
     text_kinds = [k.kind for k in ANSWER_KINDS if k.text]
@@ -255,6 +255,8 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                                                               seed=cfg.seed, classes=classes)],
                             ignore_index=True)
     scores = metrics.score(predictions, manifest, classes=classes)
+    # new_raters: the split-half panels' metrics, corrected for the rater count
+    scores = rescore_new_raters(scores, manifest, seed=cfg.seed, classes=classes)
     predictions.to_parquet(lay.predictions(corpus), index=False)
     scores.to_parquet(lay.scores(corpus), index=False)
 
