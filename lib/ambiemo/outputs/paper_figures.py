@@ -1,7 +1,7 @@
 """The figures of the paper's argument, each one file with its caption.
 
 Jia et al. (2026) argue in four steps, one figure each: how far each model is from the human
-distribution as ambiguity grows (with the prior, uniform and rater-ceiling rows as the
+distribution as ambiguity grows (with the prior, uniform and new-raters rows as the
 scale); how much test-time scaling gains over greedy decoding by ambiguity; whether capacity
 helps on ambiguous clips; and how quality scales with n. A fifth puts each strategy's metric
 on a compute axis (generated tokens per clip), since test-time scaling buys quality with
@@ -61,8 +61,10 @@ def metric_by_ambiguity(by_bin: pd.DataFrame, corpus: str, *, metric: str = PRIM
     fig = F.metric_by_ambiguity(by_bin, metric, corpus)
     caption = (f"{corpus}: {M.axis_label(metric)} per ambiguity bin (tertiles of the entropy "
                f"of the human votes), one panel per model, one line per strategy with its "
-               f"{_ci(n_boot)}. Grey lines: the reference rows (class prior, uniform, "
-               "resampled-rater ceiling) that bound what a model can reach.")
+               f"{_ci(n_boot)}. Grey lines: the reference rows (the class prior, fitted "
+               "in-sample; uniform; a second rater panel of the same size, estimated from "
+               "split halves of each clip's votes), a scale to read the models against: none "
+               "is a bound, and a smoothed answer can score better than a second panel.")
     return PaperFigure("metric_by_ambiguity", fig, caption)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ambiemo import metrics as M
-from ambiemo.tts.references import is_reference
+from ambiemo.tts.references import REFERENCE_NOTES, is_reference
 
 MAIN_METRICS = M.MAIN_METRICS
 UNAVAILABLE = "unavailable"
@@ -165,7 +165,9 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
         raise KeyError(f"main_table: the summary lacks columns {lacking}; run summary_table "
                        f"with metrics={list(metrics)}")
     is_ref = is_reference(summary)
-    rows = summary.assign(row_type=np.where(is_ref, "reference", "model"), note="")
+    rows = summary.assign(row_type=np.where(is_ref, "reference", "model"),
+                          note=np.where(is_ref, summary["model"].map(REFERENCE_NOTES)
+                                        .fillna("reference"), ""))
     rows = rows.rename(columns={"share_missing": "missing_share"})
     # A row is (model, prompt arm, strategy) where the summary has arms, else (model, strategy).
     ident = ["model", "prompt", "strategy"] if "prompt" in rows else ["model", "strategy"]
@@ -219,7 +221,9 @@ def main_table_view(table: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS,
     view.loc[unavailable, "missing"] = "–"
     view["n"] = [("–" if not np.isfinite(v) else str(int(v))) for v in table["n"].astype(float)]
     view["note"] = table["note"].fillna("").replace({"": ""})
-    view.loc[table["row_type"] == "reference", "note"] = "reference"
+    refs = table["row_type"] == "reference"
+    view.loc[refs, "note"] = table.loc[refs, "note"].replace({"": "reference"}).fillna(
+        "reference")
     for col, label in COST_COLUMNS.items():
         if col in table:
             view.insert(len(view.columns) - 1, label,

@@ -59,6 +59,15 @@ def is_reference(frame: pd.DataFrame) -> pd.Series:
     return frame["strategy"].eq("reference") | frame["model"].isin(REFERENCE_MODELS)
 
 
+# The main table's note for each reference row: what it is, and what it has seen.
+REFERENCE_NOTES = {
+    "prior": "reference: fitted in-sample (the mean human distribution of the very clips it "
+             "is scored on; its interval does not count that fit)",
+    "uniform": "reference: 1/K for every class",
+    "new_raters": "reference: a second rater panel of the same size, estimated from split "
+                  "halves of each clip's votes (not a bound)",
+}
+
 NO_PROMPT = "-"   # the `prompt` of rows that ask no model (reference rows): in every arm
 
 
