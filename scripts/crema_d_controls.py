@@ -11,7 +11,7 @@ import pandas as pd
 
 from ambiemo import corpora, metrics
 from ambiemo.tts import controls
-from ambiemo.tts.references import reference_predictions
+from ambiemo.tts.references import reference_predictions, rescore_new_raters
 from ambiemo.analysis.summaries import summary_table
 
 SEED = 0
@@ -38,6 +38,7 @@ def main(root: str) -> None:
     ctrl = controls.control_predictions(pred, man, seed=SEED)
     scores = metrics.score(pd.concat([pred, ctrl, reference_predictions(man, seed=SEED,
                                                                         n_draws=3)]), man)
+    scores = rescore_new_raters(scores, man, seed=SEED)   # the split-half second panel
     table = summary_table(scores, metrics=("js_divergence", "bhattacharyya_coefficient", "r2",
                                            "accuracy"), n_boot=N_BOOT, seed=SEED, classes=classes)
     # Intervals resample speakers and sentences (the pigeonhole bootstrap, analysis/clusters.py).

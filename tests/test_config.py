@@ -152,8 +152,9 @@ def test_study_configs_load(repo, name):
     assert paper_models <= set(cfg.models)
     if name == "paper":
         assert set(cfg.models) == paper_models
-        assert cfg.scoring.strategies == ("greedy", "cot", "bon", "w_bon", "alm_v", "w_alm_v",
-                                          "vote_share")
+        # every strategy the paper names, majority and dirichlet included
+        assert cfg.scoring.strategies == ("greedy", "cot", "majority", "bon", "w_bon", "alm_v",
+                                          "w_alm_v", "dirichlet", "vote_share")
         # BoN over B = 5 beams, the verifier judging B = 3 (issue #13)
         assert cfg.generation.beams == 5
     else:

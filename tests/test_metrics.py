@@ -96,12 +96,12 @@ def test_entropy_correlation_is_scipy():
     assert np.isnan(M.entropy_correlation(h, np.zeros(30))["pearson"])
 
 
-def make_manifest(n=6, seed=0):
+def make_manifest(n=6, seed=0, raters=5):
     rng = np.random.default_rng(seed)
-    votes = rng.multinomial(5, [0.4, 0.3, 0.2, 0.1], size=n).astype(float)
-    votes[1] = [2, 2, 1, 0]  # a tied majority
+    votes = rng.multinomial(raters, [0.4, 0.3, 0.2, 0.1], size=n).astype(float)
+    votes[1] = [2, 2, 1, 0] if raters == 5 else [2, 2, 1, raters - 5]  # a tied majority
     records = pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "split": "test",
-                            "speaker": "s", "audio_path": "none.wav", "n_raters": 5})
+                            "speaker": "s", "audio_path": "none.wav", "n_raters": raters})
     return build_manifest(records, votes, CLASSES, corpus="demo", label_space="4class")
 
 
@@ -142,13 +142,24 @@ def test_reference_rows():
     assert np.allclose(ref[ref.model == "uniform"][pcols], 0.25)
     panel = ref[ref.model == "new_raters"]
     assert sorted(panel.replicate.unique()) == [0, 1, 2, 3]
-    assert np.allclose((panel[pcols].to_numpy() * 5) % 1, 0)  # five raters' votes
+    # five raters are too few to split (the correction needs six): no q
+    assert panel[pcols].isna().all().all()
     assert (ref.strategy == "reference").all() and (ref.n == 1).all()
-    # the seed reproduces the new-raters draws, and is what they depend on
+    # the seed reproduces the split halves, and is what they depend on
     pd.testing.assert_frame_equal(ref, reference_predictions(man, n_draws=4, seed=1))
     other = reference_predictions(man, n_draws=4, seed=2)
     assert not np.allclose(other[other.model == "new_raters"][pcols], panel[pcols])
-    sc = M.score(ref, man)
+    from ambiemo.tts.references import rescore_new_raters
+    sc = rescore_new_raters(M.score(ref, man), man, seed=1)
+    # five raters are too few to split (the correction needs six): no value, not missing
+    assert sc[sc.model == "new_raters"].js_divergence.isna().all()
+    assert not sc[sc.model == "new_raters"].missing.any()
+    six = make_manifest(n=8, raters=6)
+    sc = rescore_new_raters(M.score(reference_predictions(six, n_draws=4, seed=1), six), six,
+                            seed=1)
+    q = reference_predictions(six, n_draws=4, seed=1).query("model == 'new_raters'")[pcols]
+    assert np.allclose(q.sum(axis=1), 1)   # q = p + sqrt(c) (B - A): sums to 1 like p
+    assert (sc[sc.model == "new_raters"].js_divergence >= 0).all()
     assert sc.groupby("model").js_divergence.mean()["new_raters"] > 0
 
 
@@ -189,3 +200,28 @@ def test_r2_forms_on_the_real_crema_d_annotations():
     assert 0.01 < M.r2_score(p, oracle) < 0.03
     assert np.isclose(np.nanmean(M.r2_per_clip(p, oracle)), -0.42, atol=0.005)
     assert abs(M.r2_score(p, np.broadcast_to(p.mean(0), p.shape))) < 1e-9
+
+
+def test_one_r2_with_the_degenerate_constant_class_defined():
+    """The tables' R² (`metrics.r2_score`) and its bootstrap (`summaries.weighted_r2`) are
+    one implementation; it equals scikit-learn's where no class is constant, and a class
+    constant up to float noise scores 1 when predicted exactly and 0 otherwise (scikit-learn
+    divides by the noise: a value near -1e31)."""
+    from sklearn.metrics import r2_score as sk
+    from ambiemo.analysis import summaries
+    assert summaries.weighted_r2 is M.r2_weighted
+    rng = np.random.default_rng(0)
+    p, q = rng.dirichlet(np.ones(4), 30), rng.dirichlet(np.ones(4), 30)
+    assert np.isclose(M.r2_score(p, q), sk(p, q))
+    w = rng.integers(0, 3, (5, 30)).astype(float)
+    assert np.allclose(M.r2_weighted(p, q, w), [sk(p, q, sample_weight=wb) for wb in w])
+    const = np.column_stack([np.full(30, 0.1) + rng.normal(0, 1e-17, 30), p[:, 1:] * 0.9 /
+                             p[:, 1:].sum(1, keepdims=True)])
+    exact = const.copy()
+    exact[:, 1:] = q[:, 1:]
+    other = M.r2_score(const[:, 1:], exact[:, 1:])
+    assert np.isclose(M.r2_score(const, exact), (1 + 3 * other) / 4)      # class 0: 1
+    off = exact.copy()
+    off[:, 0] = 0.2
+    assert np.isclose(M.r2_score(const, off), (0 + 3 * other) / 4)        # class 0: 0
+    assert sk(const, off) < -1e3 or np.isclose(sk(const, off), (0 + 3 * other) / 4)

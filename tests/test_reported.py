@@ -66,3 +66,38 @@ def test_bad_files_are_refused_naming_file_entry_and_value(tmp_path):
         load_reported(_write(tmp_path, [GOOD, GOOD]))
     with pytest.raises(ReportedError, match="not found"):
         load_reported(tmp_path / "nope.yaml")
+
+
+def test_the_mapping_names_the_verifier_and_capacity_names_the_stand_in():
+    """The study's verifier (GPT-4o) is shut down: each verifier row's mapping says which
+    model judged instead; Audio Flamingo 3 (8.27 B) stands in for the study's 3 B Audio
+    Flamingo 2, and the capacity caveat says so with the open models' span."""
+    from ambiemo.outputs.paper_numbers import capacity_caveats
+    rep = load_reported()
+    assert rep.attrs["substitutions"]["verifier"]["used"] == "gpt-audio-1.5"
+    reproduced = pd.DataFrame([dict(corpus="crema_d", model="qwen2-audio-7b-instruct",
+                                    strategy="alm_v", n=3, accuracy=0.5)])
+    out = reported_beside(reproduced, rep).set_index(["corpus", "strategy", "metric"])
+    assert "verifier GPT-4o -> gpt-audio-1.5" in out.loc[("crema_d", "alm_v", "accuracy"),
+                                                        "mapping"]
+    assert "verifier" not in out.loc[("crema_d", "w_bon", "accuracy"), "mapping"]
+    mine = reported_beside(reproduced, rep, verifier="sim-human").set_index(
+        ["corpus", "strategy", "metric"])
+    assert "verifier GPT-4o -> sim-human" in mine.loc[("crema_d", "w_alm_v", "accuracy"),
+                                                     "mapping"]
+    paper = {"qwen2-audio-7b-instruct": 8.4e9, "audio-flamingo-3": 8.27e9,
+             "qwen2.5-omni-7b": 8.93e9, "gpt-audio-1.5": None}
+    (caveat,) = capacity_caveats(paper, rep)
+    assert caveat.startswith("audio-flamingo-3 (8.27 B) stands in for the study's 3 B "
+                             "Audio Flamingo 2") and "span 0.03 decades" in caveat
+    assert capacity_caveats({"qwen2-audio-7b-instruct": 8.4e9}, rep) == []
+
+
+def test_a_bad_substitution_is_refused_naming_the_file(tmp_path):
+    path = _write(tmp_path, ["{model: m, model_as_published: M, corpus: c, strategy: greedy, "
+                             "strategy_as_published: b, metric: js_divergence, value: 0.3, "
+                             "unit: fraction, claim: x}"])
+    path.write_text(path.read_text() + "substitutions:\n  models:\n    - {published: X, "
+                    "used: m, why: w}\n")
+    with pytest.raises(ReportedError, match=r"r\.yaml: substitutions.models\[0\]"):
+        load_reported(path)

@@ -181,3 +181,19 @@ def test_every_latex_table_compiles_with_pdflatex(tmp_path):
     assert re.search(rf"Output written on paper\.pdf \({len(written)} pages", log), log[-1500:]
     assert (tmp_path / "paper.pdf").read_bytes()[:4] == b"%PDF"
     assert "Overfull \\hbox" not in log, "a table is wider than a landscape page"
+
+
+def test_reference_rows_say_what_they_are_and_the_prior_that_it_is_fitted_in_sample():
+    from ambiemo.outputs.tables import main_table, main_table_view
+    summary = pd.DataFrame([dict(model=m, strategy=s, n=1, js_divergence=0.3,
+                                 js_divergence_lo=0.2, js_divergence_hi=0.4, share_missing=0.0,
+                                 n_missing=0, n_utts=10, n_ties=0)
+                            for m, s in (("m", "greedy"), ("prior", "reference"),
+                                         ("new_raters", "reference"))])
+    table = main_table(summary, metrics=["js_divergence"]).set_index("model")
+    assert "fitted in-sample" in table.loc["prior", "note"]
+    assert "split halves" in table.loc["new_raters", "note"]
+    assert "bound" not in table.loc["new_raters", "note"].replace("not a bound", "")
+    view, _ = main_table_view(main_table(summary, metrics=["js_divergence"]),
+                              metrics=["js_divergence"])
+    assert view["note"].str.contains("in-sample").any()

@@ -350,8 +350,9 @@ def capacity_analysis(scores: pd.DataFrame, manifest: pd.DataFrame,
     decades between the smallest and the largest, the capacity terms are one row
     "capacity" with status "not estimable" and no numbers; the strategy x ambiguity part is
     still fitted. A corpus metric (R²) is analysed in its per-clip form (noted). Columns:
-    term, estimate, std_error, statistic, p_value, ci_lo, ci_hi, df, status; `attrs`:
-    fitted, notes, metric, method, formula, n_obs, n_models, log10_span, estimable.
+    term, effect (the term in words), estimate, std_error, statistic, p_value, p_holm (over
+    the capacity family), ci_lo, ci_hi, df, status; `attrs`: fitted, notes, metric, method,
+    formula, n_obs, n_models, log10_span, estimable, k_re, variance.
     """
     data = scores[~is_reference(scores)]
     _require_one_arm(data, "capacity_analysis")
@@ -365,7 +366,9 @@ def capacity_analysis(scores: pd.DataFrame, manifest: pd.DataFrame,
              if hosted else [])
     column, mapped = per_clip_metric(metric)
     notes += mapped
-    method = "mixedlm: model random intercept + model x strategy, REML on cell means"
+    method = ("mixedlm: model random intercept (exog_re) + model x strategy variance "
+              "component, REML on cell means; bins sum-coded; capacity family adjusted "
+              "(Holm, bin interactions gated)")
     if not known:
         empty = pd.DataFrame(columns=CAPACITY_RESULT_COLUMNS)
         notes.append("no fit: no model with a known parameter count")

@@ -91,27 +91,8 @@ def _ece_weighted(conf, corr, w, n_bins=M.ECE_BINS):
     return np.abs(gap).sum(1) / (w @ keep.astype(float))
 
 
-def weighted_r2(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """scikit-learn's r2_score(p, q, sample_weight=w_b) for each weight vector w_b of w (B, U).
-
-    p, q: (U, K); rows of q with NaN (missing predictions) get weight 0. Per class
-    1 - SS_res / SS_tot with weighted sums, uniform average over classes; a class with
-    SS_tot = 0 scores 1 if SS_res = 0 else 0 (scikit-learn's force_finite). NaN when fewer
-    than two clips carry weight.
-    """
-    ok = np.isfinite(q).all(axis=1) & np.isfinite(p).all(axis=1)
-    w = np.atleast_2d(w) * ok
-    p0, q0 = np.where(ok[:, None], p, 0.0), np.where(ok[:, None], q, 0.0)
-    s0 = w.sum(axis=1, keepdims=True)
-    ss_res = w @ (p0 - q0) ** 2
-    ss_tot = w @ p0 ** 2 - (w @ p0) ** 2 / np.where(s0 > 0, s0, 1)
-    # Float cancellation can leave a tiny non-zero SS_tot on a constant class.
-    ss_tot = np.where(ss_tot > 1e-12 * np.maximum(w @ p0 ** 2, 1e-300), ss_tot, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = np.where(ss_tot > 0, 1 - ss_res / ss_tot,
-                             np.where(ss_res <= 1e-24, 1.0, 0.0))
-    out = per_class.mean(axis=1)
-    return np.where((w > 0).sum(axis=1) >= 2, out, np.nan)
+# The tables' R² and its bootstrap: one implementation, in metrics (`metrics.r2_score`).
+weighted_r2 = M.r2_weighted
 
 
 def _class_columns(group: pd.DataFrame, classes) -> list[str]:

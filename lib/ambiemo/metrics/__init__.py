@@ -12,7 +12,7 @@ from ambiemo.metrics.registry import (CORPUS_METRICS, MAIN_METRICS, METRICS, Met
 from ambiemo.metrics.distribution import (KL_EPSILON, R2_FOOTNOTE,  # noqa: F401
                                           bhattacharyya_coefficient, entropy, js_distance,
                                           js_divergence, kl_divergence, r2_per_clip, r2_pooled,
-                                          r2_score, total_variation)
+                                          r2_score, r2_weighted, total_variation)
 from ambiemo.metrics.classification import (ECE_BINS, TOP_TIE_ATOL, _is_label,  # noqa: F401
                                             accuracy, credit, ece, entropy_correlation,
                                             entropy_pearson, entropy_spearman, macro_f1,

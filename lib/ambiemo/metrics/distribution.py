@@ -149,15 +149,40 @@ def _finite_rows(p, q):
                  label='R² per class across clips', short='R²', latex='$R^2$')
 def r2_score(p, q) -> float:
     """The tables' R²: scikit-learn's `r2_score(p, q)` with p the human and q the model
-    distributions, shape (n clips, K): per class across clips, uniform average over classes
-    (a class the humans never vary on scores 1 if predicted exactly, else 0, as
-    scikit-learn's force_finite). Missing predictions (rows with NaN) are excluded."""
-    from sklearn.metrics import r2_score as sk_r2_score
+    distributions, shape (n clips, K): per class across clips, uniform average over classes.
+    Missing predictions (rows with NaN) are excluded; NaN with fewer than two clips.
 
+    The degenerate case, defined here (scikit-learn's force_finite only catches an exact
+    zero): a class whose human probabilities vary by no more than float noise (SS_tot at
+    most 1e-12 of the class's sum of squares) is constant; it scores 1 if predicted exactly
+    (SS_res <= 1e-24) and 0 otherwise. scikit-learn divides by the noise instead (-1e31 on a
+    class constant up to float noise). One implementation, `r2_weighted`, serves the tables
+    and their bootstrap."""
     p, q = _finite_rows(p, q)
     if len(p) < 2:
         return float("nan")
-    return float(sk_r2_score(p, q, multioutput="uniform_average"))
+    return float(r2_weighted(p, q, np.ones(len(p)))[0])
+
+
+def r2_weighted(p, q, w) -> np.ndarray:
+    """`r2_score` with clip weights, for each weight vector w_b of w (B, U) (a bootstrap's
+    resample counts): scikit-learn's r2_score(p, q, sample_weight=w_b) with the degenerate
+    constant class of `r2_score`. Rows of p or q with NaN get weight 0; NaN where fewer
+    than two clips carry weight."""
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    ok = np.isfinite(q).all(axis=1) & np.isfinite(p).all(axis=1)
+    w = np.atleast_2d(np.asarray(w, dtype=float)) * ok
+    p0, q0 = np.where(ok[:, None], p, 0.0), np.where(ok[:, None], q, 0.0)
+    s0 = w.sum(axis=1, keepdims=True)
+    ss_res = w @ (p0 - q0) ** 2
+    ss_tot = w @ p0 ** 2 - (w @ p0) ** 2 / np.where(s0 > 0, s0, 1)
+    # Float cancellation can leave a tiny non-zero SS_tot on a constant class.
+    ss_tot = np.where(ss_tot > 1e-12 * np.maximum(w @ p0 ** 2, 1e-300), ss_tot, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(ss_tot > 0, 1 - ss_res / ss_tot,
+                             np.where(ss_res <= 1e-24, 1.0, 0.0))
+    out = per_class.mean(axis=1)
+    return np.where((w > 0).sum(axis=1) >= 2, out, np.nan)
 
 
 @register_metric("r2_pooled", direction="higher", corpus=True,

@@ -193,22 +193,57 @@ def capacity_points(by_bin: pd.DataFrame, n_params: dict) -> tuple[pd.DataFrame,
         lambda m: float(n_params[m])).astype(float))), hosted
 
 
-def capacity_has_a_trend(by_bin: pd.DataFrame, n_params: dict) -> bool:
+def capacity_drawable(by_bin: pd.DataFrame, n_params: dict) -> bool:
     """True when at least two models of different known size were scored: one size alone
-    plots a column of points that says nothing about capacity."""
+    plots a column of points."""
     rows, _ = capacity_points(by_bin, n_params)
     return rows["log_params"].nunique() >= 2
 
 
+def capacity_estimability(by_bin: pd.DataFrame, n_params: dict, fit: pd.DataFrame | None = None
+                          ) -> tuple[bool, str]:
+    """(estimable, why): the capacity fit's own verdict (`fit.attrs["estimable"]`, from
+    `analysis.capacity_analysis`) where given, else the same rule on the plotted models (at
+    least `MIN_MODELS` models of known size spanning `MIN_SPAN_DECADES` decades); `why`
+    names the count and the span."""
+    from ambiemo.analysis.capacity import MIN_MODELS, MIN_SPAN_DECADES
+
+    rows, _ = capacity_points(by_bin, n_params)
+    sizes = rows.drop_duplicates("model")["log_params"]
+    n = int(fit.attrs.get("n_models", len(sizes))) if fit is not None else len(sizes)
+    span = (float(fit.attrs.get("log10_span", np.nan)) if fit is not None
+            else float(np.ptp(sizes)) if len(sizes) else 0.0)
+    if fit is not None:
+        estimable = bool(fit.attrs.get("estimable", False))
+    else:
+        estimable = n >= MIN_MODELS and span >= MIN_SPAN_DECADES
+    why = (f"{n} models of known size spanning {span:.2f} decades of parameter count"
+           + ("" if estimable else f"; a capacity trend needs at least {MIN_MODELS} spanning "
+              f"{MIN_SPAN_DECADES}"))
+    return estimable, why
+
+
+def capacity_has_a_trend(by_bin: pd.DataFrame, n_params: dict,
+                         fit: pd.DataFrame | None = None) -> bool:
+    """True only where a capacity trend can be read: at least two sizes to draw *and* the
+    capacity terms estimable (`capacity_estimability`). A figure of models 0.03 decades
+    apart is points, never a trend."""
+    return capacity_drawable(by_bin, n_params) and capacity_estimability(by_bin, n_params,
+                                                                         fit)[0]
+
+
 @styled
 def capacity_vs_metric(by_bin: pd.DataFrame, n_params: dict, metric: str,
-                       corpus: str) -> plt.Figure | None:
+                       corpus: str, fit: pd.DataFrame | None = None) -> plt.Figure | None:
     """`metric` against log10(parameter count), one line per ambiguity bin, one panel per
-    strategy; None when fewer than two model sizes are known (`capacity_has_a_trend`), so
-    the report says so in words instead. Models whose parameter count is None (hosted)
-    are left out, and the title says which."""
-    if not capacity_has_a_trend(by_bin, n_params):
+    strategy; None when fewer than two model sizes are known (`capacity_drawable`), so the
+    report says so in words instead. Where capacity is not estimable
+    (`capacity_estimability`, `fit` the capacity fit of this metric when given) the points
+    are not joined and the title says "capacity not estimable". Models whose parameter
+    count is None (hosted) are left out, and the title says which."""
+    if not capacity_drawable(by_bin, n_params):
         return None
+    estimable, why = capacity_estimability(by_bin, n_params, fit)
     rows, hosted = capacity_points(by_bin, n_params)
     strategies = list(pd.unique(rows["strategy"]))
     bins = _bins(by_bin)
@@ -219,15 +254,18 @@ def capacity_vs_metric(by_bin: pd.DataFrame, n_params: dict, metric: str,
         for j, b in enumerate(bins):
             rb = r[r["ambiguity_bin"] == b].sort_values("log_params")
             if len(rb):
+                style = dict(color=colours[b], marker="osD^v"[j % 5])
+                if not estimable:
+                    style["linestyle"] = "none"   # points, not a line: no trend to show
                 _errorbar(ax, rb["log_params"], rb[metric], rb[f"{metric}_lo"],
-                          rb[f"{metric}_hi"], label=f"{b} ambiguity",
-                          style=dict(color=colours[b], marker="osD^v"[j % 5]))
+                          rb[f"{metric}_hi"], label=f"{b} ambiguity", style=style)
         ax.set_xlabel("log10 parameter count")
         ax.set_title(s)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(wrap_label(M.axis_label(metric)))
     left_out = f"\nleft out (size not published): {', '.join(hosted)}" if hosted else ""
-    fig.suptitle(f"{corpus}: capacity vs {M.short_label(metric)}{left_out}")
+    verdict = "" if estimable else f"\ncapacity not estimable: {why.split(';')[0]}"
+    fig.suptitle(f"{corpus}: capacity vs {M.short_label(metric)}{verdict}{left_out}")
     shared_legend(fig, axes)
     return fig
 
@@ -353,6 +391,7 @@ def scaling_curves(curve: pd.DataFrame, metrics, corpus: str, *,
 
 __all__ = ["COLUMN_WIDTH_IN", "PAGE_WIDTH_IN", "OKABE_ITO", "save", "strategy_colours",
            "human_entropy", "metric_by_row", "metric_by_ambiguity", "gain_vs_ambiguity",
-           "capacity_points", "capacity_has_a_trend", "capacity_vs_metric",
+           "capacity_points", "capacity_drawable", "capacity_estimability",
+           "capacity_has_a_trend", "capacity_vs_metric",
            "correlation_words", "entropy_pred_vs_human", "reliability_diagram",
            "scaling_curves"]

@@ -1,7 +1,7 @@
 """The figures of the paper's argument, each one file with its caption.
 
 Jia et al. (2026) argue in four steps, one figure each: how far each model is from the human
-distribution as ambiguity grows (with the prior, uniform and rater-ceiling rows as the
+distribution as ambiguity grows (with the prior, uniform and new-raters rows as the
 scale); how much test-time scaling gains over greedy decoding by ambiguity; whether capacity
 helps on ambiguous clips; and how quality scales with n. A fifth puts each strategy's metric
 on a compute axis (generated tokens per clip), since test-time scaling buys quality with
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from ambiemo import metrics as M
@@ -88,8 +87,10 @@ def metric_by_ambiguity(by_bin: pd.DataFrame, corpus: str, *, metric: str = PRIM
     fig = F.metric_by_ambiguity(by_bin, metric, corpus)
     caption = (f"{corpus}: {M.axis_label(metric)} per ambiguity bin (tertiles of the entropy "
                f"of the human votes), one panel per model, one line per strategy with its "
-               f"{_ci(n_boot, by_bin)}. Grey lines: the reference rows (class prior, uniform, "
-               "resampled-rater ceiling) that bound what a model can reach.")
+               f"{_ci(n_boot, by_bin)}. Grey lines: the reference rows (the class prior, fitted "
+               "in-sample; uniform; a second rater panel of the same size, estimated from "
+               "split halves of each clip's votes), a scale to read the models against: none "
+               "is a bound, and a smoothed answer can score better than a second panel.")
     return PaperFigure("metric_by_ambiguity", fig, caption)
 
 
@@ -125,22 +126,31 @@ def gain_by_ambiguity(gains: pd.DataFrame, corpus: str, *, n_boot: int | None = 
 
 
 def capacity(by_bin: pd.DataFrame, n_params: dict, corpus: str, *,
-             metric: str = PRIMARY_METRIC, n_boot: int | None = None) -> PaperFigure:
+             metric: str = PRIMARY_METRIC, n_boot: int | None = None,
+             fit: pd.DataFrame | None = None, caveats=()) -> PaperFigure:
     """Metric against log10 parameter count per ambiguity bin; no figure (a note instead)
-    when fewer than two model sizes are known."""
+    when fewer than two model sizes are known. `fit` is the capacity fit of this metric
+    (`analysis.capacity_analysis`): where it is not estimable, the title and the caption
+    say so and the points are not joined. `caveats`: sentences the caption adds (e.g. a
+    model that stands in for another of a different size, `paper_numbers.capacity_caveats`)."""
     rows, hosted = F.capacity_points(by_bin, n_params)
-    fig = F.capacity_vs_metric(by_bin, n_params, metric, corpus)
+    fig = F.capacity_vs_metric(by_bin, n_params, metric, corpus, fit=fit)
+    extra = "".join(f" {c.strip()}" for c in caveats if c)
     if fig is None:
         sizes = sorted(rows["model"].unique())
         return PaperFigure("capacity", None, (
             f"{corpus}: capacity x ambiguity not drawn: {len(sizes)} model(s) of known size "
             f"({', '.join(sizes) or 'none'}), and a trend needs at least two"
-            + (f"; size not published: {', '.join(hosted)}" if hosted else "") + "."))
+            + (f"; size not published: {', '.join(hosted)}" if hosted else "") + "." + extra))
+    estimable, why = F.capacity_estimability(by_bin, n_params, fit)
+    verdict = ("" if estimable else
+               f" Capacity is not estimable here ({why}): the points are shown unjoined, "
+               "and no capacity trend is read from them.")
     caption = (f"{corpus}: {M.axis_label(metric)} against log10 parameter count (every weight "
-               f"the adapter loads), one line per ambiguity bin, one panel per strategy, with "
-               f"the {_ci(n_boot, by_bin)}"
+               f"the adapter loads), one {'line' if estimable else 'set of points'} per "
+               f"ambiguity bin, one panel per strategy, with the {_ci(n_boot, by_bin)}"
                + (f"; left out, size not published: {', '.join(hosted)}" if hosted else "")
-               + ".")
+               + "." + verdict + extra)
     return PaperFigure("capacity", fig, caption)
 
 

@@ -10,8 +10,10 @@ a fraction: the conversion (divide by 100) is explicit and named in the `unit_no
 Each reported number is set beside one prompt arm of the run (`generation.prompts`): the
 file's `arm.prompt` (an entry may name its own `prompt`). The paper's baseline maps to
 `greedy` on the `distribution` arm: its IEMOCAP baseline (JS .359, R² +.356 at 29 %
-accuracy) cannot come from one-hot answers (issue #13), so its candidates were most likely
-verbalised distributions. The table's `mapping` column states this for every row.
+accuracy) cannot come from one-hot answers, so its candidates were most likely
+verbalised distributions. The table's `mapping` column states this for every row, and
+names the verifier that judges in place of the study's (`substitutions.verifier` in the
+file). `capacity_caveats` says where a model stands in for one of another size.
 """
 from __future__ import annotations
 
@@ -94,11 +96,60 @@ def load_reported(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
                      f"{source['kind']}")
     out.attrs["source"] = dict(source)
     out.attrs["arm"] = dict(arm)
+    out.attrs["substitutions"] = _substitutions(data.get("substitutions"), path)
     return out
 
 
-def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = None
-                    ) -> pd.DataFrame:
+def _substitutions(data, path) -> dict:
+    """The file's `substitutions` (verifier: {published, used, why}; models: a list of
+    {published, published_params, used, why}), checked."""
+    data = data or {}
+    if not isinstance(data, dict) or set(data) - {"verifier", "models"}:
+        raise ReportedError(f"{path}: substitutions must be a mapping with keys verifier and "
+                            f"models, got {data!r}")
+    verifier = data.get("verifier")
+    if verifier is not None and (not isinstance(verifier, dict) or any(
+            not isinstance(verifier.get(k), str) for k in ("published", "used", "why"))):
+        raise ReportedError(f"{path}: substitutions.verifier needs published, used and why "
+                            f"(text), got {verifier!r}")
+    models = data.get("models") or []
+    for i, m in enumerate(models):
+        ok = (isinstance(m, dict) and all(isinstance(m.get(k), str)
+                                          for k in ("published", "used", "why"))
+              and isinstance(m.get("published_params"), (int, float))
+              and not isinstance(m.get("published_params"), bool)
+              and m["published_params"] > 0)
+        if not ok:
+            raise ReportedError(f"{path}: substitutions.models[{i}] needs published, used, why "
+                                f"(text) and published_params (a positive count), got {m!r}")
+    return {"verifier": verifier, "models": list(models)}
+
+
+def capacity_caveats(n_params: dict, reported: pd.DataFrame | None = None) -> list[str]:
+    """One sentence per model of the run that stands in for a study model of another size
+    (`substitutions.models`), with the span of the run's open models: e.g. Audio Flamingo 3
+    (8.27 B) for the study's 3 B Audio Flamingo 2, which leaves the open models 0.03
+    decades apart. `n_params`: model -> parameter count (None: not published)."""
+    reported = load_reported() if reported is None else reported
+    subs = reported.attrs.get("substitutions", {}).get("models", [])
+    known = {m: float(v) for m, v in n_params.items() if v is not None}
+    if not known:
+        return []
+    lp = np.log10(list(known.values()))
+    span = float(lp.max() - lp.min())
+    out = []
+    for s in subs:
+        if s["used"] not in known:
+            continue
+        out.append(f"{s['used']} ({known[s['used']] / 1e9:.2f} B) stands in for the study's "
+                   f"{s['published_params'] / 1e9:g} B {s['published']} ({s['why']}), so the "
+                   f"open models of this run span {span:.2f} decades of parameter count "
+                   f"(the study's span with {s['published']} is not reproduced).")
+    return out
+
+
+def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = None, *,
+                    verifier: str | None = None) -> pd.DataFrame:
     """Every reported number beside the matching reproduced one.
 
     `reproduced` is a summary table (one row per corpus, model, strategy; a `corpus` column
@@ -109,7 +160,9 @@ def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = No
     `reported_as_published` (text, with its unit), `reported` (0-1 scale), `unit_note`,
     `reproduced`, `reproduced_lo`, `reproduced_hi`, `reproduced_minus_reported`, `status`
     ("reproduced" or why not), `claim`, `source`. Reported numbers without a reproduced
-    match stay, with NaN reproduced values and the reason in `status`.
+    match stay, with NaN reproduced values and the reason in `status`. For a strategy that
+    reads a verifier, `mapping` names the study's verifier and the one that judged here
+    (`verifier`: the run's verification model; default the file's `substitutions`).
     """
     reported = load_reported() if reported is None else reported
     if "prompt" not in reported:   # a hand-built frame: set beside the only arm there is
@@ -118,6 +171,11 @@ def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = No
     if not need <= set(reproduced.columns):
         raise KeyError(f"reported_beside: reproduced needs columns {sorted(need)}, "
                        f"has {sorted(reproduced.columns)}")
+    swap = dict(reported.attrs.get("substitutions", {}).get("verifier") or {})
+    if verifier is not None and swap:
+        swap = swap | ({"used": verifier, "why": "this run's verifier"}
+                       if verifier != swap["used"] else {})
+    verifier = swap
     out = []
     for r in reported.itertuples(index=False):
         match = reproduced[(reproduced["corpus"] == r.corpus) & (reproduced["model"] == r.model)
@@ -149,7 +207,10 @@ def reported_beside(reproduced: pd.DataFrame, reported: pd.DataFrame | None = No
         out.append(dict(
             corpus=r.corpus, model=r.model, prompt=arm, strategy=r.strategy, metric=r.metric,
             mapping=(f"{r.strategy_as_published} -> {r.strategy}"
-                     + (f" on the {arm} prompt arm" if arm else "")),
+                     + (f" on the {arm} prompt arm" if arm else "")
+                     + (f"; verifier {verifier['published']} -> {verifier['used']} "
+                        f"({verifier['why']})"
+                        if verifier and "verifier" in STRATEGIES[r.strategy].needs else "")),
             reported_as_published=f"{r.value:.{2 if unit else 4}f}{unit} ({r.model_as_published}, "
                                   f"{r.strategy_as_published})",
             reported=r.reported,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ambiemo import metrics as M
-from ambiemo.tts.references import is_reference
+from ambiemo.tts.references import REFERENCE_NOTES, is_reference
 
 MAIN_METRICS = M.MAIN_METRICS
 UNAVAILABLE = "unavailable"
@@ -166,7 +166,9 @@ def main_table(summary: pd.DataFrame, unavailable: pd.DataFrame | None = None, *
         raise KeyError(f"main_table: the summary lacks columns {lacking}; run summary_table "
                        f"with metrics={list(metrics)}")
     is_ref = is_reference(summary)
-    rows = summary.assign(row_type=np.where(is_ref, "reference", "model"), note="")
+    rows = summary.assign(row_type=np.where(is_ref, "reference", "model"),
+                          note=np.where(is_ref, summary["model"].map(REFERENCE_NOTES)
+                                        .fillna("reference"), ""))
     rows = rows.rename(columns={"share_missing": "missing_share"})
     # A row is (model, prompt arm, strategy) where the summary has arms, else (model, strategy).
     ident = ["model", "prompt", "strategy"] if "prompt" in rows else ["model", "strategy"]
@@ -224,7 +226,9 @@ def main_table_view(table: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS,
         view["one-hot"] = ["–" if not np.isfinite(v) else f"{v:.0%}"
                            for v in table["one_hot_share"].astype(float)]
     view["note"] = table["note"].fillna("").replace({"": ""})
-    view.loc[table["row_type"] == "reference", "note"] = "reference"
+    refs = table["row_type"] == "reference"
+    view.loc[refs, "note"] = table.loc[refs, "note"].replace({"": "reference"}).fillna(
+        "reference")
     for col, label in COST_COLUMNS.items():
         if col in table:
             view.insert(len(view.columns) - 1, label,
@@ -287,9 +291,9 @@ def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
 
 # --- the capacity fit ------------------------------------------------------------------------
 
-CAPACITY_COLUMNS = ["corpus", "prompt", "metric", "term", "estimate", "std_error", "statistic", "p_value",
-                    "ci_lo", "ci_hi", "df", "status", "n_models", "log10_span", "formula",
-                    "method", "n_obs", "note"]
+CAPACITY_COLUMNS = ["corpus", "prompt", "metric", "term", "effect", "estimate", "std_error",
+                    "statistic", "p_value", "p_holm", "ci_lo", "ci_hi", "df", "status",
+                    "n_models", "log10_span", "formula", "method", "n_obs", "note"]
 
 
 def capacity_table(fits: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
@@ -321,10 +325,15 @@ def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3)
     view["p_value"] = [s if s == "not estimable" else p
                        for s, p in zip(view["status"].astype(object).fillna(""), view["p_value"])]
     caption = ("Capacity x ambiguity x TTS: metric ~ strategy x ambiguity bin x capacity "
-               "(centred log10 parameter count), linear mixed model with the model as random "
-               "effect, fitted on (model, strategy, bin) means; capacity terms use t with "
-               "n_models - 2 df and are 'not estimable' with fewer than 4 models or less than "
-               "half a decade of parameter count (Jia et al., 2026).")
+               "(centred log10 parameter count), linear mixed model with a random intercept "
+               "per model and a model x strategy variance component, fitted on (model, "
+               "strategy, bin) means; the bin is sum-coded, so capacity and capacity x "
+               "strategy are slopes averaged over the bins and the bin interactions are "
+               "deviations from them (column effect of the CSV). Capacity terms use t with n_models - 2 "
+               "df; p_holm is adjusted over the capacity family (Holm over the bin-averaged "
+               "terms, the bin interactions tested only behind them); they are 'not "
+               "estimable' with fewer than 4 models or less than half a decade of parameter "
+               "count (Jia et al., 2026).")
     paths = write_table(table, stem, digits, markdown=view, caption=caption)
     # A paper page cannot hold the formula and the notes as columns: in LaTeX they go into
     # the caption, once each, and the table keeps the numbers.
@@ -332,7 +341,7 @@ def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3)
     where = [c for c in ("corpus", "prompt", "metric") if c in table]
     notes = "; ".join(f"{'/'.join(map(str, k))}: {n}" for *k, n in table[[*where, "note"]]
                       .drop_duplicates().itertuples(index=False) if isinstance(n, str) and n)
-    narrow = view.drop(columns=["formula", "note"])
+    narrow = view.drop(columns=["formula", "note", "effect"], errors="ignore")
     paths[2].write_text(to_latex(narrow, digits, caption=caption + (
         f" Formulas: {formulas}." if formulas else "") + (f" Notes: {notes}." if notes else "")))
     return paths

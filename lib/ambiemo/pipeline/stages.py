@@ -231,7 +231,7 @@ def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) ->
                              unavailable_strategies, verifier_scores)
     from ambiemo.tts.controls import control_predictions
     from ambiemo.tts.costs import strategy_costs
-    from ambiemo.tts.references import NO_PROMPT
+    from ambiemo.tts.references import NO_PROMPT, rescore_new_raters
     from ambiemo.tts.soft_reference import supervised_references
 
     text_kinds = [k.kind for k in ANSWER_KINDS if k.text]
@@ -298,6 +298,8 @@ def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) ->
     if not_fitted:
         unavailable = pd.concat([unavailable, pd.DataFrame(not_fitted)], ignore_index=True)
     scores = metrics.score(predictions, manifest, classes=classes)
+    # new_raters: the split-half panels' metrics, corrected for the rater count
+    scores = rescore_new_raters(scores, manifest, seed=cfg.seed, classes=classes)
     predictions.to_parquet(lay.predictions(corpus), index=False)
     scores.to_parquet(lay.scores(corpus), index=False)
 
@@ -542,7 +544,8 @@ def analyse(cfg: StudyConfig) -> Analysed:
     from ambiemo import analysis, metrics
     from ambiemo.alm.registry import MODELS
     from ambiemo.outputs import figures, paper_figures, tables
-    from ambiemo.outputs.paper_numbers import load_reported, reported_beside
+    from ambiemo.outputs.paper_numbers import (capacity_caveats, load_reported,
+                                               reported_beside)
     from ambiemo.tts.references import of_arm
 
     lay = RunLayout.of(cfg)
@@ -564,6 +567,12 @@ def analyse(cfg: StudyConfig) -> Analysed:
             by_bins[corpus, arm] = analysis.summary_by_ambiguity(
                 of_this_arm, manifest, metrics=main_metrics, n_boot=cfg.scoring.n_boot,
                 seed=cfg.seed, classes=manifest.attrs["classes"])
+    reported = load_reported()
+    # A model that stands in for a study model of another size changes the capacity axis:
+    # the capacity table and figures say so (Audio Flamingo 3 for the 3 B Audio Flamingo 2).
+    caveats = capacity_caveats(n_params, reported)
+    for fit in fits.values():
+        fit.attrs["notes"] = [*fit.attrs.get("notes", []), *caveats]
     capacity = tables.capacity_table(fits)
     tables.write_capacity_table(capacity, lay.table("capacity_fit"))
     figs = {}
@@ -571,11 +580,14 @@ def analyse(cfg: StudyConfig) -> Analysed:
         title = arm_title(cfg, corpus, arm)
         if arm == cfg.generation.prompt:   # the diagnostic figures: the main arm's
             for metric in main_metrics:
-                fig = figures.capacity_vs_metric(by_bin, n_params, metric, title)
+                fig = figures.capacity_vs_metric(by_bin, n_params, metric, title,
+                                                 fit=fits.get((corpus, arm, metric)))
                 if fig is not None:   # None: fewer than two model sizes, nothing to show
                     figures.save(fig, lay.figure(f"{corpus}_capacity_{metric}"))
                     figs[f"{corpus}_capacity_{metric}"] = fig
-        pf = paper_figures.capacity(by_bin, n_params, title, n_boot=cfg.scoring.n_boot)
+        pf = paper_figures.capacity(by_bin, n_params, title, n_boot=cfg.scoring.n_boot,
+                                    fit=fits.get((corpus, arm, paper_figures.PRIMARY_METRIC)),
+                                    caveats=caveats)
         stem = arm_stem(cfg, f"{corpus}_paper_capacity", arm)
         paper_figures.save_paper_figure(pf, lay.figure(stem))
         if pf.figure is not None:
@@ -586,8 +598,8 @@ def analyse(cfg: StudyConfig) -> Analysed:
     from ambiemo.outputs.leaderboard import write_leaderboard
     write_leaderboard(reproduced, lay.table("leaderboard"), corpora=list(cfg.corpora),
                       strategies=cfg.scoring.strategies, limit=cfg.limit)
-    reported = load_reported()
-    beside = reported_beside(reproduced, reported)
+    beside = reported_beside(reproduced, reported, verifier=(
+        cfg.verification.model if cfg.verification is not None else None))
     # The page version keeps the numbers and the status; the mapping, claim and source stay
     # in CSV/MD, and the caption states the arm every number is set beside.
     page = beside.drop(columns=[c for c in ("reported_as_published", "unit_note", "claim",
