@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -278,7 +279,16 @@ def test_stages_run_the_notebooks_and_build_the_report(repo, own_config):
     html = index.read_text()
     assert (cfg.run_dir / "executed" / "01_prepare_corpus__demo.ipynb").is_file()
     assert "href='notebooks/01_prepare_corpus__demo.html'" in html
-    assert "clips" in (index.parent / "notebooks" / "01_prepare_corpus__demo.html").read_text()
+    page = (index.parent / "notebooks" / "01_prepare_corpus__demo.html").read_text()
+    assert "clips" in page
+    # Figures show inline in a notebook kernel (papermill's too), not as "<Figure size ...>";
+    # the report's notebook page shows them as images.
+    executed = nbformat.read(cfg.run_dir / "executed" / "01_prepare_corpus__demo.ipynb", 4)
+    outputs = [o for c in executed.cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert not any("<Figure size" in str(o.get("data", {}).get("text/plain", ""))
+                   and "image/png" not in o.get("data", {}) for o in outputs)
+    assert "<img" in page
     figures = sorted(p.name for p in cfg.figure_dir.glob("*.png"))
     assert figures and all(f"<img src='figures/{f}'" in html for f in figures)
     tables = sorted(p.name for p in cfg.table_dir.glob("*.csv"))

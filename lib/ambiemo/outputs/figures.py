@@ -24,6 +24,7 @@ import seaborn as sns
 from ambiemo import metrics as M
 from ambiemo.outputs.style import (COLUMN_WIDTH_IN, DPI, OKABE_ITO, PAGE_WIDTH_IN,
                                    REFERENCE_STYLES, SERIES_COLOURS, facet_grid,
+                                   new_figure,
                                    shared_legend, strategy_style, styled, wrap_label)
 from ambiemo.tts import STRATEGIES
 from ambiemo.tts.controls import CONTROL_STRATEGIES
@@ -69,7 +70,8 @@ def save(fig: plt.Figure, stem: str | Path, formats: Sequence[str] = ("png", "pd
 def human_entropy(manifest: pd.DataFrame) -> plt.Figure:
     """Distribution of the human vote entropy per clip, per corpus."""
     k = len(manifest.attrs.get("classes", [])) or None
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4), layout="constrained")
+    fig = new_figure((COLUMN_WIDTH_IN, 2.4))
+    ax = fig.subplots()
     sns.histplot(data=manifest, x="entropy_bits", hue="corpus", bins=12, ax=ax,
                  palette=SERIES_COLOURS[:manifest["corpus"].nunique()], element="step",
                  stat="count")
@@ -95,8 +97,8 @@ def metric_by_row(summary: pd.DataFrame, metric: str) -> plt.Figure:
     """One metric for every (model, strategy) row with its bootstrap interval; reference
     rows (prior, uniform, new_raters) are drawn in grey beside the models."""
     rows = summary.assign(row=summary["model"] + " / " + summary["strategy"])
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 0.2 * len(rows) + 0.9),
-                           layout="constrained")
+    fig = new_figure((COLUMN_WIDTH_IN, 0.2 * len(rows) + 0.9))
+    ax = fig.subplots()
     for i, (_, r) in enumerate(rows.iterrows()):
         style = ({"color": "0.55", "marker": "o"} if r["strategy"] == "reference"
                  else {k: v for k, v in strategy_style(r["strategy"]).items()
@@ -269,8 +271,7 @@ def reliability_diagram(reliability: pd.DataFrame, corpus: str) -> plt.Figure:
     n = len(models)
     cols = min(n, 4)
     n_rows = -(-n // cols)
-    fig = plt.figure(figsize=(COLUMN_WIDTH_IN if cols == 1 else PAGE_WIDTH_IN,
-                              2.6 * n_rows + 0.9), layout="constrained")
+    fig = new_figure((COLUMN_WIDTH_IN if cols == 1 else PAGE_WIDTH_IN, 2.6 * n_rows + 0.9))
     outer = fig.add_gridspec(n_rows, cols)
     tops = []
     for j, model in enumerate(models):

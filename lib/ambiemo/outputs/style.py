@@ -12,13 +12,41 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 
 import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # figures are files; notebooks display them inline anyway
-import matplotlib.pyplot as plt  # noqa: E402
+from ambiemo.tts import STRATEGIES
 
-from ambiemo.tts import STRATEGIES  # noqa: E402
+
+def in_notebook_kernel() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, papermill, nbval): an IPython shell with a
+    kernel attached. A plain `ipython` terminal or a script is not one."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def use_backend() -> str:
+    """Headless files everywhere, inline figures in a notebook.
+
+    Outside a kernel the backend is Agg: the pipeline writes files and must run without a
+    display. Inside one the kernel's own backend is kept (inline in JupyterLab and in
+    papermill's executed notebooks): forcing Agg there left every figure as the text
+    `<Figure size ...>`. Activating the kernel's backend now registers IPython's display of a
+    Figure as PNG, which the inline backend otherwise does only when pyplot first draws; the
+    figures here are made without pyplot (`new_figure`), so it would never happen."""
+    if in_notebook_kernel():
+        plt.switch_backend(matplotlib.get_backend())
+    else:
+        matplotlib.use("Agg")
+    return matplotlib.get_backend()
+
+
+use_backend()
 
 COLUMN_WIDTH_IN = 3.5     # one column of a two-column paper
 PAGE_WIDTH_IN = 7.2       # both columns
@@ -76,6 +104,15 @@ def strategy_style(strategy: str) -> dict:
     return dict(_SPARE[i % len(_SPARE)])
 
 
+def new_figure(figsize, **kwargs) -> Figure:
+    """A Figure with a constrained layout, made without pyplot: nothing keeps it alive once
+    the caller drops it (no "more than 20 figures" warning from a study of many figures), and
+    a notebook shows it where a cell returns it, not every figure a stage made at once."""
+    fig = Figure(figsize=figsize, layout="constrained", **kwargs)
+    FigureCanvasAgg(fig)    # draws and measures text like pyplot's figures, and saves any format
+    return fig
+
+
 def styled(fn):
     """Run a figure function under the shared font sizes (`RC`)."""
     @functools.wraps(fn)
@@ -103,8 +140,8 @@ def facet_grid(n: int, *, panel_height: float = 1.9, width: float | None = None,
     rows, cols = grid_shape(n, max_columns)
     if width is None:
         width = COLUMN_WIDTH_IN if cols == 1 else PAGE_WIDTH_IN
-    fig, axes = plt.subplots(rows, cols, figsize=(width, panel_height * rows + 0.9),
-                             sharey=sharey, sharex=sharex, squeeze=False, layout="constrained")
+    fig = new_figure((width, panel_height * rows + 0.9))
+    axes = fig.subplots(rows, cols, sharey=sharey, sharex=sharex, squeeze=False)
     flat = list(axes.ravel())
     for ax in flat[max(n, 1):]:
         ax.remove()
