@@ -275,6 +275,8 @@ def score_corpus(cfg: StudyConfig, corpus: str) -> Scored:
                               strategy_order=strategies)
     tables.write_main_table(table, lay.table(f"{corpus}_main"), corpus=corpus,
                             metrics=main_metrics)
+    tables.write_paper_tables(table, lay.table(f"{corpus}_main"), corpus=corpus,
+                              metrics=main_metrics)
     curve = (analysis.summary_table(metrics.score(pd.concat(curves, ignore_index=True), manifest,
                                                   classes=classes),
                                     metrics=main_metrics, n_boot=cfg.scoring.n_boot,
