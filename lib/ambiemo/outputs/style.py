@@ -80,15 +80,37 @@ STRATEGY_STYLES: dict[str, dict] = {
     "bon_sample":   dict(color=OKABE_ITO["sky_blue"], marker="<", linestyle=":"),
     "w_bon_sample": dict(color=OKABE_ITO["blue"], marker=">", linestyle=":"),
     "vote_share":   dict(color=OKABE_ITO["orange"], marker="h", linestyle="--"),
-    # The controls (tts/controls.py): black/grey, hollow-looking markers, dashed lines, so a
-    # strategy's gain is read against them at a glance.
-    "greedy_smoothed":       dict(color=OKABE_ITO["black"], marker="8", linestyle="--"),
-    "label_logits_tempered": dict(color=OKABE_ITO["grey"], marker="p", linestyle="--"),
+    # The controls (tts/controls.py): hollow markers and broken lines, so a strategy's gain
+    # is read against them at a glance.
+    # greedy_smoothed is grey and hollow, never black like greedy, which it smooths.
+    "greedy_smoothed":       dict(color=OKABE_ITO["grey"], marker="8", linestyle="--",
+                                  markerfacecolor="white"),
+    "label_logits_tempered": dict(color=OKABE_ITO["purple"], marker="p", linestyle="-.",
+                                  markerfacecolor="white"),
 }
 _SPARE = [dict(color=c, marker=m, linestyle=ls) for c, m, ls in
           zip(OKABE_ITO.values(), "hd<>p8", ["-", "--", "-.", ":", "-", "--"])]
 REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "new_raters": "--", "egemaps_soft": (0, (6, 2)),
                     "wavlm_soft": (0, (6, 2, 1, 2))}
+# Reference lines differ in grey level and width as well as dash, so close lines stay apart.
+REFERENCE_LOOKS = {"prior": dict(color="0.15", lw=1.3), "uniform": dict(color="0.6", lw=1.8),
+                   "new_raters": dict(color="0.35", lw=1.0),
+                   "egemaps_soft": dict(color="0.5", lw=1.2),
+                   "wavlm_soft": dict(color="0.5", lw=1.2)}
+
+
+def reference_style(name: str) -> dict:
+    """{color, lw, ls} of a reference row's line (prior, uniform, new_raters, ...)."""
+    return {**REFERENCE_LOOKS.get(name, dict(color="0.5", lw=1.0)),
+            "ls": REFERENCE_STYLES.get(name, ":")}
+
+
+# What a paper figure draws (the tables hold every strategy): the paper's strategies
+# (Jia et al., 2026: greedy, BoN, W-BoN, ALM-v, W-ALM-v), majority voting, and the controls.
+PAPER_FIGURE_STRATEGIES = ("greedy", "majority", "bon", "w_bon", "alm_v", "w_alm_v",
+                           "greedy_smoothed", "vote_share", "label_logits_tempered",
+                           "first_parsable")
+MAX_SERIES = 10   # strategies per panel at most in a paper figure
 # Ambiguity bins and models: ordered colours from the same palette.
 SERIES_COLOURS = [OKABE_ITO[k] for k in ("blue", "orange", "green", "vermillion", "purple",
                                           "sky_blue", "black", "grey")]
