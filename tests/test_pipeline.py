@@ -295,6 +295,14 @@ def test_stages_run_the_notebooks_and_build_the_report(repo, own_config):
     assert tables and all(f"href='tables/{t}'" in html for t in tables)
     rows = json.loads((cfg.run_dir / "status" / "summary.json").read_text())
     assert [(x["stage"], x["state"]) for x in rows] == [("prepare", "ran"), ("report", "ran")]
+    # runs/<name>/results.json: config, packages, git, machine, times; Versions shows the commit
+    results = json.loads((cfg.run_dir / "results.json").read_text())
+    assert results["config"] == config.read_text()
+    assert results["packages"]["pandas"] == pd.__version__
+    assert len(results["git"]["commit"]) == 40 and isinstance(results["git"]["dirty"], bool)
+    assert results["machine"]["cpu_count"] >= 1 and results["started"] < results["ended"]
+    assert [j["stage"] for j in results["jobs"]] == ["prepare"]
+    assert results["git"]["commit"] in html
 
 
 def test_a_failed_notebook_skips_its_dependants_and_exits_non_zero(repo, own_config, tmp_path):
