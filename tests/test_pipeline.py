@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -279,13 +280,30 @@ def test_stages_run_the_notebooks_and_build_the_report(repo, own_config):
     html = index.read_text()
     assert (cfg.run_dir / "executed" / "01_prepare_corpus__demo.ipynb").is_file()
     assert "href='notebooks/01_prepare_corpus__demo.html'" in html
-    assert "clips" in (index.parent / "notebooks" / "01_prepare_corpus__demo.html").read_text()
+    page = (index.parent / "notebooks" / "01_prepare_corpus__demo.html").read_text()
+    assert "clips" in page
+    # Figures show inline in a notebook kernel (papermill's too), not as "<Figure size ...>";
+    # the report's notebook page shows them as images.
+    executed = nbformat.read(cfg.run_dir / "executed" / "01_prepare_corpus__demo.ipynb", 4)
+    outputs = [o for c in executed.cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert not any("<Figure size" in str(o.get("data", {}).get("text/plain", ""))
+                   and "image/png" not in o.get("data", {}) for o in outputs)
+    assert "<img" in page
     figures = sorted(p.name for p in cfg.figure_dir.glob("*.png"))
     assert figures and all(f"<img src='figures/{f}'" in html for f in figures)
     tables = sorted(p.name for p in cfg.table_dir.glob("*.csv"))
     assert tables and all(f"href='tables/{t}'" in html for t in tables)
     rows = json.loads((cfg.run_dir / "status" / "summary.json").read_text())
     assert [(x["stage"], x["state"]) for x in rows] == [("prepare", "ran"), ("report", "ran")]
+    # runs/<name>/results.json: config, packages, git, machine, times; Versions shows the commit
+    results = json.loads((cfg.run_dir / "results.json").read_text())
+    assert results["config"] == config.read_text()
+    assert results["packages"]["pandas"] == pd.__version__
+    assert len(results["git"]["commit"]) == 40 and isinstance(results["git"]["dirty"], bool)
+    assert results["machine"]["cpu_count"] >= 1 and results["started"] < results["ended"]
+    assert [j["stage"] for j in results["jobs"]] == ["prepare"]
+    assert results["git"]["commit"] in html
 
 
 def test_a_failed_notebook_skips_its_dependants_and_exits_non_zero(repo, own_config, tmp_path):

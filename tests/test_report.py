@@ -120,6 +120,11 @@ def test_report_opens_offline_with_every_image_and_link_working(report, browser)
     assert all(done and width > 100 for _, done, width in images), images
     hrefs = [a.get_dom_attribute("href") for a in browser.find_elements("tag name", "a")]
     folder = report.parent.resolve()
+    anchors = [h for h in hrefs if h.startswith("#")]   # the table of contents
+    assert {"#findings", "#main-results", "#paper-figures", "#versions"} <= set(anchors)
+    for a in anchors:
+        assert browser.find_elements("id", a[1:]), f"{a}: no such section"
+    hrefs = [h for h in hrefs if not h.startswith("#")]
     for href in hrefs:
         assert not re.match(r"^[a-z]+:|^//", href), f"{href} leaves the report folder"
         target = (folder / unquote(href)).resolve()
@@ -154,14 +159,15 @@ def test_report_reads_like_a_paper_at_1280_px(report, browser, request):
     assert page["client"] > 1200 and page["scroll"] <= page["client"], page   # no sideways scroll
     assert page["preTables"] == 0
     assert not any("|---" in t or "**" in t for t in page["preText"]), "a table shown as raw Markdown"
-    assert page["headings"][:4] == ["Run summary", "Main results", "Paper figures",
+    assert page["headings"][:5] == ["Findings", "Run summary", "Main results", "Paper figures",
                                     "Reported (Jia et al., 2026) vs reproduced"]
     assert "0.123 [0.100, 0.150]" in page["bold"]       # best value in bold, not **
     assert [True, "auto"] in page["wraps"]              # the wide main table scrolls in its box
     assert page["textAlign"] in ("left", "start")       # text columns left-aligned
     assert page["captions"][0].startswith("demo_paper_scaling. demo: JS against n")
     assert page["notes"] == ["demo: capacity not drawn: one size."]
-    assert page["summaries"] == ["2 reported number(s) not run in this config"]
+    assert page["summaries"] == ["demo_main: every row",     # the full table, collapsed
+                                 "2 reported number(s) not run in this config"]
     body = browser.find_element("tag name", "body").text
     assert "tiny-qwen2-audio majority js_divergence 0.1000 0.1200 reproduced" in body
     assert "qwen2-audio" not in body.replace("tiny-qwen2-audio", "")   # collapsed, not shown
@@ -205,3 +211,30 @@ def test_report_of_a_run_without_outputs_says_so(tmp_path):
     text = index.read_text()
     assert "0 notebook(s), 0 table(s), 0 figure(s)" in text
     assert text.count("<p>none</p>") == 3   # main results, other tables, diagnostic figures
+
+
+def test_findings_name_each_models_best_strategy_and_control_with_intervals(tmp_path):
+    """Findings from a real main table: per arm, each model's greedy, best strategy and best
+    control (JS, lower is better) with their intervals, and the reference rows."""
+    from ambiemo.outputs import tables
+    from ambiemo.outputs.findings import findings_html
+
+    rows = []
+    for strategy, js in [("greedy", 0.50), ("w_bon", 0.30), ("majority", 0.35),
+                         ("greedy_smoothed", 0.32), ("vote_share", 0.40)]:
+        rows.append(dict(model="m", prompt="distribution", strategy=strategy, n=8, n_utts=10,
+                         n_missing=0, share_missing=0.0, n_ties=0, js_divergence=js,
+                         js_divergence_lo=js - 0.02, js_divergence_hi=js + 0.02))
+    rows.append(dict(model="prior", prompt="-", strategy="reference", n=1, n_utts=10,
+                     n_missing=0, share_missing=0.0, n_ties=0, js_divergence=0.2,
+                     js_divergence_lo=0.18, js_divergence_hi=0.22))
+    table = tables.main_table(pd.DataFrame(rows), metrics=("js_divergence",))
+    tables.write_main_table(table, tmp_path / "demo_main", corpus="demo",
+                            metrics=("js_divergence",))
+    html = findings_html(tmp_path)
+    assert "demo, distribution prompt" in html
+    cells = re.findall(r"<td>(.*?)</td>", html)
+    assert cells[:6] == ["m", "0.500 [0.480, 0.520]", "w_bon", "0.300 [0.280, 0.320]",
+                         "greedy_smoothed", "0.320 [0.300, 0.340]"]
+    assert "prior" in cells and "0.200 [0.180, 0.220]" in cells
+    assert "not a bound" in html

@@ -25,7 +25,7 @@ def test_markdown_view_keeps_full_precision_in_csv(tmp_path):
     lines = md.read_text().splitlines()
     assert lines[0] == "| model | strategy | n | js_divergence | missing |"
     assert lines[2] == "| m | greedy | 1 | 0.123 [0.100, 0.150] | 25.0% |"
-    assert r"js\_divergence" in tex.read_text() and r"25.0\%" in tex.read_text()
+    assert r"js\_\\divergence" in tex.read_text() and r"25.0\%" in tex.read_text()  # stacked
 
 
 def test_numeric_columns_are_right_aligned():
@@ -75,7 +75,9 @@ def test_main_table_marks_best_model_row_in_each_direction_and_lists_unavailable
     assert "| a | w_bon | – | unavailable | unavailable | – | no log-probabilities |" in text
     assert "**0.300 [0.250, 0.350]**" in text and "**0.500 [0.400, 0.600]**" in text
     assert text.count("**") == 4  # exactly one best cell per metric column
-    assert r"\textbf{0.300 [0.250, 0.350]}" in tex.read_text() and r"w\_bon" in tex.read_text()
+    latex = tex.read_text()   # the value in bold, its interval small below it
+    assert r"\textbf{0.300}\\{\scriptsize[0.250, 0.350]}" in latex and r"w\_bon" in latex
+    assert latex.count(r"\textbf") == 2
     back = pd.read_csv(csv)
     assert back.loc[back.strategy == "w_bon", "js_divergence"].isna().all()
     assert back.best_accuracy.sum() == 1
@@ -122,10 +124,48 @@ def test_unavailable_strategies_are_named_and_skipped_not_scored():
     assert only.empty and "p_x" in only
 
 
-def test_every_latex_table_compiles_with_pdflatex(tmp_path):
+def latex_widths(text: str) -> tuple[int, int, set[int]]:
+    r"""(columns of the column spec, cells of the header, cells of each body row) of a .tex
+    table as `tables` writes it: one row a line, `\multicolumn{k}` counted as k cells."""
+    import re
+
+    spec = re.search(r"\\begin\{(?:tabular|longtable)\}\{((?:p\{[^}]*\}|[lrc])+)\}", text)
+    columns = len(re.findall(r"p\{[^}]*\}|[lrc]", spec.group(1)))
+    lines = text[spec.end():].splitlines()
+    rows = [ln for ln in lines if ln.endswith(r"\\") and not ln.startswith(r"\caption")]
+
+    def cells(line: str) -> int:
+        parts = re.split(r"(?<!\\)&", line)
+        return sum(int(m.group(1)) if (m := re.search(r"\\multicolumn\{(\d+)\}", c)) else 1
+                   for c in parts)
+
+    return columns, cells(rows[0]), {cells(r) for r in rows[1:]}
+
+
+def test_the_header_names_every_column_of_the_main_table(tmp_path):
+    """The issue's defect: with the cost columns, the LaTeX header had 11 cells for 13 row
+    cells (tokens/clip and passes/clip missing, `note` over tokens)."""
+    summary = _summary().assign(tokens_per_clip=[5.0, 40.0, 5.0, np.nan, np.nan],
+                                forward_passes_per_clip=[1.0, 8.0, 1.0, np.nan, np.nan])
+    table = tables.main_table(summary, pd.DataFrame({"model": ["a"], "strategy": ["w_bon"],
+                                                     "reason": ["no log-probabilities"]}),
+                              metrics=METRICS)
+    tex = tables.write_main_table(table, tmp_path / "demo_main", corpus="demo",
+                                  metrics=METRICS)[2].read_text()
+    columns, header, rows = latex_widths(tex)
+    assert columns == header and rows == {header}, (columns, header, rows)
+    assert "tokens" in tex and "passes" in tex
+    with pytest.raises(ValueError, match="2 header cells for 3 columns"):
+        tables.to_latex(pd.DataFrame({"a": [1], "b": [2], "c": [3]}), header=["a", "b"])
+
+
+def test_every_latex_table_compiles_with_pdflatex_without_an_overfull_box(tmp_path):
     """Each .tex the study writes goes into a paper as is: a document that \\input s every
-    one compiles with pdflatex (booktabs only), one page per table, with booktabs rules,
-    escaped underscores and the best values in bold."""
+    one (booktabs and longtable loaded, a landscape A4 page with 1 cm margins) compiles with
+    pdflatex, with booktabs rules, escaped underscores, the best values in bold, a header
+    cell over every column, and no "Overfull" box or "Float too large" in the log. A long
+    table (the full main table, the costs) is a longtable; the paper's table per arm is
+    short."""
     import re
     import shutil
     import subprocess
@@ -133,10 +173,36 @@ def test_every_latex_table_compiles_with_pdflatex(tmp_path):
     if not shutil.which("pdflatex"):
         pytest.fail("pdflatex is needed: run `scripts/setup.sh test` (as root it installs the "
                     "Debian packages texlive-latex-base and texlive-latex-recommended)")
-    unavailable = pd.DataFrame({"model": ["a"], "strategy": ["w_bon"],
-                                "reason": ["no log-probabilities (hosted API, 100% missing)"]})
-    main = tables.main_table(_summary(), unavailable, metrics=METRICS)
-    fit = pd.DataFrame({"term": ["log10_params", "strategy[T.w_bon]:ambiguity_bin[T.high]"],
+    # the main table of a study: three models in two arms, every strategy and control, the
+    # cost columns, an unavailable row with a long reason, the reference rows
+    strategies = [*tts.STRATEGIES, "greedy_smoothed", "label_logits_tempered"]
+    rows = []
+    for model in ("qwen2-audio-7b-instruct", "sim-human", "sim-constant"):
+        for arm in ("distribution", "direct_label"):
+            for i, strategy in enumerate(strategies):
+                if strategy == "dirichlet":
+                    continue
+                row = dict(model=model, prompt=arm, strategy=strategy, n=8, n_utts=1000,
+                           n_missing=3, share_missing=0.003, n_ties=12, tokens_per_clip=412.5,
+                           forward_passes_per_clip=16.0)
+                for m in tables.MAIN_METRICS:
+                    v = 0.3 + 0.01 * i - (0.6 if m == "r2" else 0)
+                    row.update({m: v, f"{m}_lo": v - 0.05, f"{m}_hi": v + 0.05})
+                rows.append(row)
+    for ref in ("prior", "uniform", "new_raters", "egemaps_soft"):
+        row = dict(model=ref, prompt="-", strategy="reference", n=1, n_utts=1000, n_missing=0,
+                   share_missing=0.0, n_ties=12)
+        row.update({c: 0.2 for m in tables.MAIN_METRICS for c in (m, f"{m}_lo", f"{m}_hi")})
+        rows.append(row)
+    unavailable = pd.DataFrame({"model": ["qwen2-audio-7b-instruct", "sim-human"],
+                                "prompt": ["distribution", "direct_label"],
+                                "strategy": ["dirichlet"] * 2,
+                                "reason": ["dirichlet pools distributions: the candidates are "
+                                           "one-hot (one emotion word each), nothing to pool"] * 2})
+    main = tables.main_table(pd.DataFrame(rows), unavailable, strategy_order=strategies)
+    fit = pd.DataFrame({"term": ["log10_params",
+                                 "C(strategy, Treatment('greedy'))[T.label_logits_tempered]"
+                                 ":C(ambiguity_bin)[T.high]"],
                         "estimate": [-0.01, 0.02], "std_error": [0.005, 0.01],
                         "statistic": [-2.0, 2.0], "p_value": [0.04, 0.05],
                         "ci_lo": [-0.02, 0.0], "ci_hi": [0.0, 0.04]})
@@ -145,42 +211,64 @@ def test_every_latex_table_compiles_with_pdflatex(tmp_path):
                      fitted=True)
     no_fit = pd.DataFrame()
     no_fit.attrs.update(notes=["one model of known size: no capacity trend"], fitted=False)
-    written = [
-        tables.write_main_table(main, tmp_path / "demo_main", corpus="demo_corpus",
-                                metrics=METRICS)[2],
+    main_paths = [*tables.write_main_table(main, tmp_path / "demo_main", corpus="demo_corpus"),
+                  *tables.write_paper_tables(main, tmp_path / "demo_main", corpus="demo_corpus")]
+    written = [p for p in main_paths if p.suffix == ".tex"] + [
         tables.write_capacity_table(tables.capacity_table(
-            {("demo", "js_divergence"): fit, ("demo", "r2"): no_fit}),
-            tmp_path / "capacity_fit")[2],
-        write_table(pd.DataFrame({"corpus": ["crema_d"], "model": ["qwen2_audio"],
-                                  "metric": ["js_divergence"], "reported": [0.31],
-                                  "reproduced": [np.nan], "status": ["not run: no model"]}),
+            {("demo", "distribution", "bhattacharyya_coefficient"): fit,
+             ("demo", "distribution", "r2"): no_fit}), tmp_path / "capacity_fit")[2],
+        write_table(pd.DataFrame({"corpus": ["crema_d"] * 20, "model": ["qwen2_audio"] * 20,
+                                  "metric": ["js_divergence"] * 20, "reported": [0.31] * 20,
+                                  "reproduced": [np.nan] * 20,
+                                  "status": ["not run: no qwen2-audio-7b-instruct / greedy on "
+                                             "the distribution prompt arm on iemocap"] * 20}),
                     tmp_path / "reported_vs_reproduced", digits=4,
                     caption="Reported (Jia et al., 2026) beside this run's; 50% & more.")[2],
+        write_table(pd.DataFrame({"model": ["sim-human"] * 90, "prompt": ["distribution"] * 90,
+                                  "strategy": ["w_bon_sample"] * 90, "n": range(90),
+                                  "tokens_per_clip": [1.5] * 90,
+                                  "forward_passes_per_clip": [2.0] * 90,
+                                  "verifier_seconds_per_clip": [0.25] * 90}),
+                    tmp_path / "demo_costs", caption="demo: cost per clip.")[2],
         # a corpus-statistics row of eighteen columns goes on its side
         write_table(pd.DataFrame({"corpus": ["crema_d"], "label_space": ["6class"],
                                   **{f"vote_share_{c}_{i}": [0.123456] for c in CLASSES
                                      for i in range(4)}}),
                     tmp_path / "crema_d_corpus_statistics")[2],
     ]
+    names = [t.stem for t in written]
+    assert names[:3] == ["demo_main", "demo_paper__distribution", "demo_paper__direct_label"]
     for tex in written:
         text = tex.read_text()
         assert all(rule in text for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
         assert "_" not in re.sub(r"\\_", "", text), f"{tex.name}: an unescaped underscore"
-    assert r"\textbf{0.300 [0.250, 0.350]}" in written[0].read_text()
-    assert r"vote\_share\_angry\_0 & 0.123 \\" in written[3].read_text()   # transposed
+        columns, header, rows = latex_widths(text)
+        assert columns == header and rows == {header}, (tex.name, columns, header, rows)
+    main_tex, paper_tex = written[0].read_text(), written[1].read_text()
+    assert r"\begin{longtable}" in main_tex and r"\begin{longtable}" in written[-2].read_text()
+    assert r"\textbf{0.300}" in main_tex and "[0.250, 0.350]" in main_tex
+    assert r"\multicolumn{5}" in main_tex and "one-hot" in main_tex
+    assert r"\begin{table}" in paper_tex      # short: a float, the paper's strategies only
+    paper_rows = pd.read_csv(tmp_path / "demo_paper__distribution.csv")
+    assert set(paper_rows["strategy"]) == {"greedy", "bon", "w_bon", "alm_v", "w_alm_v",
+                                           "greedy_smoothed", "label_logits_tempered", "vote_share",
+                                           "first_parsable", "reference"}
+    assert set(paper_rows["prompt"]) == {"distribution", "-"}
+    assert r"label\_logits\_tempered $\times$ high" in written[3].read_text()
+    assert r"vote\_share\_angry\_0 & 0.123 \\" in written[-1].read_text()   # transposed
     doc = tmp_path / "paper.tex"
     doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n"
-                   "\\usepackage{booktabs}\n\\usepackage[margin=1cm,landscape]{geometry}\n"
-                   "\\begin{document}\n"
+                   "\\usepackage{booktabs,longtable}\n"
+                   "\\usepackage[margin=1cm,landscape]{geometry}\n\\begin{document}\n"
                    + "".join(f"\\input{{{t.stem}}}\n\\clearpage\n" for t in written)
                    + "\\end{document}\n")
     run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
                           doc.name], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     log = (tmp_path / "paper.log").read_text(errors="replace")
     assert run.returncode == 0, log[-3000:]
-    assert re.search(rf"Output written on paper\.pdf \({len(written)} pages", log), log[-1500:]
     assert (tmp_path / "paper.pdf").read_bytes()[:4] == b"%PDF"
-    assert "Overfull \\hbox" not in log, "a table is wider than a landscape page"
+    bad = [ln for ln in log.splitlines() if "Overfull" in ln or "Float too large" in ln]
+    assert bad == [], bad
 
 
 def test_reference_rows_say_what_they_are_and_the_prior_that_it_is_fitted_in_sample():

@@ -266,4 +266,8 @@ def reliability_table(scores: pd.DataFrame, n_bins: int = M.ECE_BINS) -> pd.Data
                 count=("correct", "size")).reset_index())
     out.insert(len(keys) + 1, "bin_lo", out["bin"] / n_bins)
     out.insert(len(keys) + 2, "bin_hi", (out["bin"] + 1) / n_bins)
-    return out.sort_values([*keys, "bin"], kind="stable").reset_index(drop=True)
+    # Groups in their first-seen order (the models as the config lists them, as in every
+    # other figure and table), bins ascending within each.
+    group = out.groupby(keys, sort=False, dropna=False).ngroup()
+    return (out.assign(_group=group).sort_values(["_group", "bin"], kind="stable")
+            .drop(columns="_group").reset_index(drop=True))

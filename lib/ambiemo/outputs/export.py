@@ -63,9 +63,9 @@ def dataset_card(*, corpus: str, classes, runs, licence: str, n_samples: int,
              "built from them, exported by ambiemo (a reproduction of Jia et al., 2026, "
              "*Decoding Ambiguous Emotions with Test-Time Scaling in Audio-Language Models*) so "
              "they can be rescored without generating again.", "",
-             f"- corpus: `{corpus}`", f"- classes (column order of `p_<class>`): "
+             f"- corpus: `{corpus}`", "- classes (column order of `p_<class>`): "
              + ", ".join(f"`{c}`" for c in classes),
-             f"- models: " + ", ".join(f"`{m}`" for m in models),
+             "- models: " + ", ".join(f"`{m}`" for m in models),
              f"- rows: {n_samples} samples, {n_predictions} predictions", "",
              "## Runs", "", "| run key | model | prompt | settings |", "|---|---|---|---|"]
     for r in runs:

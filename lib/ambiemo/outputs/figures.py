@@ -23,7 +23,7 @@ import seaborn as sns
 
 from ambiemo import metrics as M
 from ambiemo.outputs.style import (COLUMN_WIDTH_IN, DPI, OKABE_ITO, PAGE_WIDTH_IN,
-                                   REFERENCE_STYLES, SERIES_COLOURS, facet_grid,
+                                   SERIES_COLOURS, facet_grid, new_figure, reference_style,
                                    shared_legend, strategy_style, styled, wrap_label)
 from ambiemo.tts import STRATEGIES
 from ambiemo.tts.controls import CONTROL_STRATEGIES
@@ -77,7 +77,8 @@ def save(fig: plt.Figure, stem: str | Path, formats: Sequence[str] = ("png", "pd
 def human_entropy(manifest: pd.DataFrame) -> plt.Figure:
     """Distribution of the human vote entropy per clip, per corpus."""
     k = len(manifest.attrs.get("classes", [])) or None
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4), layout="constrained")
+    fig = new_figure((COLUMN_WIDTH_IN, 2.4))
+    ax = fig.subplots()
     sns.histplot(data=manifest, x="entropy_bits", hue="corpus", bins=12, ax=ax,
                  palette=SERIES_COLOURS[:manifest["corpus"].nunique()], element="step",
                  stat="count")
@@ -103,8 +104,8 @@ def metric_by_row(summary: pd.DataFrame, metric: str) -> plt.Figure:
     """One metric for every (model, strategy) row with its bootstrap interval; reference
     rows (prior, uniform, new_raters) are drawn in grey beside the models."""
     rows = summary.assign(row=summary["model"] + " / " + summary["strategy"])
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 0.2 * len(rows) + 0.9),
-                           layout="constrained")
+    fig = new_figure((COLUMN_WIDTH_IN, 0.2 * len(rows) + 0.9))
+    ax = fig.subplots()
     for i, (_, r) in enumerate(rows.iterrows()):
         style = ({"color": "0.55", "marker": "o"} if r["strategy"] == "reference"
                  else {k: v for k, v in strategy_style(r["strategy"]).items()
@@ -146,8 +147,8 @@ def metric_by_ambiguity(by_bin: pd.DataFrame, metric: str, corpus: str) -> plt.F
                       f"{metric}_hi")
         for ref, r in refs.groupby("model", sort=False):
             r = r.set_index("ambiguity_bin").reindex(bins)
-            ax.plot(np.arange(len(bins)), r[metric], color="0.55", lw=1,
-                    ls=REFERENCE_STYLES.get(ref, ":"), label=f"{ref} (reference)")
+            ax.plot(np.arange(len(bins)), r[metric], label=f"{ref} (reference)",
+                    **reference_style(ref))
         ax.set_title(model)
     for ax in axes:
         ax.set_xlabel("ambiguity bin\n(human-vote entropy)")
@@ -173,8 +174,8 @@ def gain_vs_ambiguity(gains: pd.DataFrame, corpus: str) -> plt.Figure:
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_title(model)
         ax.set_xlabel("ambiguity bin\n(human-vote entropy)")
-    unit = " (bits)" if "bits" in M.axis_label(metric) else ""
-    axes[0].set_ylabel(f"gain in {M.short_label(metric)}{unit} over {baseline}\n"
+    # short_label carries the unit already ("JS (bits)"): no second "(bits)".
+    axes[0].set_ylabel(f"gain in {M.short_label(metric)} over {baseline}\n"
                        "(positive = better, paired 95% CI)")
     notes = gains.attrs.get("notes") or []
     fig.suptitle(f"{corpus}: gain over {baseline} by ambiguity"
@@ -279,28 +280,37 @@ def correlation_words(r: float) -> str:
 @styled
 def entropy_pred_vs_human(scores: pd.DataFrame, corpus: str) -> plt.Figure:
     """Entropy of each prediction against the entropy of the human votes (bits), one panel
-    per strategy, one colour per model, with the identity line and Pearson r."""
+    per strategy, one colour per model (one legend below the grid), with the identity line;
+    each panel lists Pearson r per model in the model's colour inside its own axes
+    ("n/a": one of the two entropies is constant, e.g. one-hot answers)."""
     rows = scores[~is_reference(scores)]
     strategies = list(pd.unique(rows["strategy"])) or ["(no model)"]
     models = list(pd.unique(rows["model"]))
     colours = dict(zip(models, SERIES_COLOURS * (len(models) // len(SERIES_COLOURS) + 1)))
-    fig, axes = facet_grid(len(strategies), panel_height=1.7)
+    fig, axes = facet_grid(len(strategies), panel_height=1.7, sharex=True)
     top = max(float(np.nanmax(rows[["entropy_human", "entropy_pred"]].to_numpy(float)))
-              if len(rows) else 1.0, 1e-3)
-    for ax, s in zip(axes, strategies):
+              if len(rows) else 1.0, 1e-3) * 1.05
+    cols = len({round(ax.get_position().x0, 3) for ax in axes})
+    for i, (ax, s) in enumerate(zip(axes, strategies)):
+        lines = []
         for m in models:
             r = rows[(rows["strategy"] == s) & (rows["model"] == m)]
             if len(r):
                 corr = M.entropy_correlation(r["entropy_human"], r["entropy_pred"])["pearson"]
                 ax.scatter(r["entropy_human"], r["entropy_pred"], s=6, alpha=0.6,
-                           color=colours[m], label=f"{m} ({correlation_words(corr)})")
-        ax.plot([0, top], [0, top], color="0.5", lw=0.8, ls="--")
-        ax.set_xlabel("human-vote entropy (bits)")
+                           color=colours[m], label=m)
+                lines.append((m, "n/a" if not np.isfinite(corr) else f"{corr:.2f}"))
+        ax.plot([0, top], [0, top], color="0.5", lw=0.8, ls="--", label="identity")
+        ax.set(xlim=(0, top), ylim=(0, top))
+        for j, (m, r_text) in enumerate(lines):
+            ax.text(0.97, 0.04 + 0.11 * j, f"r {r_text}", transform=ax.transAxes,
+                    ha="right", va="bottom", color=colours[m])
         ax.set_title(s)
-        # r differs per panel, so each panel keeps its own small legend.
-        ax.legend(loc="upper left", handletextpad=0.2, borderaxespad=0.2, frameon=False)
-    axes[0].set_ylabel("entropy of prediction (bits)")
-    fig.suptitle(f"{corpus}: predicted vs human entropy")
+        if i >= len(axes) - cols:         # the bottom row carries the x label
+            ax.set_xlabel("human-vote entropy (bits)")
+    axes[0].set_ylabel("prediction entropy (bits)")
+    fig.suptitle(f"{corpus}: predicted vs human entropy (r: Pearson, per model)")
+    shared_legend(fig, axes)
     return fig
 
 
@@ -315,8 +325,7 @@ def reliability_diagram(reliability: pd.DataFrame, corpus: str) -> plt.Figure:
     n = len(models)
     cols = min(n, 4)
     n_rows = -(-n // cols)
-    fig = plt.figure(figsize=(COLUMN_WIDTH_IN if cols == 1 else PAGE_WIDTH_IN,
-                              2.6 * n_rows + 0.9), layout="constrained")
+    fig = new_figure((COLUMN_WIDTH_IN if cols == 1 else PAGE_WIDTH_IN, 2.6 * n_rows + 0.9))
     outer = fig.add_gridspec(n_rows, cols)
     tops = []
     for j, model in enumerate(models):
@@ -330,12 +339,13 @@ def reliability_diagram(reliability: pd.DataFrame, corpus: str) -> plt.Figure:
             bottom.plot((rs["bin_lo"] + rs["bin_hi"]) / 2, rs["count"], color=style["color"],
                         marker=style["marker"], ms=3, drawstyle="steps-mid")
         top.plot([0, 1], [0, 1], color="0.5", lw=0.8, ls="--", label="perfect calibration")
-        top.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), title=f"{corpus}: {model}")
+        top.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05), title=model)
         top.tick_params(labelbottom=False)
         top.set_ylabel("accuracy vs majority")
         bottom.set_xlabel("top-class probability")
         bottom.set_ylabel("clips")
         tops.append(top)
+    fig.suptitle(f"{corpus}: reliability of the top class")
     shared_legend(fig, tops)
     return fig
 
@@ -368,14 +378,15 @@ def scaling_curves(curve: pd.DataFrame, metrics, corpus: str, *,
                 # w_alm_v often do) stay visible side by side.
                 shift = 2 ** ((pooled.index(s) - (len(pooled) - 1) / 2) * 0.035)
                 _errorbar(ax, rs["n"] * shift, rs[metric], rs[f"{metric}_lo"],
-                          rs[f"{metric}_hi"], style=style, label=s)
+                          rs[f"{metric}_hi"], style=style,
+                          label=f"{s} (control)" if s in CONTROL_STRATEGIES else s)
             else:
                 ax.plot([1, max(n_max, 2)], [rs[metric].iloc[0]] * 2, color=style["color"],
                         ls=style["linestyle"], lw=1.2, label=f"{s} (one answer)")
         if references is not None and metric in references:
             for ref, rr in references.groupby("model", sort=False):
-                ax.axhline(float(rr[metric].iloc[0]), color="0.55", lw=0.9,
-                           ls=REFERENCE_STYLES.get(ref, ":"), label=f"{ref} (reference)")
+                ax.axhline(float(rr[metric].iloc[0]), label=f"{ref} (reference)",
+                           **reference_style(ref))
         ax.set_xscale("log", base=2)
         ticks = sorted({1 << k for k in range(int(np.log2(max(n_max, 1))) + 1)} | {n_max})
         ax.set_xticks(ticks, [str(t) for t in ticks])

@@ -1,8 +1,9 @@
 """The figures of the paper's argument, each one file with its caption.
 
 Jia et al. (2026) argue in four steps, one figure each: how far each model is from the human
-distribution as ambiguity grows (with the prior, uniform and new-raters rows as the
-scale); how much test-time scaling gains over greedy decoding by ambiguity; whether capacity
+distribution as ambiguity grows (with the prior, uniform and new-rater rows as the
+scale, none of them a bound); how much test-time scaling gains over greedy decoding by
+ambiguity; whether capacity
 helps on ambiguous clips; and how quality scales with n. A fifth puts each strategy's metric
 on a compute axis (generated tokens per clip), since test-time scaling buys quality with
 compute. Each function returns a `PaperFigure` (the figure sized for the page, a caption
@@ -21,9 +22,36 @@ import pandas as pd
 from ambiemo import metrics as M
 from ambiemo.analysis.clusters import binning_caption
 import ambiemo.outputs.figures as F
-from ambiemo.outputs.style import (PAGE_WIDTH_IN, facet_grid, shared_legend, strategy_style,
-                                   styled, wrap_label)
+from ambiemo.outputs.style import (MAX_SERIES, PAGE_WIDTH_IN, PAPER_FIGURE_STRATEGIES,
+                                   facet_grid, shared_legend, strategy_style, styled,
+                                   wrap_label)
+from ambiemo.tts.controls import CONTROL_STRATEGIES
 from ambiemo.tts.references import is_reference
+
+# One vocabulary in every caption: "controls" are these, never cot or label_logits, and the
+# reference rows are never called a bound or a ceiling.
+CONTROLS_WORDS = ("the controls (" + ", ".join(CONTROL_STRATEGIES) + "; hollow markers), "
+                  "which spend the same information without test-time scaling")
+REFERENCE_WORDS = ("the reference rows (prior: the class shares, fitted in-sample; uniform; "
+                   "new_raters: a second rater panel of the same size, estimated from split "
+                   "halves of each clip's votes; egemaps_soft), which ask no model and are a "
+                   "scale, not a bound: a smoothed answer can score better than a second panel")
+
+
+def paper_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The rows a paper figure draws: every strategy when there are at most `MAX_SERIES`,
+    else the reference rows and `PAPER_FIGURE_STRATEGIES` (the paper's strategies, majority
+    and the controls); and the strategies left out, which the caption names."""
+    if "strategy" not in frame or frame["strategy"].nunique() <= MAX_SERIES:
+        return frame, []
+    keep = is_reference(frame) | frame["strategy"].isin(PAPER_FIGURE_STRATEGIES)
+    out = frame[keep]
+    out.attrs = dict(frame.attrs)
+    return out, sorted(set(frame.loc[~keep, "strategy"]))
+
+
+def _left_out(names: list[str]) -> str:
+    return (f" Left out here (in the tables): {', '.join(names)}." if names else "")
 
 PRIMARY_METRIC = "js_divergence"
 COST_LABELS = {"tokens_per_clip": "generated tokens per clip",
@@ -84,24 +112,24 @@ def _gain_ci(gains: pd.DataFrame) -> str:
 def metric_by_ambiguity(by_bin: pd.DataFrame, corpus: str, *, metric: str = PRIMARY_METRIC,
                         n_boot: int | None = None) -> PaperFigure:
     """The metric per ambiguity bin, one panel per model, reference rows as grey lines."""
+    by_bin, gone = paper_rows(by_bin)
     fig = F.metric_by_ambiguity(by_bin, metric, corpus)
     caption = (f"{corpus}: {M.axis_label(metric)} per ambiguity bin (tertiles of the entropy "
                f"of the human votes), one panel per model, one line per strategy with its "
-               f"{_ci(n_boot, by_bin)}. Grey lines: the reference rows (the class prior, fitted "
-               "in-sample; uniform; a second rater panel of the same size, estimated from "
-               "split halves of each clip's votes), a scale to read the models against: none "
-               "is a bound, and a smoothed answer can score better than a second panel.")
+               f"{_ci(n_boot, by_bin)}, beside {CONTROLS_WORDS}. Grey lines: {REFERENCE_WORDS}."
+               + _left_out(gone))
     return PaperFigure("metric_by_ambiguity", fig, caption)
 
 
 def gain_by_ambiguity(gains: pd.DataFrame, corpus: str, *, n_boot: int | None = None,
                       form: str = "all") -> PaperFigure:
-    """Gain over greedy per ambiguity bin; cot and label_logits are the single-answer
-    controls (no test-time scaling) drawn beside the scaling strategies. `form`
+    """Gain over greedy per ambiguity bin, each strategy beside the controls
+    (`tts.controls.CONTROL_STRATEGIES`): a gain counts only above theirs. `form`
     "complete_case" draws the gains on clips both sides answered (the `cc_` columns of
     `analysis.gain_by_ambiguity`), as `gain_by_ambiguity_complete_case`."""
     if form not in ("all", "complete_case"):
         raise ValueError(f"form must be 'all' or 'complete_case', got {form!r}")
+    gains, gone = paper_rows(gains)
     drawn = gains
     if form == "complete_case":
         cc = {f"cc_{c}": c for c in ("gain", "gain_lo", "gain_hi", "p_value", "n_utts")}
@@ -119,8 +147,8 @@ def gain_by_ambiguity(gains: pd.DataFrame, corpus: str, *, n_boot: int | None = 
                "complete-case gains are drawn beside this figure.")
     caption = (f"{corpus}: gain in {M.short_label(metric) if metric in M.METRICS else metric} "
                f"of each strategy over {baseline} decoding of the same model (positive = "
-               f"better), per ambiguity bin, with the paired {_gain_ci(gains)}. Single-answer strategies (chain of thought, label logits) "
-               "are the controls without test-time scaling." + dropped)
+               f"better), per ambiguity bin, with the paired {_gain_ci(gains)}; a strategy's "
+               f"gain counts only above that of {CONTROLS_WORDS}." + dropped + _left_out(gone))
     name = "gain_by_ambiguity" + ("" if form == "all" else "_complete_case")
     return PaperFigure(name, fig, caption)
 
@@ -159,6 +187,7 @@ def scaling(curve: pd.DataFrame, corpus: str, *, metric: str = PRIMARY_METRIC,
             n_boot: int | None = None, references: pd.DataFrame | None = None) -> PaperFigure:
     """The test-time-scaling curve of the primary metric, one panel per model, with the
     reference rows (`references`: their summary rows) as horizontal lines."""
+    curve, gone = paper_rows(curve)
     fig = F.scaling_curves(curve, [metric], corpus, references=references)
     subsets = (f"{n_subsets} random n-subsets of each clip's candidates" if n_subsets
                else "random n-subsets of each clip's candidates")
@@ -166,9 +195,8 @@ def scaling(curve: pd.DataFrame, corpus: str, *, metric: str = PRIMARY_METRIC,
                f"per clip (log2 axis), one panel per model, one line per strategy with its "
                f"{_ci(n_boot, curve)}; {subsets}" + (f", seed {seed}" if seed is not None else "")
                + ". Single-answer strategies are flat lines"
-               + ("; grey horizontal lines are the reference rows (prior, uniform, new raters, "
-                  "the supervised egemaps_soft), which no n changes." if references is not None
-                  else "."))
+               + (f"; grey horizontal lines are {REFERENCE_WORDS}; no n changes them."
+                  if references is not None else ".") + _left_out(gone))
     return PaperFigure("scaling", fig, caption)
 
 
@@ -183,7 +211,8 @@ def _cost_figure(data: pd.DataFrame, metric: str, cost: str, corpus: str) -> plt
             rs = rs.sort_values(cost)
             y, lo, hi = (rs[c].to_numpy(float) for c in (metric, f"{metric}_lo", f"{metric}_hi"))
             ax.errorbar(rs[cost], y, yerr=F.error_lengths(y, lo, hi), capsize=2,
-                        label=s, **strategy_style(s))
+                        label=f"{s} (control)" if s in CONTROL_STRATEGIES else s,
+                        **strategy_style(s))
         ax.set_xscale("log")
         ax.set_xlabel(COST_LABELS.get(cost, cost) + " (log)")
         ax.set_title(model)
@@ -202,7 +231,7 @@ def cost(curve: pd.DataFrame, costs: pd.DataFrame, corpus: str, *,
     compute axis. Rows without a measured cost are left out and the caption says how many."""
     if cost not in COST_LABELS:
         raise KeyError(f"cost {cost!r}; valid: {sorted(COST_LABELS)}")
-    rows = curve[~is_reference(curve)]
+    rows, gone = paper_rows(curve[~is_reference(curve)])
     data = rows.merge(costs, on=["model", "strategy", "n"], how="left", validate="one_to_one")
     unmeasured = data[cost].isna() | (data[cost] <= 0)
     fig = _cost_figure(data[~unmeasured], metric, cost, corpus)
@@ -211,5 +240,5 @@ def cost(curve: pd.DataFrame, costs: pd.DataFrame, corpus: str, *,
                "Cost counts every answer the strategy reads and, for verifier strategies, "
                "the verifier's judgements."
                + (f" {int(unmeasured.sum())} row(s) without a measured cost left out."
-                  if unmeasured.any() else ""))
+                  if unmeasured.any() else "") + _left_out(gone))
     return PaperFigure("cost", fig, caption)

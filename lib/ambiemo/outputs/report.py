@@ -6,7 +6,10 @@ where it exists, every table (shown, with its CSV/Markdown/LaTeX files linked), 
 (PNG shown, PDF linked), every executed notebook rendered to HTML by nbconvert, the config
 used and the versions of the software that produced the numbers.
 
-A reader comes for the results: the main tables come first, then the paper figures (files
+A reader comes for the results: a table of contents, then **Findings** (`findings`: per
+corpus and arm the best strategy per model against greedy and the controls, the reference
+rows, the paper's numbers beside this run's), then the main tables (collapsed: open one to
+read every row; the first column stays in view while a wide table scrolls), then the paper figures (files
 named `*paper_*`, each with the caption `paper_figures.save_paper_figure` wrote beside it, or
 the caption alone as a note when there was nothing to draw), then the comparison with the
 paper, where reported numbers this config did not run collapse into one line; the other
@@ -25,6 +28,9 @@ from pathlib import Path
 import markdown as md_lib
 import pandas as pd
 
+from ambiemo.outputs.findings import findings_html
+from ambiemo.outputs.provenance import git_state
+
 TABLE_FILES = (".md", ".csv", ".tex")
 FIGURE_FILES = (".png", ".pdf", ".svg", ".txt")   # .txt: a paper figure's caption
 PAPER_MARK = "paper_"
@@ -42,6 +48,9 @@ table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 .table-wrap { max-width: 100%; overflow-x: auto; }
+.table-wrap th:first-child, .table-wrap td:first-child { position: sticky; left: 0;
+       background: #fff; z-index: 1; } .table-wrap th:first-child { background: #f3f3f3; }
+nav.toc ul { columns: 2; } details > summary { cursor: pointer; font-weight: 600; }
 .table-wrap table { white-space: nowrap; }
 figure.paper { display: block; margin: 1rem 0; }
 figure.paper img { max-width: 100%; }
@@ -70,7 +79,7 @@ def build_report(cfg, summary: list[dict] | None = None, since: float | None = N
     return write_report(cfg.run_dir / "report", title=f"ambiemo report: {cfg.run_name}",
                         config_file=cfg.path, executed_dir=cfg.run_dir / "executed",
                         table_dir=cfg.table_dir, figure_dir=cfg.figure_dir, summary=summary,
-                        since=since)
+                        since=since, repo=cfg.root)
 
 
 STALE = "<p class='stale'>From an earlier run: not remade by this run.</p>"
@@ -78,7 +87,7 @@ STALE = "<p class='stale'>From an earlier run: not remade by this run.</p>"
 
 def write_report(out: Path, *, title: str, config_file: Path, executed_dir: Path,
                  table_dir: Path, figure_dir: Path, summary: list[dict] | None = None,
-                 since: float | None = None) -> Path:
+                 since: float | None = None, repo: Path | None = None) -> Path:
     """Write `out`/index.html with copies of the tables and figures and the notebooks
     rendered to HTML, so the folder stands alone. Earlier contents of `out` are replaced.
     Given the run's start time `since`, every table, figure and notebook older than it
@@ -100,6 +109,10 @@ def write_report(out: Path, *, title: str, config_file: Path, executed_dir: Path
     parts = [f"<h1>{_e(title)}</h1>",
              f"<p>Config <code>{_e(config_file.name)}</code>; {len(notebooks)} notebook(s), "
              f"{len(tables) + bool(comparison)} table(s), {drawn} figure(s).</p>"]
+    toc_at = len(parts)
+    found = findings_html(out / "tables")
+    if found:
+        parts += ["<h2 id='findings'>Findings</h2>", found]
     if summary:
         parts += ["<h2 id='summary'>Run summary</h2>", _summary_table(summary)]
 
@@ -107,7 +120,8 @@ def write_report(out: Path, *, title: str, config_file: Path, executed_dir: Path
         return since is not None and all(f.stat().st_mtime < since for f in files)
 
     parts.append("<h2 id='main-results'>Main results</h2>")
-    parts += [_table_section(stem, files) + (STALE if old(files) else "")
+    parts += [f"<details><summary>{_e(stem)}: every row</summary>"
+              + _table_section(stem, files) + (STALE if old(files) else "") + "</details>"
               for stem, files in main.items()] or ["<p>none</p>"]
     if paper:
         parts.append("<h2 id='paper-figures'>Paper figures</h2>")
@@ -127,7 +141,8 @@ def write_report(out: Path, *, title: str, config_file: Path, executed_dir: Path
               + "</li>" for p in sorted(executed_dir.glob("*.ipynb"))]
     parts.append("</ul>")
     parts += ["<h2 id='config'>Config</h2>", f"<pre>{_e(config_file.read_text())}</pre>",
-              "<h2 id='versions'>Versions</h2>", _versions_table()]
+              "<h2 id='versions'>Versions</h2>", _versions_table(repo or config_file.parent)]
+    parts.insert(toc_at, _toc(parts))
     index = out / "index.html"
     index.write_text("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
                      f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n"
@@ -246,8 +261,21 @@ def _summary_table(rows: list[dict]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _versions_table() -> str:
+def _toc(parts: list[str]) -> str:
+    """Links to every section (h2) of the page, in order."""
+    import re
+    heads = [m for p in parts for m in re.findall(r"<h2 id='([^']+)'>(.*?)</h2>", p)]
+    return ("<nav class='toc'><strong>Contents</strong><ul>"
+            + "".join(f"<li><a href='#{i}'>{t}</a></li>" for i, t in heads) + "</ul></nav>")
+
+
+def _versions_table(where: Path | None = None) -> str:
     versions = {"python": platform.python_version()}
+    if where is not None:
+        git = git_state(where)
+        versions["git commit"] = (f"{git['commit']}" + (" (uncommitted changes)"
+                                                        if git["dirty"] else "")
+                                  if git["commit"] else "not a git checkout")
     for dist in VERSIONED:
         try:
             versions[dist] = importlib.metadata.version(dist)

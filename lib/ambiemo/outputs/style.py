@@ -12,13 +12,41 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 
 import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # figures are files; notebooks display them inline anyway
-import matplotlib.pyplot as plt  # noqa: E402
+from ambiemo.tts import STRATEGIES
 
-from ambiemo.tts import STRATEGIES  # noqa: E402
+
+def in_notebook_kernel() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, papermill, nbval): an IPython shell with a
+    kernel attached. A plain `ipython` terminal or a script is not one."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def use_backend() -> str:
+    """Headless files everywhere, inline figures in a notebook.
+
+    Outside a kernel the backend is Agg: the pipeline writes files and must run without a
+    display. Inside one the kernel's own backend is kept (inline in JupyterLab and in
+    papermill's executed notebooks): forcing Agg there left every figure as the text
+    `<Figure size ...>`. Activating the kernel's backend now registers IPython's display of a
+    Figure as PNG, which the inline backend otherwise does only when pyplot first draws; the
+    figures here are made without pyplot (`new_figure`), so it would never happen."""
+    if in_notebook_kernel():
+        plt.switch_backend(matplotlib.get_backend())
+    else:
+        matplotlib.use("Agg")
+    return matplotlib.get_backend()
+
+
+use_backend()
 
 COLUMN_WIDTH_IN = 3.5     # one column of a two-column paper
 PAGE_WIDTH_IN = 7.2       # both columns
@@ -51,17 +79,41 @@ STRATEGY_STYLES: dict[str, dict] = {
     "dirichlet":    dict(color=OKABE_ITO["green"], marker="*", linestyle=(0, (3, 1, 1, 1))),
     "bon_sample":   dict(color=OKABE_ITO["sky_blue"], marker="<", linestyle=":"),
     "w_bon_sample": dict(color=OKABE_ITO["blue"], marker=">", linestyle=":"),
-    "vote_share":   dict(color=OKABE_ITO["orange"], marker="h", linestyle="--"),
-    # The controls (tts/controls.py): black/grey, hollow-looking markers, dashed lines, so a
-    # strategy's gain is read against them at a glance.
-    "greedy_smoothed":       dict(color=OKABE_ITO["black"], marker="8", linestyle="--"),
-    "label_logits_tempered": dict(color=OKABE_ITO["grey"], marker="p", linestyle="--"),
-    "first_parsable":        dict(color=OKABE_ITO["orange"], marker="d", linestyle=(0, (5, 2))),
+    "vote_share":   dict(color=OKABE_ITO["orange"], marker="h", linestyle="--",
+                         markerfacecolor="white"),   # a control: hollow, as below
+    # The controls (tts/controls.py CONTROL_STRATEGIES): hollow markers and broken lines,
+    # so a strategy's gain is read against them at a glance.
+    # greedy_smoothed is grey and hollow, never black like greedy, which it smooths.
+    "greedy_smoothed":       dict(color=OKABE_ITO["grey"], marker="8", linestyle="--",
+                                  markerfacecolor="white"),
+    "label_logits_tempered": dict(color=OKABE_ITO["purple"], marker="p", linestyle="-.",
+                                  markerfacecolor="white"),
+    "first_parsable":        dict(color=OKABE_ITO["green"], marker="d", linestyle=(0, (5, 2)),
+                                  markerfacecolor="white"),
 }
 _SPARE = [dict(color=c, marker=m, linestyle=ls) for c, m, ls in
           zip(OKABE_ITO.values(), "hd<>p8", ["-", "--", "-.", ":", "-", "--"])]
 REFERENCE_STYLES = {"prior": ":", "uniform": "-.", "new_raters": "--", "egemaps_soft": (0, (6, 2)),
                     "wavlm_soft": (0, (6, 2, 1, 2))}
+# Reference lines differ in grey level and width as well as dash, so close lines stay apart.
+REFERENCE_LOOKS = {"prior": dict(color="0.15", lw=1.3), "uniform": dict(color="0.6", lw=1.8),
+                   "new_raters": dict(color="0.35", lw=1.0),
+                   "egemaps_soft": dict(color="0.5", lw=1.2),
+                   "wavlm_soft": dict(color="0.5", lw=1.2)}
+
+
+def reference_style(name: str) -> dict:
+    """{color, lw, ls} of a reference row's line (prior, uniform, new_raters, ...)."""
+    return {**REFERENCE_LOOKS.get(name, dict(color="0.5", lw=1.0)),
+            "ls": REFERENCE_STYLES.get(name, ":")}
+
+
+# What a paper figure draws (the tables hold every strategy): the paper's strategies
+# (Jia et al., 2026: greedy, BoN, W-BoN, ALM-v, W-ALM-v), majority voting, and the controls.
+PAPER_FIGURE_STRATEGIES = ("greedy", "majority", "bon", "w_bon", "alm_v", "w_alm_v",
+                           "greedy_smoothed", "vote_share", "label_logits_tempered",
+                           "first_parsable")
+MAX_SERIES = 10   # strategies per panel at most in a paper figure
 # Ambiguity bins and models: ordered colours from the same palette.
 SERIES_COLOURS = [OKABE_ITO[k] for k in ("blue", "orange", "green", "vermillion", "purple",
                                           "sky_blue", "black", "grey")]
@@ -75,6 +127,15 @@ def strategy_style(strategy: str) -> dict:
     names = [s for s in STRATEGIES if s not in STRATEGY_STYLES]
     i = names.index(strategy) if strategy in names else len(names)
     return dict(_SPARE[i % len(_SPARE)])
+
+
+def new_figure(figsize, **kwargs) -> Figure:
+    """A Figure with a constrained layout, made without pyplot: nothing keeps it alive once
+    the caller drops it (no "more than 20 figures" warning from a study of many figures), and
+    a notebook shows it where a cell returns it, not every figure a stage made at once."""
+    fig = Figure(figsize=figsize, layout="constrained", **kwargs)
+    FigureCanvasAgg(fig)    # draws and measures text like pyplot's figures, and saves any format
+    return fig
 
 
 def styled(fn):
@@ -104,8 +165,8 @@ def facet_grid(n: int, *, panel_height: float = 1.9, width: float | None = None,
     rows, cols = grid_shape(n, max_columns)
     if width is None:
         width = COLUMN_WIDTH_IN if cols == 1 else PAGE_WIDTH_IN
-    fig, axes = plt.subplots(rows, cols, figsize=(width, panel_height * rows + 0.9),
-                             sharey=sharey, sharex=sharex, squeeze=False, layout="constrained")
+    fig = new_figure((width, panel_height * rows + 0.9))
+    axes = fig.subplots(rows, cols, sharey=sharey, sharex=sharex, squeeze=False)
     flat = list(axes.ravel())
     for ax in flat[max(n, 1):]:
         ax.remove()

@@ -6,9 +6,19 @@ the reference rows (prior, uniform, a new rater panel) beside them, the share of
 missing predictions, and strategies a model cannot run shown as "unavailable" with the
 reason, never as numbers. Also the capacity-fit table (statsmodels). Rounding happens only
 here, at the edge; the CSV keeps full precision.
+
+Every `.tex` goes into a paper as it is, with `booktabs` and `longtable` loaded: a table of
+more than `LONG_ROWS` rows is a `longtable` (it breaks across pages, its header repeated), a
+shorter one a `table` float; long headers stack their words, and no table is wider than a
+landscape A4 page with 1 cm margins (tests/test_tables.py compiles each and reads the log for
+"Overfull" and "Float too large"). The paper's own table is short: per corpus and prompt arm
+(`<corpus>_paper__<arm>`), the paper's strategies, the controls and the reference rows, one
+value per metric; the full dump (`<corpus>_main`, every strategy with its interval) is a
+longtable.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,7 +61,7 @@ def to_markdown(df: pd.DataFrame, digits: int = 3, bold: pd.DataFrame | None = N
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                   "^": r"\textasciicircum{}", "–": "--", "²": r"\textsuperscript{2}",
-                  "↓": r"$\downarrow$", "↑": r"$\uparrow$"}
+                  "↓": r"$\downarrow$", "↑": r"$\uparrow$", "×": r"$\times$"}
 
 
 def latex_escape(text: str) -> str:
@@ -72,29 +82,75 @@ def _align(col: pd.Series) -> str:
     return PARAGRAPH if len(longest) > LONG_TEXT and " " in longest else "l"
 
 
+LONG_ROWS = 35          # more lines than this: a longtable that breaks across pages
+HEADER_LINE = 8         # a header longer than this stacks its words on lines
+
+
+def header_cell(name: str) -> str:
+    """A column name as a LaTeX header cell: escaped, and when long, its parts (split after
+    spaces and underscores, which stay) stacked so the column is as narrow as its numbers."""
+    if len(name) <= HEADER_LINE:
+        return latex_escape(name)
+    lines: list[str] = []
+    for token in re.findall(r"[^_ ]+[_ ]?", name):     # "js_", "divergence": "_" kept
+        if lines and len(lines[-1] + token.rstrip()) <= HEADER_LINE:
+            lines[-1] += token
+        else:
+            lines.append(token)
+    if len(lines) == 1:
+        return latex_escape(name)
+    return (r"\begin{tabular}[b]{@{}c@{}}"
+            + r"\\".join(latex_escape(x.rstrip()) for x in lines) + r"\end{tabular}")
+
+
+def latex_environment(align: str, head: str, body: Sequence[str], caption: str | None,
+                      *, size: str = r"\small", long: bool | None = None) -> str:
+    """`body` rows (already LaTeX, each ending in `\\\\`) under `head` in a booktabs table:
+    a `table` float with the caption below, or, past `LONG_ROWS` rows (or `long=True`), a
+    `longtable` with the caption on top and the header repeated on every page. Without a
+    caption and with few rows, a bare tabular (to place in one's own float)."""
+    long = len(body) > LONG_ROWS if long is None else long
+    setup = [size, r"\setlength{\tabcolsep}{4pt}"]
+    rules = [r"\toprule", head, r"\midrule"]
+    if long:
+        cap = [r"\caption{" + latex_escape(caption) + r"}\\"] if caption else []
+        lines = [r"\begingroup", *setup, r"\begin{longtable}{" + align + "}", *cap,
+                 *rules, r"\endfirsthead", *rules, r"\endhead", r"\bottomrule",
+                 r"\endlastfoot", *body, r"\end{longtable}", r"\endgroup"]
+    else:
+        lines = [r"\begin{tabular}{" + align + "}", *rules, *body, r"\bottomrule",
+                 r"\end{tabular}"]
+        if caption:
+            lines = [r"\begin{table}[t]", r"\centering", *setup, *lines,
+                     r"\caption{" + latex_escape(caption) + "}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
 def to_latex(df: pd.DataFrame, digits: int = 3, bold: pd.DataFrame | None = None,
-             header: Sequence[str] | None = None, caption: str | None = None) -> str:
-    """A booktabs tabular of `df`; cells escaped, `bold` cells in \\textbf{}. `header`
-    replaces the column names verbatim (already LaTeX). Long text (notes, statuses) wraps
-    in a paragraph column, so the table fits a page."""
+             header: Sequence[str] | None = None, caption: str | None = None,
+             long: bool | None = None) -> str:
+    """A booktabs table of `df`; cells escaped, `bold` cells in \\textbf{}. `header`
+    replaces the column names verbatim (already LaTeX) and must name every column. Long text
+    (notes, statuses) wraps in a paragraph column and long names stack (`header_cell`), so
+    the table fits a page; past `LONG_ROWS` rows it is a longtable (`latex_environment`)."""
     align = "".join(_align(df[c]) for c in df.columns)
-    names = list(header) if header is not None else [latex_escape(c) for c in df.columns]
-    lines = [r"\begin{tabular}{" + align + "}", r"\toprule", " & ".join(names) + r" \\",
-             r"\midrule"]
+    if header is not None and len(header) != df.shape[1]:
+        raise ValueError(f"to_latex: {len(header)} header cells for {df.shape[1]} columns "
+                         f"({list(df.columns)}); a header must name every column")
+    names = list(header) if header is not None else [header_cell(str(c)) for c in df.columns]
+    body = []
     for i, row in enumerate(df.itertuples(index=False)):
         cells = [latex_escape(_fmt(v, digits)) for v in row]
         if bold is not None:
             cells = [rf"\textbf{{{c}}}" if bool(bold.iat[i, j]) else c
                      for j, c in enumerate(cells)]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if caption:
-        # A small font and narrower gaps: a main table of five interval columns then fits
-        # a landscape page (or a table* across both columns).
-        lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
-                 *lines,
-                 r"\caption{" + latex_escape(caption) + "}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+        body.append(" & ".join(cells) + r" \\")
+    if long is None:   # a wrapped paragraph cell makes its row as tall as its lines
+        wrapped = [c for c in df.columns if _align(df[c]) == PARAGRAPH]
+        lines = sum(max([1, *(-(-len(str(v)) // LONG_TEXT) for v in row)])
+                    for row in df[wrapped].itertuples(index=False)) if wrapped else len(df)
+        long = lines > LONG_ROWS
+    return latex_environment(align, " & ".join(names) + r" \\", body, caption, long=long)
 
 
 def with_intervals(summary: pd.DataFrame, metrics, digits: int = 3,
@@ -267,13 +323,9 @@ def write_comparisons_table(table: pd.DataFrame, stem: str | Path, *, corpus: st
 
 def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
                      metrics: Sequence[str] = MAIN_METRICS, digits: int = 3) -> list[Path]:
-    """The main table as .csv (full precision), .md and .tex (best per column in bold)."""
+    """The main table as .csv (full precision), .md and .tex (best per column in bold; the
+    .tex a longtable, `main_table_latex`); the paper's short tables are `write_paper_tables`."""
     view, bold = main_table_view(table, metrics, digits)
-    header = ["model", *(["prompt"] if "prompt" in table else []), "strategy", "$n$", *[M.table_header(m, latex=True) if m in M.MAIN_METRICS
-                                           else latex_escape(m) for m in metrics],
-              r"missing", *(["one-hot"] if "one_hot_share" in table else []),
-              *[latex_escape(label) for c, label in COST_COLUMNS.items() if c in table],
-              "note"]
     caption = (f"{corpus}: mean over clips with 95% bootstrap interval; best model row per "
                "column in bold (JS lower is better, the others higher); accuracy and macro-F1 "
                "against the majority label, ties excluded. " + M.R2_FOOTNOTE
@@ -285,8 +337,120 @@ def write_main_table(table: pd.DataFrame, stem: str | Path, *, corpus: str,
                   if "one_hot_share" in table else "")
                + _schemes_caption(table))
     view = view.rename(columns={m: M.table_header(m) for m in metrics})
-    return write_table(table, stem, digits, markdown=view, bold=bold, latex_header=header,
-                       caption=caption)
+    paths = write_table(table, stem, digits, markdown=view, bold=bold, caption=caption)
+    paths[2].write_text(main_table_latex(table, metrics, digits, caption=caption + (
+        " Unavailable rows give the reason across the metric columns; the reference rows "
+        "follow the rule.")))
+    return paths
+
+
+def _latex_value(v, lo, hi, digits: int, bold: bool) -> str:
+    """A metric cell of the full table: the value, its interval small on a second line."""
+    if not np.isfinite(v):
+        return "--"
+    value = rf"\textbf{{{v:.{digits}f}}}" if bold else f"{v:.{digits}f}"
+    return (r"\begin{tabular}[t]{@{}r@{}}" + value + r"\\{\scriptsize["
+            + f"{lo:.{digits}f}, {hi:.{digits}f}" + r"]}\end{tabular}")
+
+
+def main_table_latex(table: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS,
+                     digits: int = 3, caption: str | None = None) -> str:
+    """Every row of `main_table` as a longtable that fits a landscape page: each metric's
+    interval under its value, an unavailable row's reason across the metric columns, the
+    reference rows after a rule, the cost per clip when the table has it."""
+    keys = [k for k in ("model", "prompt", "strategy") if k in table]
+    costs = [c for c in COST_COLUMNS if c in table]
+    one_hot = "one_hot_share" in table   # the candidates' form (protocol v3)
+    header = [*keys, "$n$", *[M.table_header(m, latex=True) if m in M.METRICS
+                               or m in M.CORPUS_METRICS else latex_escape(m) for m in metrics],
+              "missing", *(["one-hot"] if one_hot else []),
+              *[header_cell(COST_COLUMNS[c]) for c in costs]]
+    align = "l" * len(keys) + "r" * (1 + len(metrics) + 1 + one_hot + len(costs))
+    body, refs_started = [], False
+    for _, r in table.iterrows():
+        if r["row_type"] == "reference" and not refs_started:
+            body.append(r"\midrule")
+            refs_started = True
+        cells = [latex_escape(r[k]) for k in keys]
+        cells.append("--" if not np.isfinite(float(r["n"])) else str(int(r["n"])))
+        if r["row_type"] == UNAVAILABLE:
+            cells.append(rf"\multicolumn{{{len(metrics)}}}{{p{{{1.7 * len(metrics):.1f}cm}}}}"
+                         + "{" + latex_escape(f"unavailable: {r['note']}") + "}")
+        else:
+            cells += [_latex_value(float(r[m]), float(r[f"{m}_lo"]), float(r[f"{m}_hi"]),
+                                   digits, bool(r.get(f"best_{m}", False))) for m in metrics]
+        share = float(r["missing_share"]) if pd.notna(r["missing_share"]) else np.nan
+        cells.append("--" if not np.isfinite(share) or r["row_type"] == UNAVAILABLE
+                     else latex_escape(f"{share:.1%}"))
+        if one_hot:
+            oh = float(r["one_hot_share"]) if pd.notna(r["one_hot_share"]) else np.nan
+            cells.append("--" if not np.isfinite(oh) or r["row_type"] == UNAVAILABLE
+                         else latex_escape(f"{oh:.0%}"))
+        cells += ["--" if not np.isfinite(float(r[c])) else f"{float(r[c]):.3g}"
+                  for c in costs]
+        body.append(" & ".join(cells) + r" \\")
+    n_cols = len(align)
+    widths = {len(b.split(" & ")) + (len(metrics) - 1 if "multicolumn" in b else 0)
+              for b in body if b != r"\midrule"}
+    if len(header) != n_cols or widths - {n_cols}:
+        raise ValueError(f"main_table_latex: header {len(header)} cells, columns {n_cols}, "
+                         f"rows {sorted(widths)}")
+    return latex_environment(align, " & ".join(header) + r" \\", body, caption,
+                             size=r"\footnotesize", long=True)
+
+
+# The strategies of Jia et al. (2026): the greedy baseline, BoN, W-BoN, ALM-v and W-ALM-v.
+PAPER_STRATEGIES = ("greedy", "bon", "w_bon", "alm_v", "w_alm_v")
+
+
+def paper_table(table: pd.DataFrame, prompt: str | None = None) -> pd.DataFrame:
+    """The rows of `main_table` the paper's table shows for one prompt arm: each model's
+    `PAPER_STRATEGIES` and controls (`tts.controls.CONTROL_STRATEGIES`) that were scored,
+    then the reference rows; `best_<metric>` recomputed among these model rows."""
+    from ambiemo.tts.controls import CONTROL_STRATEGIES
+
+    keep = set(PAPER_STRATEGIES) | set(CONTROL_STRATEGIES)
+    arm = table["prompt"] == prompt if prompt is not None and "prompt" in table else True
+    models = table[(table["row_type"] == "model") & arm & table["strategy"].isin(keep)]
+    rows = pd.concat([models, table[table["row_type"] == "reference"]]).copy()
+    for m in [c.removeprefix("best_") for c in rows if c.startswith("best_")]:
+        values = rows[m].where(rows["row_type"] == "model").astype(float)
+        best = values.min() if M.direction(m) == "lower" else values.max()
+        rows[f"best_{m}"] = (rows["row_type"] == "model") & np.isclose(values, best, rtol=0,
+                                                                        atol=1e-12)
+    return rows.reset_index(drop=True)
+
+
+def write_paper_tables(table: pd.DataFrame, stem: str | Path, *, corpus: str,
+                       metrics: Sequence[str] = MAIN_METRICS, digits: int = 3) -> list[Path]:
+    """One short table per prompt arm, `<corpus>_paper__<arm>` beside `stem`
+    (`<corpus>_main`): `paper_table`'s rows, one value per metric (the intervals are in the
+    main table), best in bold; returns the paths."""
+    from ambiemo.tts.controls import CONTROL_STRATEGIES
+    from ambiemo.tts.references import NO_PROMPT
+
+    stem = Path(stem)
+    arms = ([a for a in pd.unique(table["prompt"]) if a != NO_PROMPT] if "prompt" in table
+            else [None])
+    paths = []
+    for arm in arms:
+        rows = paper_table(table, arm)
+        view = rows[["model", "strategy", *metrics]].copy()
+        bold = pd.DataFrame(False, index=view.index, columns=view.columns)
+        for m in metrics:
+            bold[m] = rows[f"best_{m}"].to_numpy(bool)
+        header = ["model", "strategy", *[M.table_header(m, latex=True) for m in metrics]]
+        name = stem.name.removesuffix("_main") + "_paper" + (f"__{arm}" if arm else "")
+        caption = (f"{corpus}" + (f", {arm} prompt" if arm else "") + ": mean over clips of "
+                   "the paper's strategies (greedy, BoN, W-BoN, ALM-v, W-ALM-v) and the "
+                   f"controls ({', '.join(CONTROL_STRATEGIES)}) of each model, then the "
+                   "reference rows, which ask no model; best model row per column in bold. "
+                   f"Intervals and every other strategy: {stem.name}.")
+        paths += write_table(rows, stem.with_name(name), digits,
+                             markdown=view.rename(columns={m: M.table_header(m)
+                                                           for m in metrics}),
+                             bold=bold, latex_header=header, caption=caption)
+    return paths
 
 
 # --- the capacity fit ------------------------------------------------------------------------
@@ -316,6 +480,18 @@ def capacity_table(fits: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
     return out if out["prompt"].notna().any() else out.drop(columns=["prompt"])
 
 
+_TREATMENT = re.compile(r"C\((\w+)(?:, *Treatment\([^)]*\))?\)\[T\.([^\]]+)\]")
+
+
+def short_term(term) -> str:
+    """A model term as a page prints it: patsy's `C(strategy, Treatment('greedy'))[T.bon]`
+    becomes `bon`, an interaction `bon × high` (the formula in the caption says which
+    factor and reference level each level belongs to)."""
+    if not isinstance(term, str):
+        return term
+    return _TREATMENT.sub(lambda m: m.group(2), term).replace(":", " × ")
+
+
 def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3) -> list[Path]:
     """The capacity fit as .csv (full precision), .md and .tex (formula and notes kept)."""
     view = table.drop(columns=["method"]).copy()
@@ -341,7 +517,8 @@ def write_capacity_table(table: pd.DataFrame, stem: str | Path, digits: int = 3)
     where = [c for c in ("corpus", "prompt", "metric") if c in table]
     notes = "; ".join(f"{'/'.join(map(str, k))}: {n}" for *k, n in table[[*where, "note"]]
                       .drop_duplicates().itertuples(index=False) if isinstance(n, str) and n)
-    narrow = view.drop(columns=["formula", "note", "effect"], errors="ignore")
+    narrow = view.drop(columns=["formula", "note", "effect"], errors="ignore").assign(
+        term=view["term"].map(short_term), metric=view["metric"].map(M.table_header))
     paths[2].write_text(to_latex(narrow, digits, caption=caption + (
         f" Formulas: {formulas}." if formulas else "") + (f" Notes: {notes}." if notes else "")))
     return paths

@@ -142,6 +142,8 @@ def _build_report(cfg: StudyConfig, outcomes: list[Outcome], since: float | None
     t0 = time.perf_counter()
     job = Job("report")
     try:
+        from ambiemo.outputs.provenance import write_results
+        write_results(cfg, [o.row() for o in outcomes], started=since, ended=time.time())
         index = build_report(cfg, [o.row() for o in outcomes], since=since)
     except Exception as e:  # a broken table or notebook must not hide the run summary
         return Outcome(job, "failed", time.perf_counter() - t0, f"{type(e).__name__}: {e}")

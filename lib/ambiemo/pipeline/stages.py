@@ -321,6 +321,8 @@ def score_corpus(cfg: StudyConfig, corpus: str, *, draw_figures: bool = True) ->
     table = mark_other_model_rows(cfg, table, answers)
     tables.write_main_table(table, lay.table(f"{corpus}_main"), corpus=corpus,
                             metrics=main_metrics)
+    tables.write_paper_tables(table, lay.table(f"{corpus}_main"), corpus=corpus,
+                              metrics=main_metrics)
     comparisons = write_comparisons(cfg, corpus, scores)
     curve = (analysis.summary_table(metrics.score(pd.concat(curves, ignore_index=True), manifest,
                                                   classes=classes),
