@@ -36,6 +36,7 @@ STRATEGIES = {
     "label_logits": ((), True, "label_score", False),
     "majority": ((), False, "sample", False),
     "vote_share": ((), False, "sample", False),
+    "first_parsable": ((), False, "sample", False),
     "bon": (("logprob",), False, "beam", False),
     "w_bon": (("logprob",), False, "beam", False),
     "bon_sample": (("logprob",), False, "sample", False),

@@ -55,7 +55,8 @@ def test_bad_vote_row_names_file_and_line(demo_copy):
 
 
 def test_unknown_corpus_lists_valid_names(tmp_path):
-    with pytest.raises(KeyError, match=r"valid: \['crema_d', 'demo', 'hf', 'iemocap', 'msp_podcast'\]"):
+    with pytest.raises(KeyError, match=r"valid: \['crema_d', 'demo', 'hf', 'iemocap', 'msp_improv', 'msp_podcast', "
+                                     r"'votes_table'\]"):
         corpora.load("voxceleb", tmp_path)
 
 

@@ -18,7 +18,7 @@ from ambiemo.sampling.store import SampleStore
 from ambiemo.sampling.verify import verify_samples
 from ambiemo.labels import columns
 from ambiemo.tts.predictions import predict, verifier_scores
-from ambiemo.tts.references import REFERENCE_MODELS, reference_predictions
+from ambiemo.tts.references import REFERENCE_MODELS, reference_predictions, rescore_new_raters
 from ambiemo.metrics.scoring import score
 
 NEW_RATERS = next(m for m in REFERENCE_MODELS if m in ("new_raters", "rater_ceiling"))
@@ -101,8 +101,8 @@ def test_decoding_settings_act_on_the_answer_distribution():
 
 def test_sampling_the_human_distribution(demo_manifest, tmp_path, prompts):
     """sim-human: label_logits is the human distribution; the vote share of N samples is
-    N redrawn votes, so at N = 8 (about the demo's rater count) it scores like new_raters,
-    and with more samples it beats new_raters -- which is therefore not a bound."""
+    N redrawn votes, so at N = 8 (about the demo's rater count) it already beats new_raters
+    (a second panel, split-half estimate) -- which is therefore not a bound."""
     m = demo_manifest
     classes = m.attrs["classes"]
     store = SampleStore(tmp_path / "s.sqlite")
@@ -123,11 +123,15 @@ def test_sampling_the_human_distribution(demo_manifest, tmp_path, prompts):
         se = np.sqrt(moments[:, 1].sum()) / len(p)
         assert abs(js[strategy] - moments[:, 0].mean()) < 3 * se
 
-    refs = score(reference_predictions(m, seed=0), m)
+    # new_raters is the split-half estimate of a second panel of each clip's size
+    # (tts.references.rescore_new_raters); a redrawn panel's exact expectation is its scale.
+    refs = rescore_new_raters(score(reference_predictions(m, seed=0), m), m, seed=0)
     raters = refs.loc[refs["model"] == NEW_RATERS, "js_divergence"].mean()
     exact = np.array([expected_js(row, int(k)) for row, k in zip(p, m["n_raters"])])
-    assert abs(raters - exact[:, 0].mean()) < 3 * np.sqrt(exact[:, 1].sum() / 10) / len(p)
-    assert abs(js["majority@8"] - raters) < 0.5 * raters
+    # Two finite panels disagree more than one panel and the votes it is scored against
+    # (here .099 against a redraw's .043), so N redrawn votes already beat it.
+    assert exact[:, 0].mean() < raters < 4 * exact[:, 0].mean()
+    assert js["majority@8"] < raters
     assert js["majority"] < 0.5 * raters
 
 
